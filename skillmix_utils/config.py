@@ -1,0 +1,235 @@
+"""Study configs: one validated YAML file describes a whole study (data, training, evaluation).
+
+`load_study_config("configs/demo.yaml", overrides={"evaluation.n_combinations": 2})` returns a
+`StudyConfig`; a bad file raises SkillmixError naming the file and the field. The schema is
+documented field by field in README.md ("Study config"); configs/*.yaml are the examples.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SkillmixError
+
+Pool = Literal["train", "held_out", "all"]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a config must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    """A model reached through a backend spec such as "openai:gpt-4o" or "hf:smollm2-135m-instruct"."""
+    spec: str
+    base_url: str | None = None
+    temperature: float = 0.7
+    max_tokens: int = 512
+    seed: int | None = None
+    options: dict = Field(default_factory=dict)   # passed to get_backend (batch, rpm, tpm, ...)
+
+    @field_validator("spec")
+    @classmethod
+    def _has_kind(cls, v: str) -> str:
+        kinds = ("openai:", "anthropic:", "openai-compatible:", "hf:", "vllm:")
+        if not v.startswith(kinds):
+            raise ValueError(f"{v!r} must start with one of {', '.join(kinds)}")
+        return v
+
+
+class GraderSpec(ModelSpec):
+    """A grader: a model plus how it is asked. `method` is table (the GPT-4 prompt), point_earned
+    (the open-weight prompt) or yes_no_logprob (local judge: per-criterion Yes/No probabilities)."""
+    name: str | None = None            # short label for tables, default: the spec
+    method: Literal["table", "point_earned", "yes_no_logprob"] = "table"
+    rounds: int = Field(3, ge=1)
+    temperature: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return self.name or self.spec
+
+
+class PoolSpec(_Strict):
+    skills: Pool
+    topics: Pool
+
+
+class ScoringSpec(_Strict):
+    explicit_name_rule: bool = True                        # the paper's harder variant
+    sentence_counter: Literal["reference", "improved"] = "reference"
+
+
+class CatalogSpec(_Strict):
+    skills: str | None = None     # None: the built-in open catalog
+    topics: str | None = None
+
+
+class SubsampleSpec(_Strict):
+    name: str
+    size: int = Field(gt=0)
+    per_k: dict[int, int] = Field(default_factory=dict)  # e.g. {3: 2000}; the rest drawn from other k
+    seed: int = 0
+
+
+class DataSpec(_Strict):
+    """Generating D_SKILL-MIX(k) (PROTOCOL §6)."""
+    enabled: bool = True
+    teacher: ModelSpec
+    graders: list[GraderSpec] = Field(min_length=1)
+    counts: dict[int, int]                                  # generations per k
+    pools: dict[int, PoolSpec] = Field(default_factory=lambda: {
+        1: PoolSpec(skills="all", topics="train"),
+        2: PoolSpec(skills="train", topics="train"),
+        3: PoolSpec(skills="train", topics="train")})
+    keep: Literal["full_marks"] = "full_marks"
+    mixes: list[list[int]] = Field(default_factory=lambda: [[1], [1, 2], [1, 2, 3]])
+    subsamples: list[SubsampleSpec] = Field(default_factory=list)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _pools_cover_counts(self):
+        for k in self.counts:
+            if k < 1:
+                raise ValueError(f"counts: k must be at least 1, got {k}")
+            if k not in self.pools:
+                raise ValueError(f"pools: no pool given for k={k}")
+        for mix in self.mixes:
+            missing = [k for k in mix if k not in self.counts]
+            if missing:
+                raise ValueError(f"mixes: {mix} uses k={missing} that counts does not generate")
+        return self
+
+
+class LoraSpec(_Strict):
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | str = "all-linear"
+
+
+class PretrainSpec(_Strict):
+    corpus: str | None = "builtin"     # "builtin" (offline default), a folder of .txt, a datasets folder, or null
+    ratio: float = Field(0.1, ge=0, lt=1)   # share of training tokens from the corpus
+
+
+class TrainSpec(_Strict):
+    """Fine-tuning the student (PROTOCOL §7)."""
+    enabled: bool = True
+    base_model: str                                  # hf alias, folder or hub id
+    mode: Literal["lora", "qlora", "full"] = "lora"
+    data_mix: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    subsample: str | None = None                     # a DataSpec.subsamples name
+    steps: int = Field(4000, ge=1)
+    batch_size: int = Field(64, ge=1)                # effective: per_device × accumulation × processes
+    per_device_batch_size: int = Field(4, ge=1)
+    learning_rate: float = 2e-5
+    warmup_steps: int = 64
+    max_length: int = 1024
+    format: Literal["chat_template", "plain"] = "chat_template"
+    packing: bool = True
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    pretrain: PretrainSpec = Field(default_factory=PretrainSpec)
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 500
+    merge_adapter: bool = False
+    launcher: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
+    num_processes: int = 1
+    seed: int = 0
+
+
+class StudentSpec(_Strict):
+    """A student: a base model, optionally with the adapter or checkpoint of a training run.
+    `adapter: "@train"` means the output of this study's training stage."""
+    name: str
+    model: ModelSpec
+    adapter: str | None = None
+
+
+class EvaluationSpec(_Strict):
+    """Evaluating with SKILL-MIX (PROTOCOL §8)."""
+    enabled: bool = True
+    students: list[StudentSpec] = Field(min_length=1)
+    settings: list[Literal["train", "held_out", "all"]] = Field(
+        default_factory=lambda: ["train", "held_out", "all"])
+    ks: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
+    n_combinations: int = Field(100, ge=1)
+    generation_rounds: int = Field(3, ge=1)
+    graders: list[GraderSpec] = Field(min_length=1)
+    seed: int = 0
+
+    @field_validator("ks")
+    @classmethod
+    def _positive(cls, ks):
+        if any(k < 1 for k in ks):
+            raise ValueError(f"every k must be at least 1, got {ks}")
+        return ks
+
+
+class StudyConfig(_Strict):
+    name: str
+    description: str = ""
+    output_dir: str | None = None          # default: outputs/<name>
+    catalog: CatalogSpec = Field(default_factory=CatalogSpec)
+    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
+    concurrency: int = Field(8, ge=1)
+    budget_usd: float | None = None
+    data: DataSpec | None = None
+    train: TrainSpec | None = None
+    evaluation: EvaluationSpec | None = None
+    grid: dict[str, list] = Field(default_factory=dict)   # dotted field -> values: one run each
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir or Path("outputs") / self.name)
+
+
+def _set_dotted(tree: dict, dotted: str, value, file: str) -> None:
+    node = tree
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        if isinstance(node, list):
+            key = int(key)
+        elif key not in node or node[key] is None:
+            node[key] = {}
+        node = node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _pydantic_message(err: ValidationError) -> tuple[str, str]:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling against README.md, 'Study config')"
+    more = len(err.errors()) - 1
+    return field, msg + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def load_study_config(path: str | Path, overrides: dict | None = None) -> StudyConfig:
+    """Read and validate a study config; `overrides` maps dotted fields to values."""
+    path = Path(path)
+    if not path.exists():
+        raise SkillmixError("no such study config file", file=str(path))
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SkillmixError(f"not valid YAML ({exc.__class__.__name__}: {exc})", file=str(path))
+    if not isinstance(tree, dict):
+        raise SkillmixError("a study config must be a mapping of fields", file=str(path))
+    tree = copy.deepcopy(tree)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(tree, dotted, value, str(path))
+    try:
+        return StudyConfig.model_validate(tree)
+    except ValidationError as err:
+        field, msg = _pydantic_message(err)
+        raise SkillmixError(msg, file=str(path), field=field) from None

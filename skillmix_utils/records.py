@@ -1,0 +1,156 @@
+"""The one record shape that flows through every stage, and the JSONL file that holds it.
+
+A `TextRecord` is born when a model writes a skill-mix text (data generation or evaluation);
+grading appends `Grading`s; scoring fills `derived`. Each stage adds fields and never
+re-derives what an earlier one knew.
+
+Storage: a stage's records live in one JSONL file. Every write appends one whole line (flushed
+and fsync'd under a file lock), so a crash loses at most the line being written and a torn last
+line is ignored on read. An updated record is appended again with the same `id`; readers keep
+the last version of each id. `RecordStore.compact()` rewrites the file atomically when wanted.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Literal
+
+from pydantic import BaseModel, Field
+
+Stage = Literal["datagen", "eval"]
+Setting = Literal["train", "held_out", "all", "custom"]
+
+
+class Combination(BaseModel):
+    """k distinct skills and one topic, drawn for one setting."""
+    skills: list[str]
+    topic: str
+    k: int
+    setting: str = "custom"
+    index: int = 0          # position in the seeded draw; stable across rounds
+    categories: list[str] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+
+
+class Grading(BaseModel):
+    """One grading round of one grader on one text."""
+    grader: str                      # backend spec, e.g. "openai:gpt-4o" or "hf:smollm2-135m-instruct"
+    method: str = "table"            # "table" | "point_earned" | "yes_no_logprob" (local judge)
+    round: int = 0
+    prompt: str | None = None        # the rendered grading prompt (no secrets: text only)
+    raw_reply: str | None = None
+    points: list[float | None] | None = None   # k + 3, rubric order; None entries = unreadable
+    status: Literal["ok", "parse_failed", "error"] = "ok"
+    stated_total: float | None = None
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Derived(BaseModel):
+    """Deterministic adjustments and the vote, per grader (keyed by grader spec)."""
+    sentence_count: int | None = None
+    length_point: float | None = None            # replaces the graders' length verdict
+    explicit_names: list[str] = Field(default_factory=list)  # skills named verbatim in the text
+    voted_points: dict[str, list[float | None]] = Field(default_factory=dict)
+    valid_rounds: dict[str, int] = Field(default_factory=dict)
+
+
+class TextRecord(BaseModel):
+    """A generated skill-mix text and everything later stages learn about it."""
+    id: str
+    stage: Stage
+    study: str = ""
+    model: str                                   # writer's backend spec
+    adapter: str | None = None                   # LoRA adapter or checkpoint folder, if any
+    student: str | None = None                   # student name in an evaluation config
+    combination: Combination
+    generation_round: int = 0
+    sampling: dict = Field(default_factory=dict)  # temperature, max_tokens, seed, ...
+    conversation: list[dict] = Field(default_factory=list)  # both turns, both replies
+    answer: str | None = None
+    extraction_rule: str | None = None
+    status: Literal["ok", "error"] = "ok"
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    gradings: list[Grading] = Field(default_factory=list)
+    derived: Derived = Field(default_factory=Derived)
+    kept: bool | None = None                      # data generation: passed the full-marks filter
+
+
+def record_id(stage: str, setting: str, k: int, index: int, generation_round: int,
+              student: str | None = None) -> str:
+    """A deterministic id, so that a resumed run finds what it already made.
+
+    >>> record_id("eval", "held_out", 3, 7, 1, student="base")
+    'eval/base/held_out/k3/c7/g1'
+    """
+    head = f"{stage}/{student}" if student else stage
+    return f"{head}/{setting}/k{k}/c{index}/g{generation_round}"
+
+
+class RecordStore:
+    """Append-only JSONL of TextRecords with last-write-wins reads."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _lock(self):
+        from filelock import FileLock
+        return FileLock(str(self.path) + ".lock")
+
+    def append(self, records: TextRecord | Iterable[TextRecord]) -> None:
+        """Append records (new or updated) durably."""
+        if isinstance(records, TextRecord):
+            records = [records]
+        lines = "".join(r.model_dump_json() + "\n" for r in records)
+        if not lines:
+            return
+        with self._lock(), open(self.path, "a+b") as fh:
+            # A writer killed mid-line leaves a torn tail: start on a fresh line after it.
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    lines = "\n" + lines
+            fh.write(lines.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def load(self) -> dict[str, TextRecord]:
+        """The latest version of every record, in first-seen order."""
+        out: dict[str, TextRecord] = {}
+        if not self.path.exists():
+            return out
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = TextRecord.model_validate(json.loads(line))
+                except ValueError:
+                    continue  # a line torn by a killed writer; its record is redone
+                out[rec.id] = rec
+        return out
+
+    def records(self) -> list[TextRecord]:
+        return list(self.load().values())
+
+    def compact(self) -> None:
+        """Rewrite the file with one line per record, atomically."""
+        with self._lock():
+            recs = self.load()
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in recs.values():
+                    fh.write(r.model_dump_json() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
