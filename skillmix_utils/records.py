@@ -24,12 +24,12 @@ Setting = Literal["train", "held_out", "all", "custom"]
 
 class Combination(BaseModel):
     """k distinct skills and one topic, drawn for one setting."""
-    skills: list[str]
+    skills: tuple[str, ...]
     topic: str
     k: int
     setting: str = "custom"
     index: int = 0          # position in the seeded draw; stable across rounds
-    categories: list[str] = Field(default_factory=list)
+    categories: tuple[str, ...] = ()
 
 
 class Usage(BaseModel):
