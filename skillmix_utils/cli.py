@@ -56,37 +56,42 @@ def cmd_catalog(args) -> int:
 
 
 def cmd_generate_data(args) -> int:
+    cfg = _config(args)  # validate before importing the heavy stage
     from .stages.datagen import run_datagen
 
-    _print_paths(run_datagen(_config(args), dry_run=args.dry_run))
+    _print_paths(run_datagen(cfg, dry_run=args.dry_run))
     return 0
 
 
 def cmd_train(args) -> int:
+    cfg = _config(args)
     from .train import run_training
 
-    _print_paths(run_training(_config(args), resume=not args.restart))
+    _print_paths(run_training(cfg, resume=not args.restart))
     return 0
 
 
 def cmd_evaluate(args) -> int:
+    cfg = _config(args)
     from .stages.evaluate import run_evaluation
 
-    _print_paths(run_evaluation(_config(args), students=args.student, dry_run=args.dry_run))
+    _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))
     return 0
 
 
 def cmd_grade(args) -> int:
+    cfg = _config(args)
     from .stages.grade import grade_file
 
-    _print_paths(grade_file(_config(args), Path(args.records), grader_names=args.grader))
+    _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
     return 0
 
 
 def cmd_metrics(args) -> int:
+    cfg = _config(args)
     from .stages.tables import write_metric_tables
 
-    _print_paths(write_metric_tables(_config(args)))
+    _print_paths(write_metric_tables(cfg))
     return 0
 
 

@@ -1,0 +1,36 @@
+"""The record store: durable appends, last version wins, torn lines from killed writers ignored."""
+from __future__ import annotations
+
+from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, record_id
+
+
+def make(i, **kw):
+    combo = Combination(skills=("metaphor", "red herring"), topic="Beekeeping", k=2,
+                        setting="train", index=i)
+    return TextRecord(id=record_id("eval", "train", 2, i, 0, student="base"), stage="eval",
+                      model="hf:x", combination=combo, **kw)
+
+
+def test_round_trip_and_last_version_wins(tmp_path):
+    store = RecordStore(tmp_path / "r.jsonl")
+    store.append([make(0, answer="first"), make(1)])
+    updated = make(0, answer="first")
+    updated.gradings.append(Grading(grader="openai:g", points=[1, 1, 1, 1, 1], round=0))
+    store.append(updated)
+    recs = store.load()
+    assert list(recs) == ["eval/base/train/k2/c0/g0", "eval/base/train/k2/c1/g0"]
+    assert recs["eval/base/train/k2/c0/g0"].gradings[0].points == [1, 1, 1, 1, 1]
+    assert recs["eval/base/train/k2/c0/g0"].combination.skills == ("metaphor", "red herring")
+    store.compact()
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 2
+    assert store.load() == recs
+
+
+def test_torn_line_is_skipped_and_next_append_survives(tmp_path):
+    path = tmp_path / "r.jsonl"
+    store = RecordStore(path)
+    store.append(make(0))
+    with open(path, "a") as fh:
+        fh.write('{"id": "eval/base/train/k2/c1/g0", "stage": "ev')  # writer killed here
+    store.append(make(2))
+    assert [r.combination.index for r in store.records()] == [0, 2]
