@@ -32,6 +32,17 @@ class ModelSpec(_Strict):
     seed: int | None = None
     options: dict = Field(default_factory=dict)   # passed to get_backend (batch, rpm, tpm, ...)
 
+    @field_validator("options")
+    @classmethod
+    def _no_secrets(cls, v: dict) -> dict:
+        # Keys come from the environment only, so a config (which is copied into outputs and
+        # notebooks) can never carry one.
+        bad = [k for k in v if any(w in k.lower() for w in ("key", "token", "secret", "auth"))]
+        if bad:
+            raise ValueError(f"{bad[0]!r}: API keys are read from the environment only "
+                             "(OPENAI_API_KEY, ANTHROPIC_API_KEY), never from a config")
+        return v
+
     @field_validator("spec")
     @classmethod
     def _has_kind(cls, v: str) -> str:

@@ -91,3 +91,10 @@ def test_cli_reports_bad_config_in_one_line_and_exit_2(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "evaluation.colour" in lines[0] and str(path) in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_api_keys_are_refused_in_configs(tmp_path):
+    text = GOOD.replace("max_tokens: 32}", "max_tokens: 32, options: {api_key: sk-live-123}}")
+    with pytest.raises(SkillmixError, match="environment only") as info:
+        load_study_config(write(tmp_path, text))
+    assert "sk-live-123" not in str(info.value)
