@@ -76,8 +76,17 @@ class ScoringSpec(_Strict):
 
 
 class CatalogSpec(_Strict):
-    skills: str | None = None     # None: the built-in open catalog
+    skills: str | None = None     # None: the built-in open catalog; paths are relative to the cwd
     topics: str | None = None
+    train_categories: list[str] | None = None   # CSV catalogs: categories of the training split
+    topic_seed: int = 0                          # plain-text topics: seed of the 50/50 draw
+
+    def load(self):
+        """The catalog this spec names (catalog.load_catalog)."""
+        from .catalog import load_catalog
+
+        return load_catalog(self.skills, self.topics, train_categories=self.train_categories,
+                            topic_seed=self.topic_seed)
 
 
 class SubsampleSpec(_Strict):
