@@ -1,0 +1,100 @@
+"""Anthropic messages (`anthropic:<model>`).
+
+anthropic 2.12's `Messages.create` has no `temperature` keyword, but the wire protocol takes
+it, so it goes in `extra_body`. System messages go in `system=`. Anthropic has no seed: it is
+recorded with the result (and in the cache key) but not sent.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from urllib.parse import urlsplit
+
+from ..errors import SkillmixError
+from .base import Backend, MalformedReply, Reply
+
+DEFAULT_HOST = "api.anthropic.com"
+
+
+def split_system(messages: list[dict]) -> tuple[str | None, list[dict]]:
+    """Separate system messages (joined) from the user/assistant turns.
+
+    >>> split_system([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    ('Be brief.', [{'role': 'user', 'content': 'Hi'}])
+    """
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
+    return system, [m for m in messages if m["role"] != "system"]
+
+
+class AnthropicBackend(Backend):
+    """`anthropic:<model>` through the official SDK."""
+
+    kind = "anthropic"
+
+    def __init__(self, model: str, *, base_url=None, timeout=None, max_retries=None, **options):
+        base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        key = os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            raise SkillmixError("set the environment variable ANTHROPIC_API_KEY "
+                                "to use an anthropic: model", field="ANTHROPIC_API_KEY")
+        super().__init__(model, base_url=base_url, **options)
+        self._key = key
+        self._secrets = (key,)
+        self.timeout, self.max_retries = timeout, max_retries
+        import anthropic  # noqa: F401 - fail at get_backend when missing
+        self.malformed_errors = (*self.malformed_errors, anthropic.APIResponseValidationError)
+        self._client = None
+
+    def _key_extra(self) -> dict:
+        return {"host": urlsplit(self.base_url).netloc if self.base_url else DEFAULT_HOST}
+
+    def make_client(self):
+        """A fresh AsyncAnthropic client (bound to the running event loop)."""
+        import anthropic
+
+        kwargs = {"api_key": self._key}
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        if self.max_retries is not None:
+            kwargs["max_retries"] = self.max_retries
+        return anthropic.AsyncAnthropic(**kwargs)
+
+    @contextlib.asynccontextmanager
+    async def _session(self):
+        self._client = self.make_client()
+        try:
+            yield self._client
+        finally:
+            await self._client.close()
+            self._client = None
+
+    def request_params(self, messages, *, temperature, max_tokens, seed=None) -> dict:
+        """The messages-API parameters of one request (also a batch request's `params`)."""
+        system, turns = split_system(messages)
+        params = {"model": self.model, "max_tokens": max_tokens, "messages": turns,
+                  "temperature": temperature}
+        if system:
+            params["system"] = system
+        return params
+
+    @staticmethod
+    def parse_reply(data) -> Reply:
+        """Text and usage from a Message object or dict; MalformedReply when unusable."""
+        if hasattr(data, "model_dump"):
+            data = data.model_dump()
+        try:
+            blocks = data["content"]
+            text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
+            usage = data.get("usage") or {}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MalformedReply("no content blocks in the reply") from exc
+        return Reply(text, int(usage.get("input_tokens") or 0),
+                     int(usage.get("output_tokens") or 0))
+
+    async def _call(self, messages, *, temperature, max_tokens, seed) -> Reply:
+        p = self.request_params(messages, temperature=temperature, max_tokens=max_tokens)
+        temp = p.pop("temperature")
+        resp = await self._client.messages.create(**p, extra_body={"temperature": temp})
+        return self.parse_reply(resp)

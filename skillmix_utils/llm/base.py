@@ -1,0 +1,263 @@
+"""The backend interface: cache lookup, budget, rate limits, concurrency, retries, results.
+
+A provider subclass implements `_call` (one sample of one conversation, returning a `Reply`)
+or overrides `_run_jobs` (local models generate a whole batch at once). Everything else, the
+order of results, the cache, the running cost and the budget cap, lives here once.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..errors import SkillmixError
+from .cache import NullCache, ResponseCache, cache_key
+from .cost import price_of, request_cost
+from .limits import RateLimits
+from .redact import describe_error
+
+log = logging.getLogger("skillmix.llm")
+
+BUDGET_EXCEEDED = "budget_exceeded"
+
+
+@dataclass
+class ChatResult:
+    """One conversation's replies: n texts, usage, cost, cache flag and error (None when ok)."""
+    texts: list[str] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+    error: str | None = None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str | None:
+        """The first reply, or None."""
+        return self.texts[0] if self.texts else None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Reply:
+    """One sample as a provider returned it."""
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class MalformedReply(ValueError):
+    """A 200 response whose body is not a usable reply."""
+
+
+@dataclass
+class Job:
+    """One sample still to be made: conversation `item`, sample `index`, cache `key`."""
+    item: int
+    index: int
+    key: str
+    messages: list
+    seed: int | None
+
+
+def check_conversations(conversations) -> list[list[dict]]:
+    """Validate a list of conversations (lists of {"role", "content"} messages)."""
+    if isinstance(conversations, (str, dict)) or not hasattr(conversations, "__iter__"):
+        raise SkillmixError("chat() takes a list of conversations (lists of messages)",
+                            field="conversations")
+    out = []
+    for i, conv in enumerate(conversations):
+        if not isinstance(conv, (list, tuple)) or not conv:
+            raise SkillmixError("a conversation is a non-empty list of messages",
+                                field=f"conversations[{i}]")
+        for j, m in enumerate(conv):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
+                    or not isinstance(m.get("content"), str):
+                raise SkillmixError('a message is {"role": system|user|assistant, "content": str}',
+                                    field=f"conversations[{i}][{j}]")
+        out.append([{"role": m["role"], "content": m["content"]} for m in conv])
+    return out
+
+
+class Backend:
+    """Common machinery; subclasses set `kind` and implement `_call` or `_run_jobs`."""
+
+    kind = "base"
+    malformed_errors: tuple = (MalformedReply, json.JSONDecodeError)
+
+    def __init__(self, model: str, *, cache_dir=None, use_cache: bool = True,
+                 concurrency: int = 8, budget_usd: float | None = None, rpm=None, tpm=None,
+                 base_url: str | None = None, prices: dict | None = None, progress=None,
+                 malformed_retries: int = 3, batch: bool = False, poll_interval: float = 30.0,
+                 batch_timeout: float | None = None, **_ignored):
+        self.model = model
+        self.base_url = base_url
+        self.concurrency = max(1, int(concurrency))
+        self.budget_usd = budget_usd
+        self.limits = RateLimits(rpm, tpm)
+        self.price = price_of(model, prices) if self.kind not in ("hf", "vllm") else None
+        self.progress = progress
+        self.malformed_retries = malformed_retries
+        self.batch = batch
+        self.poll_interval, self.batch_timeout = poll_interval, batch_timeout
+        self.spent_usd = 0.0
+        self._reserved = 0.0
+        self._secrets: tuple[str, ...] = ()
+        if use_cache:
+            from ..models import cache_dir as skillmix_cache
+            self.cache = ResponseCache(cache_dir or skillmix_cache() / "llm")
+        else:
+            self.cache = NullCache()
+
+    # --- identity ------------------------------------------------------------------------
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.model}"
+
+    def _key_extra(self) -> dict:
+        """Parts of the cache key beyond the request (e.g. server host, adapter fingerprint)."""
+        return {}
+
+    def key(self, messages, temperature, max_tokens, seed, index) -> str:
+        """The cache key of sample `index` of one request."""
+        return cache_key(kind=self.kind, model=self.model, messages=messages,
+                         temperature=float(temperature), max_tokens=int(max_tokens),
+                         seed=seed, index=int(index), **self._key_extra())
+
+    # --- public API ----------------------------------------------------------------------
+    def chat(self, conversations, temperature: float = 0.7, max_tokens: int = 512, n: int = 1,
+             seed: int | None = None) -> list[ChatResult]:
+        """One ChatResult per conversation, in order; failures are results with `.error`.
+
+        Works inside a running event loop (Jupyter) by running in a worker thread.
+        """
+        coro = self.achat(conversations, temperature=temperature, max_tokens=max_tokens,
+                          n=n, seed=seed)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coro)
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, coro).result()
+
+    async def achat(self, conversations, temperature: float = 0.7, max_tokens: int = 512,
+                    n: int = 1, seed: int | None = None) -> list[ChatResult]:
+        """Async form of `chat`."""
+        convs = check_conversations(conversations)
+        if n < 1:
+            raise SkillmixError("n must be at least 1", field="n")
+        params = {"temperature": temperature, "max_tokens": max_tokens, "n": n, "seed": seed,
+                  "model": self.spec}
+        jobs = []
+        for i, conv in enumerate(convs):
+            for j in range(n):
+                # Sample j under a fixed seed uses seed + j: n samples differ, and sample j is
+                # the same whatever n was asked for (so n=3 after n=2 makes one new call).
+                s = None if seed is None else seed + j
+                jobs.append(Job(i, j, self.key(conv, temperature, max_tokens, seed, j), conv, s))
+        hits = self.cache.get_many([jb.key for jb in jobs])
+        todo = [jb for jb in jobs if jb.key not in hits]
+        outcomes: dict[str, dict] = {k: {**v, "cached": True} for k, v in hits.items()}
+        if todo:
+            outcomes.update(await self._run_jobs(todo, temperature, max_tokens))
+        results = []
+        for i in range(len(convs)):
+            res = ChatResult(params=dict(params), cached=True)
+            for jb in jobs[i * n:(i + 1) * n]:
+                o = outcomes.get(jb.key) or {"error": "not_run"}
+                if o.get("error"):
+                    res.error = res.error or o["error"]
+                    res.cached = False
+                    continue
+                res.texts.append(o["text"])
+                res.input_tokens += o.get("input_tokens", 0)
+                res.output_tokens += o.get("output_tokens", 0)
+                res.cost_usd = round(res.cost_usd + o.get("cost_usd", 0.0), 10)
+                res.cached = res.cached and o.get("cached", False)
+            results.append(res)
+        return results
+
+    # --- the work --------------------------------------------------------------------------
+    def _estimate(self, job: Job, max_tokens: int) -> tuple[int, float]:
+        """Rough tokens and worst-case dollars of one request, for tpm and the budget."""
+        tokens_in = sum(len(m["content"]) for m in job.messages) // 4 + 4 * len(job.messages)
+        return tokens_in + max_tokens, request_cost(self.price, tokens_in, max_tokens, self.batch)
+
+    def _over_budget(self, usd: float) -> bool:
+        return self.budget_usd is not None and self.spent_usd + self._reserved + usd > self.budget_usd
+
+    def _record(self, job: Job, reply: Reply, batch: bool = False) -> dict:
+        usd = request_cost(self.price, reply.input_tokens, reply.output_tokens, batch)
+        value = {"text": reply.text, "input_tokens": reply.input_tokens,
+                 "output_tokens": reply.output_tokens, "cost_usd": usd, "model": self.spec}
+        self.cache.put(job.key, value)
+        self.spent_usd = round(self.spent_usd + usd, 10)
+        return {**value, "cached": False}
+
+    async def _run_jobs(self, jobs: list[Job], temperature, max_tokens) -> dict[str, dict]:
+        """Make the missing samples concurrently; returns {key: outcome}."""
+        if self.batch:
+            from .batch import run_batch
+            return await run_batch(self, jobs, temperature, max_tokens)
+        from tqdm.auto import tqdm
+
+        sem = asyncio.Semaphore(self.concurrency)
+        out: dict[str, dict] = {}
+        stop = False
+        bar = tqdm(total=len(jobs), desc=self.spec, unit="req", disable=self.progress is False
+                   if self.progress is not None else None, leave=False)
+
+        async def one(job: Job):
+            nonlocal stop
+            async with sem:
+                tokens, usd = self._estimate(job, max_tokens)
+                if stop or self._over_budget(usd):
+                    stop = True
+                    out[job.key] = {"error": BUDGET_EXCEEDED}
+                    return
+                self._reserved += usd
+                try:
+                    await self.limits.acquire(tokens)
+                    reply = await self._call_with_retries(job, temperature, max_tokens)
+                    out[job.key] = self._record(job, reply)
+                except Exception as exc:  # noqa: BLE001 - failures are data
+                    out[job.key] = {"error": describe_error(exc, self._secrets)}
+                    log.warning("%s request failed: %s", self.spec, out[job.key]["error"])
+                finally:
+                    self._reserved -= usd
+                    bar.update(1)
+                    bar.set_postfix_str(f"${self.spent_usd:.4f}", refresh=False)
+
+        async with self._session():
+            await asyncio.gather(*(one(jb) for jb in jobs))
+        bar.close()
+        return out
+
+    async def _call_with_retries(self, job: Job, temperature, max_tokens) -> Reply:
+        # The SDKs retry 429/5xx/timeouts/cut connections themselves; a 200 with a malformed
+        # body raises inside the SDK and is not retried there, so it is retried here.
+        for attempt in range(self.malformed_retries + 1):
+            try:
+                return await self._call(job.messages, temperature=temperature,
+                                        max_tokens=max_tokens, seed=job.seed)
+            except self.malformed_errors as exc:
+                if attempt == self.malformed_retries:
+                    raise
+                log.info("%s malformed reply, retrying: %s", self.spec,
+                         describe_error(exc, self._secrets))
+                await asyncio.sleep(min(0.05 * 2 ** attempt, 2.0))
+        raise AssertionError("unreachable")
+
+    def _session(self):
+        """Async context manager around one `achat` (API backends open their client here)."""
+        import contextlib
+        return contextlib.nullcontext()
+
+    async def _call(self, messages, *, temperature, max_tokens, seed) -> Reply:
+        raise NotImplementedError

@@ -1,0 +1,193 @@
+"""Local transformers models (`hf:<alias|folder|hub id>`), optionally with a PEFT adapter.
+
+Generation is batched: prompts go through the model's chat template, are sorted by length
+(less padding) and left-padded; temperature 0 means greedy decoding. Runs on a CUDA GPU when
+there is one, else on the CPU. `yes_no_probabilities` is the local judge's scorer.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+from ..errors import SkillmixError
+from .base import Backend, Job, Reply
+from .redact import describe_error
+
+log = logging.getLogger("skillmix.llm")
+_LOADED: dict = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def adapter_fingerprint(adapter: str | None) -> str | None:
+    """sha256 of an adapter folder's weights file(s): a retrained adapter gets new cache keys."""
+    if not adapter:
+        return None
+    folder = Path(adapter)
+    files = sorted(p for p in folder.glob("adapter_model*") if p.is_file()) if folder.is_dir() else []
+    if not files:
+        raise SkillmixError(f"{adapter} has no adapter_model.safetensors/.bin", field="adapter")
+    h = hashlib.sha256()
+    for p in files:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+class HFBackend(Backend):
+    """A local causal LM through transformers (+ peft for `adapter=`)."""
+
+    kind = "hf"
+
+    def __init__(self, model: str, *, adapter: str | None = None, batch_size: int = 8,
+                 device: str | None = None, dtype: str = "auto", quantization: str | None = None,
+                 **options):
+        super().__init__(model, **options)
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise SkillmixError(f"hf: models need torch and transformers ({exc})",
+                                field="model") from None
+        from ..models import resolve_model
+
+        self.path = resolve_model(model)
+        self.adapter = str(Path(adapter).expanduser().resolve()) if adapter else None
+        self.adapter_sha = adapter_fingerprint(self.adapter)
+        self.batch_size, self.device, self.dtype = max(1, batch_size), device, dtype
+        self.quantization = quantization
+
+    def _key_extra(self) -> dict:
+        return {"adapter": self.adapter, "adapter_sha": self.adapter_sha}
+
+    # --- loading ---------------------------------------------------------------------------
+    def load(self):
+        """(model, tokenizer), loaded once per process and shared by equal backends."""
+        import torch
+
+        from ..models import load_causal_lm, load_tokenizer
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        ident = (self.path, self.adapter, self.adapter_sha, self.quantization, self.dtype, device)
+        with _LOAD_LOCK:
+            if ident not in _LOADED:
+                tok = load_tokenizer(self.path)
+                tok.padding_side = "left"
+                if self.quantization:
+                    lm = load_causal_lm(self.path, dtype=self.dtype, quantization=self.quantization,
+                                        adapter=self.adapter,
+                                        device_map={"": 0} if device == "cuda" else None)
+                else:
+                    lm = load_causal_lm(self.path, dtype=self.dtype, adapter=self.adapter).to(device)
+                lm.eval()
+                _LOADED[ident] = (lm, tok, device)
+            return _LOADED[ident]
+
+    def render(self, messages: list[dict]) -> str:
+        """The chat-templated prompt text, ending with the assistant's turn opening."""
+        _, tok, _ = self.load()
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    # --- generation ------------------------------------------------------------------------
+    def generate(self, prompts: list[str], *, temperature: float, max_tokens: int,
+                 seed: int | None = None, batch_size: int | None = None) -> list[Reply]:
+        """Replies to chat-templated prompt texts, in order (batched, left-padded)."""
+        import torch
+
+        lm, tok, device = self.load()
+        bs = batch_size or self.batch_size
+        enc = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -len(enc[i]))
+        stop_ids = {tok.eos_token_id, tok.pad_token_id} - {None}
+        greedy = not temperature or temperature <= 0
+        gen_cfg = lm.generation_config.__class__(
+            max_new_tokens=max_tokens, do_sample=not greedy,
+            temperature=None if greedy else float(temperature), top_p=None if greedy else 1.0,
+            top_k=None if greedy else 0, pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id)
+        out: list[Reply | None] = [None] * len(prompts)
+        for start in range(0, len(order), bs):
+            idx = order[start:start + bs]
+            batch = tok.pad({"input_ids": [enc[i] for i in idx]}, padding=True,
+                            return_tensors="pt").to(device)
+            if seed is not None and not greedy:
+                torch.manual_seed(seed)
+            with torch.no_grad():
+                gen = lm.generate(**batch, generation_config=gen_cfg)
+            width = batch["input_ids"].shape[1]
+            for row, i in enumerate(idx):
+                ids = gen[row, width:].tolist()
+                cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
+                text = tok.decode(ids[:cut], skip_special_tokens=True).strip()
+                out[i] = Reply(text, len(enc[i]), min(cut + 1, len(ids)) if ids else 0)
+        return out
+
+    async def _run_jobs(self, jobs: list[Job], temperature, max_tokens) -> dict[str, dict]:
+        return await asyncio.to_thread(self._run_jobs_sync, jobs, temperature, max_tokens)
+
+    def _run_jobs_sync(self, jobs: list[Job], temperature, max_tokens) -> dict[str, dict]:
+        greedy = not temperature or temperature <= 0
+        # Greedy samples of one prompt are identical: generate once. Sampled ones are grouped
+        # by seed (sample j uses seed + j) so each group is one seeded, batched pass.
+        groups: dict = {}
+        for jb in jobs:
+            groups.setdefault(None if greedy else jb.seed if jb.seed is not None else ("i", jb.index),
+                              []).append(jb)
+        out: dict[str, dict] = {}
+        for gkey, group in groups.items():
+            try:
+                prompts = {}
+                for jb in group:
+                    prompts.setdefault(self.render(jb.messages), []).append(jb)
+                texts = list(prompts)
+                seed = gkey if isinstance(gkey, int) else None
+                replies = self.generate(texts, temperature=temperature, max_tokens=max_tokens,
+                                        seed=seed)
+                for text, reply in zip(texts, replies):
+                    for jb in prompts[text]:
+                        out[jb.key] = self._record(jb, reply)
+            except Exception as exc:  # noqa: BLE001 - failures are data
+                err = describe_error(exc)
+                log.warning("%s generation failed: %s", self.spec, err)
+                out.update({jb.key: {"error": err} for jb in group})
+        return out
+
+    # --- the local judge ---------------------------------------------------------------------
+    def yes_no_probabilities(self, conversations, batch_size: int | None = None) -> list[float]:
+        """P(Yes) / (P(Yes) + P(No)) for the next token after each chat-templated prompt.
+
+        Both "Yes"/"No" and their leading-space variants count.
+        """
+        import torch
+
+        from .base import check_conversations
+
+        lm, tok, device = self.load()
+        convs = check_conversations(conversations)
+        yes = _first_tokens(tok, ("Yes", " Yes"))
+        no = _first_tokens(tok, ("No", " No"))
+        prompts = [self.render(c) for c in convs]
+        bs = batch_size or self.batch_size
+        out: list[float] = []
+        for start in range(0, len(prompts), bs):
+            batch = tok(prompts[start:start + bs], add_special_tokens=False, padding=True,
+                        return_tensors="pt").to(device)
+            with torch.no_grad():
+                logits = lm(**batch).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1)
+            p_yes = probs[:, yes].sum(-1)
+            p_no = probs[:, no].sum(-1)
+            out.extend((p_yes / (p_yes + p_no).clamp_min(1e-30)).tolist())
+        return out
+
+
+def _first_tokens(tok, words) -> list[int]:
+    ids = []
+    for w in words:
+        enc = tok(w, add_special_tokens=False)["input_ids"]
+        if enc and enc[0] not in ids:
+            ids.append(enc[0])
+    return ids

@@ -1,0 +1,102 @@
+"""The two-turn writing step shared by data generation (teacher) and evaluation (students).
+
+Turn 1 (PROTOCOL §3) goes out for all pending items of a chunk in one batched `chat` call, then
+turn 2 with each model's first reply; the text that counts is extracted from the second reply.
+Each record is appended to the store as soon as its text exists, so a killed run loses at most
+one chunk, and the llm cache makes redoing that chunk free.
+
+Generation round g sends seed `round_seed(spec, g)`: rounds are independent samples of the same
+combinations, and a re-run of round g asks exactly the same request again (a cache hit).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from ..config import ModelSpec
+from ..records import Combination, RecordStore, TextRecord, Usage
+from .context import StageRun, round_seed
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One text to write: its record id, combination and generation round."""
+    id: str
+    combination: Combination
+    generation_round: int = 0
+
+
+def pending_items(items: Iterable[Pending], existing: dict[str, TextRecord]) -> list[Pending]:
+    """The items that have no successful record yet (missing or failed ones are redone)."""
+    return [p for p in items if p.id not in existing or existing[p.id].status != "ok"]
+
+
+def _usage(*results) -> Usage:
+    results = [r for r in results if r is not None]
+    return Usage(input_tokens=sum(r.input_tokens or 0 for r in results),
+                 output_tokens=sum(r.output_tokens or 0 for r in results),
+                 cost_usd=sum(r.cost_usd or 0.0 for r in results),
+                 cached=bool(results) and all(r.cached for r in results))
+
+
+def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog,
+                   store: RecordStore, *, stage: str, student: str | None = None,
+                   model_label: str | None = None, adapter: str | None = None,
+                   chunk_size: int | None = None,
+                   on_chunk: Callable[[list[TextRecord]], None] | None = None) -> list[TextRecord]:
+    """Write a text for each pending item and append its record; returns the new records.
+
+    Example: ``generate_texts(run, cfg.data.teacher, items, catalog, store, stage="datagen")``.
+    Raises `BudgetExhausted` after saving the chunk in which the budget ran out.
+    """
+    from .. import prompts
+    from ..generation import extract_answer_with_rule
+
+    backend = run.backend(spec, adapter=adapter)
+    chunk_size = chunk_size or run.chunk_size
+    made: list[TextRecord] = []
+    by_round: dict[int, list[Pending]] = {}
+    for p in items:
+        by_round.setdefault(p.generation_round, []).append(p)
+    for g in sorted(by_round):
+        seed = round_seed(spec, g)
+        params = dict(temperature=spec.temperature, max_tokens=spec.max_tokens, n=1, seed=seed)
+        todo = by_round[g]
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
+            turn1 = [prompts.generation_turn1([catalog.skill(s) for s in p.combination.skills],
+                                              p.combination.topic) for p in chunk]
+            turn2 = [prompts.generation_turn2(p.combination.k) for p in chunk]
+            first = backend.chat([[{"role": "user", "content": t}] for t in turn1], **params)
+            second_idx = [i for i, r in enumerate(first) if r.ok]
+            convs2 = [[{"role": "user", "content": turn1[i]},
+                       {"role": "assistant", "content": first[i].text or ""},
+                       {"role": "user", "content": turn2[i]}] for i in second_idx]
+            second = dict(zip(second_idx, backend.chat(convs2, **params) if convs2 else []))
+            recs = []
+            for i, p in enumerate(chunk):
+                r1, r2 = first[i], second.get(i)
+                rec = TextRecord(
+                    id=p.id, stage=stage, study=run.cfg.name, model=model_label or spec.spec,
+                    adapter=adapter, student=student, combination=p.combination,
+                    generation_round=g, usage=_usage(r1, r2),
+                    sampling={**params, "prompt_version": prompts.PROMPT_VERSION})
+                rec.conversation = [{"role": "user", "content": turn1[i]}]
+                if not r1.ok:
+                    rec.status, rec.error = "error", f"turn 1: {r1.error}"
+                else:
+                    rec.conversation.append({"role": "assistant", "content": r1.text or ""})
+                    rec.conversation.append({"role": "user", "content": turn2[i]})
+                    if not r2.ok:
+                        rec.status, rec.error = "error", f"turn 2: {r2.error}"
+                    else:
+                        rec.conversation.append({"role": "assistant", "content": r2.text or ""})
+                        extraction = extract_answer_with_rule(r2.text or "")
+                        rec.answer, rec.extraction_rule = extraction.text, extraction.rule
+                recs.append(rec)
+            store.append(recs)
+            made.extend(recs)
+            if on_chunk:
+                on_chunk(recs)
+            run.account(list(first) + list(second.values()))
+    return made

@@ -1,0 +1,70 @@
+"""A local grader that a small model can be: one yes/no question per rubric criterion.
+
+A 135M-parameter model cannot be trusted to write the rubric table of PROTOCOL §4, so `hf:`
+graders with `method: yes_no_logprob` are asked each of the k + 3 criteria separately
+(prompt: data/prompts/v1/judge_yes_no.txt) and the point is read from the next-token
+probabilities: 1 when P("Yes") / (P("Yes") + P("No")) >= 0.5, else 0. The probabilities are
+kept as the grading's raw reply, and the method is recorded as "yes_no_logprob" in every
+record and table, so these gradings are never mistaken for the published grader's.
+
+The judgement is deterministic (no sampling), so it is made once per text: the grader's
+`rounds` setting does not apply to it (three identical rounds would only fake a majority vote).
+"""
+from __future__ import annotations
+
+import json
+
+from ..errors import SkillmixError
+from ..records import Grading
+
+METHOD = "yes_no_logprob"
+THRESHOLD = 0.5
+
+
+def judge_prompts(skills, topic: str, answer: str) -> list[str]:
+    """The k + 3 yes/no questions for one text, in rubric order.
+
+    >>> from types import SimpleNamespace as S
+    >>> m = S(name="metaphor", definition="A comparison.", example="Time is a thief.")
+    >>> qs = judge_prompts([m], "Knots", "A knot is a promise.")
+    >>> len(qs), qs[0].splitlines()[-1]
+    (4, 'Does the text meet this criterion: "Correctly illustrates metaphor"? Answer with Yes or No.')
+    """
+    from ..grading import rubric_items
+    from ..prompts import load_template, number_words, sentence_limit, skills_defs
+
+    template = load_template("judge_yes_no")
+    fields = dict(num_sentences_str=number_words(sentence_limit(len(skills))), topic=topic,
+                  skills_str=", ".join(s.name for s in skills), skills_defs=skills_defs(skills),
+                  student_answer=answer)
+    return [template.format(criterion=c, **fields)
+            for c in rubric_items([s.name for s in skills], topic)]
+
+
+def check_backend(backend, spec: str) -> None:
+    """Refuse a yes_no_logprob grader whose backend cannot read next-token probabilities."""
+    if not callable(getattr(backend, "yes_no_probabilities", None)):
+        raise SkillmixError(f"method yes_no_logprob needs a local hf: grader, not {spec!r}",
+                            field="graders.method")
+
+
+def judge(backend, label: str, items: list[tuple[list, str, str]]) -> list[Grading]:
+    """Grade `items` (skills, topic, answer) with yes/no probabilities; one Grading each."""
+    questions, spans = [], []
+    for skills, topic, answer in items:
+        qs = judge_prompts(skills, topic, answer or "")
+        spans.append((len(questions), len(questions) + len(qs)))
+        questions.extend(qs)
+    try:
+        probs = backend.yes_no_probabilities([[{"role": "user", "content": q}] for q in questions])
+    except Exception as exc:  # a local failure is recorded and retried, never scored 0
+        return [Grading(grader=label, method=METHOD, round=0, status="error",
+                        error=f"{type(exc).__name__}: {exc}") for _ in items]
+    out = []
+    for (a, b) in spans:
+        p = [float(x) for x in probs[a:b]]
+        out.append(Grading(
+            grader=label, method=METHOD, round=0, prompt=questions[a],
+            raw_reply=json.dumps({"p_yes": [round(x, 6) for x in p], "threshold": THRESHOLD}),
+            points=[1.0 if x >= THRESHOLD else 0.0 for x in p], status="ok"))
+    return out

@@ -1,0 +1,226 @@
+"""The metric tables of an evaluation, recomputed from eval/records.jsonl alone.
+
+    skillmix metrics configs/demo.yaml
+
+eval/tables/:
+- metrics.csv: one row per student x setting x k x grader: the three metrics of PROTOCOL §5
+  (`metrics.skillmix_metrics`: vote over rounds, max over generations, mean over combinations,
+  with SEM and bootstrap interval) and the counts. `n_parse_failures` counts gradings whose
+  reply could not be read (status parse_failed); failed calls are in parse_failures.csv.
+- per_category.csv: per student x setting x k x grader x skill category, the fraction of voted
+  skill points earned (all generations, not the max).
+- agreement.csv: per pair of graders x criterion, Cohen's kappa of their voted points on the
+  same texts, and (criterion "full_marks") P(full marks by b | full marks by a) and the reverse,
+  as the paper's Table 6; per student x setting x k and pooled ("all").
+- parse_failures.csv: per student x setting x k x grader, gradings ok / parse_failed / error /
+  missing.
+The corrections of `scoring` (length count, explicit-name rule) are re-applied from the current
+config, so changing `scoring` and re-running `skillmix metrics` needs no new model call.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..config import StudyConfig
+from ..records import RecordStore, TextRecord
+from .scoring import adjusted_points, corrections
+
+METRIC_COLUMNS = [f"{m}{s}" for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction")
+                  for s in ("", "_sem", "_ci_low", "_ci_high")]
+COLUMNS = (["study", "student", "base_model", "adapter", "setting", "k", "grader", "grader_method",
+            "n_combinations"] + METRIC_COLUMNS
+           + ["n_excluded_generations", "n_excluded_combinations", "n_parse_failures"])
+
+
+def grader_labels(cfg: StudyConfig, records: list[TextRecord]) -> list[str]:
+    """The graders in config order, then any other grader found in the records."""
+    labels = [g.label for g in (cfg.evaluation.graders if cfg.evaluation else [])]
+    for r in records:
+        for g in r.gradings:
+            if g.grader not in labels:
+                labels.append(g.grader)
+    return labels
+
+
+def _groups(cfg, records):
+    order = {s.name: i for i, s in enumerate(cfg.evaluation.students)} if cfg.evaluation else {}
+    settings = {s: i for i, s in enumerate(["train", "held_out", "all", "custom"])}
+    groups = defaultdict(list)
+    for r in records:
+        groups[(r.student or r.model, r.combination.setting, r.combination.k)].append(r)
+    return dict(sorted(groups.items(), key=lambda kv: (
+        order.get(kv[0][0], len(order)), kv[0][0], settings.get(kv[0][1], 9), kv[0][1], kv[0][2])))
+
+
+def round_points(rec: TextRecord, label: str, cfg: StudyConfig) -> dict[int, list[float]]:
+    """{round: the k + 3 corrected points (NaN = unreadable)} of one grader on one record."""
+    if rec.status != "ok" or rec.answer is None:
+        return {}
+    _, length_point, named = corrections(rec, cfg.scoring)
+    out = {}
+    for g in rec.gradings:
+        if g.grader != label:
+            continue
+        pts = adjusted_points(g, rec.combination.k, length_point, named, rec.combination.skills,
+                              cfg.scoring)
+        if pts is not None:
+            out[g.round] = [math.nan if p is None else p for p in pts]
+    return out
+
+
+def points_array(recs: list[TextRecord], label: str, cfg: StudyConfig, k: int) -> np.ndarray:
+    """(combinations, generations, rounds, k + 3) with NaN for what is missing or failed."""
+    combos = sorted({r.combination.index for r in recs})
+    gens = max(r.generation_round for r in recs) + 1
+    per = {r.id: round_points(r, label, cfg) for r in recs}
+    rounds = max([max(p) + 1 for p in per.values() if p] + [1])
+    a = np.full((len(combos), gens, rounds, k + 3), np.nan)
+    ci = {c: i for i, c in enumerate(combos)}
+    for r in recs:
+        for rnd, pts in per[r.id].items():
+            a[ci[r.combination.index], r.generation_round, rnd] = pts
+    return a
+
+
+def voted_by_text(recs, label, cfg) -> dict[str, np.ndarray]:
+    """record id -> voted points of one grader (NaN where no valid round)."""
+    from ..metrics import majority_vote
+
+    out = {}
+    for r in recs:
+        rp = round_points(r, label, cfg)
+        out[r.id] = (majority_vote([rp[x] for x in sorted(rp)])[0] if rp
+                     else np.full(r.combination.k + 3, np.nan))
+    return out
+
+
+def _method(recs, label) -> str:
+    return next((g.method for r in recs for g in r.gradings if g.grader == label), "")
+
+
+def _write(path: Path, rows: list[dict], columns: list[str]) -> Path:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows, columns=columns)
+    tmp = path.with_suffix(".csv.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def _category_of(catalog, rec: TextRecord, i: int) -> str:
+    if len(rec.combination.categories) == rec.combination.k:
+        return rec.combination.categories[i]
+    try:
+        return catalog.skill(rec.combination.skills[i]).category
+    except Exception:
+        return "unknown"
+
+
+def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
+    """Recompute eval/tables/*.csv from eval/records.jsonl; returns the paths written.
+
+    Example: ``write_metric_tables(load_study_config("configs/demo.yaml"))["metrics"]``.
+    """
+    from ..metrics import grader_agreement, skillmix_metrics
+
+    folder = cfg.out / "eval" / "tables"
+    src = cfg.out / "eval" / "records.jsonl"
+    records = RecordStore(src).records() if src.exists() else []
+    labels = grader_labels(cfg, records)
+    catalog = None
+    try:
+        from ..catalog import load_catalog
+        catalog = load_catalog(skills=cfg.catalog.skills, topics=cfg.catalog.topics)
+    except Exception:   # categories then come from the records only
+        pass
+
+    metric_rows, cat_rows, fail_rows, agree_rows = [], [], [], []
+    pooled: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for (student, setting, k), recs in _groups(cfg, records).items():
+        head = {"study": cfg.name, "student": student, "setting": setting, "k": k}
+        votes = {}
+        for label in labels:
+            if not any(g.grader == label for r in recs for g in r.gradings):
+                continue
+            method = _method(recs, label)
+            m = skillmix_metrics(points_array(recs, label, cfg, k), k, seed=cfg.evaluation.seed
+                                 if cfg.evaluation else 0)
+            statuses = [g.status for r in recs for g in r.gradings if g.grader == label]
+            metric_rows.append({**head, "base_model": recs[0].model, "adapter": recs[0].adapter or "",
+                                "grader": label, "grader_method": method,
+                                **{c: m[c] for c in ["n_combinations"] + METRIC_COLUMNS
+                                   + ["n_excluded_generations", "n_excluded_combinations"]},
+                                "n_parse_failures": statuses.count("parse_failed")})
+            expected = {g.rounds if g.method != "yes_no_logprob" else 1
+                        for g in (cfg.evaluation.graders if cfg.evaluation else []) if g.label == label}
+            n_expected = (max(expected) if expected else 1) * sum(r.status == "ok" for r in recs)
+            fail_rows.append({**head, "grader": label, "grader_method": method,
+                              "n_texts": len(recs), "n_gradings": len(statuses),
+                              "n_ok": statuses.count("ok"),
+                              "n_parse_failed": statuses.count("parse_failed"),
+                              "n_error": statuses.count("error"),
+                              "n_missing": max(0, n_expected - len(statuses))})
+            votes[label] = voted_by_text(recs, label, cfg)
+            earned, total = defaultdict(float), defaultdict(int)
+            for r in recs:
+                v = votes[label][r.id]
+                for i in range(k):
+                    if not np.isnan(v[i]):
+                        cat = _category_of(catalog, r, i)
+                        earned[cat] += float(v[i])
+                        total[cat] += 1
+            for cat in sorted(total):
+                cat_rows.append({**head, "grader": label, "grader_method": method,
+                                 "category": cat, "n_skill_points": total[cat],
+                                 "points_earned": earned[cat],
+                                 "fraction_earned": earned[cat] / total[cat]})
+        present = [lb for lb in labels if lb in votes]
+        for i, a in enumerate(present):
+            for b in present[i + 1:]:
+                ids = [r.id for r in recs]
+                pa = np.array([votes[a][x] for x in ids])
+                pb = np.array([votes[b][x] for x in ids])
+                agree_rows.extend(_agreement_rows(head, a, b, grader_agreement(pa, pb, k), k))
+                pooled[(k, a, b)]["a"].append(pa)
+                pooled[(k, a, b)]["b"].append(pb)
+    for (k, a, b), d in sorted(pooled.items()):
+        head = {"study": cfg.name, "student": "all", "setting": "all", "k": k}
+        agree_rows.extend(_agreement_rows(head, a, b, grader_agreement(
+            np.concatenate(d["a"]), np.concatenate(d["b"]), k), k))
+
+    paths = {
+        "metrics": _write(folder / "metrics.csv", metric_rows, COLUMNS),
+        "per_category": _write(folder / "per_category.csv", cat_rows, [
+            "study", "student", "setting", "k", "grader", "grader_method", "category",
+            "n_skill_points", "points_earned", "fraction_earned"]),
+        "agreement": _write(folder / "agreement.csv", agree_rows, AGREEMENT_COLUMNS),
+        "parse_failures": _write(folder / "parse_failures.csv", fail_rows, [
+            "study", "student", "setting", "k", "grader", "grader_method", "n_texts",
+            "n_gradings", "n_ok", "n_parse_failed", "n_error", "n_missing"]),
+    }
+    return paths
+
+
+AGREEMENT_COLUMNS = ["study", "student", "setting", "k", "grader_a", "grader_b", "criterion",
+                     "kappa", "n_texts", "p_full_b_given_full_a", "p_full_a_given_full_b",
+                     "full_marks_a", "full_marks_b"]
+
+
+def _agreement_rows(head: dict, a: str, b: str, g: dict, k: int) -> list[dict]:
+    crits = [f"skill_{i + 1}" for i in range(k)] + ["skills", "topic", "sense", "length",
+                                                    "full_marks"]
+    rows = []
+    for c in crits:
+        row = {**head, "grader_a": a, "grader_b": b, "criterion": c, "kappa": g[f"kappa_{c}"],
+               "n_texts": g["n_texts"]}
+        if c == "full_marks":
+            row.update({x: g[x] for x in ("p_full_b_given_full_a", "p_full_a_given_full_b",
+                                          "full_marks_a", "full_marks_b")})
+        rows.append(row)
+    return rows

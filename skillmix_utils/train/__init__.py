@@ -1,0 +1,87 @@
+"""Fine-tuning the student on D_SKILL-MIX (PROTOCOL §7): LoRA, QLoRA or full, one CPU/GPU to many.
+
+    from skillmix_utils.train import run_training, trained_artifact
+    paths = run_training(cfg)             # outputs/<study>/train/<run>/...
+    trained_artifact(cfg)                 # {"base_model": ..., "adapter": Path|None, "model": Path|None}
+
+Modules: formatting (conversation -> ids + answer-only labels), packing (padding-free micro-batches
+without cross-example attention), pretrain (the pre-training mix), trainer (the loop),
+checkpoint (save / resume), memory (GPU memory estimate), launch (accelerate subprocess),
+outputs (adapter/model, loss.json, train_summary.json, model_card.md).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..config import StudyConfig
+from ..errors import SkillmixError
+
+__all__ = ["run_training", "trained_artifact", "run_dir"]
+
+
+def run_dir(cfg: StudyConfig) -> Path:
+    """outputs/<study>/train/<mode>-<mix>/"""
+    from .trainer import run_dir as _run_dir
+
+    return _run_dir(cfg)
+
+
+def _paths(root: Path) -> dict[str, Path]:
+    names = {"adapter": "adapter", "model": "model", "checkpoints": "checkpoints",
+             "loss": "loss.json", "model_card": "model_card.md", "summary": "train_summary.json"}
+    return {k: root / v for k, v in names.items() if (root / v).exists()}
+
+
+def _in_kernel() -> bool:
+    return "ipykernel" in sys.modules
+
+
+def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | None = None
+                 ) -> dict[str, Path]:
+    """Train cfg.train and return the output paths (skips a run whose summary already exists).
+
+    Several processes, a launcher, or a call from a notebook kernel go through a subprocess
+    (`accelerate launch ...`); a plain single-process call from a script trains in-process
+    unless `subprocess=True`.
+    """
+    t = cfg.train
+    if t is None:
+        raise SkillmixError("the study config has no train section", field="train")
+    root = run_dir(cfg)
+    if not t.enabled:
+        return _paths(root)
+    if resume and (root / "train_summary.json").exists():
+        print(f"[train] {root} is complete; skipping (use --restart to train again)")
+        return _paths(root)
+    if subprocess is None:
+        subprocess = _in_kernel() or t.launcher != "none" or t.num_processes > 1
+    if subprocess:
+        from .launch import launch
+
+        launch(cfg, resume=resume)
+    else:
+        from .trainer import train
+
+        train(cfg, resume=resume)
+    return _paths(root)
+
+
+def trained_artifact(cfg: StudyConfig) -> dict:
+    """What the evaluation stage loads for a student with `adapter: "@train"`.
+
+    `model` is set for full fine-tuning or a merged adapter (load it alone); otherwise load
+    `base_model` with `adapter`.
+    """
+    t = cfg.train
+    if t is None:
+        raise SkillmixError("adapter '@train' needs a train section", field="train")
+    root = run_dir(cfg)
+    adapter, model = root / "adapter", root / "model"
+    out = {"base_model": t.base_model,
+           "adapter": adapter if (adapter / "adapter_config.json").exists() else None,
+           "model": model if (model / "config.json").exists() else None}
+    if out["adapter"] is None and out["model"] is None:
+        raise SkillmixError(f"no trained model in {root} (run `skillmix train` first)",
+                            field="train")
+    return out

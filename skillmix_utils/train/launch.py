@@ -1,0 +1,98 @@
+"""Start training as a subprocess: `accelerate launch` for several processes, python -m for one.
+
+    cmd = launch_command(cfg, Path("outputs/demo/train/lora-k1-2/study_config.json"))
+    # GPU: [python, -m, accelerate.commands.launch, --config_file, .../ddp.yaml,
+    #       --num_processes, 4, --main_process_port, P, -m, skillmix_utils.train, --config, ...]
+    # CPU: [python, -m, torch.distributed.run, --nproc_per_node, 2, ..., -m, skillmix_utils.train, ...]
+
+Training never runs inside a notebook kernel: CUDA, NCCL and the process group belong to a
+process that exits when training ends. The resolved StudyConfig is written as JSON beside the
+run so the launched processes read exactly what the caller validated. Accelerate configs live in
+skillmix_utils/data/accelerate/: ddp, fsdp (full shard, for full fine-tuning of 13B on
+4 x 80 GB), deepspeed_zero3, and cpu_gloo. Without CUDA every launcher becomes several CPU
+processes on the gloo backend, started with torchrun (`accelerate launch --cpu` would need
+mpirun for more than one CPU process); cpu_gloo.yaml is for users who launch through mpirun.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from ..config import StudyConfig
+from ..errors import SkillmixError
+
+CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp.yaml", "deepspeed": "deepspeed_zero3.yaml",
+           "cpu": "cpu_gloo.yaml"}
+
+
+def accelerate_config(launcher: str, cuda: bool | None = None) -> Path:
+    """The accelerate YAML for a launcher; without CUDA every launcher becomes cpu_gloo."""
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    name = CONFIGS["cpu"] if not cuda else CONFIGS.get(launcher, CONFIGS["ddp"])
+    return Path(str(resources.files("skillmix_utils").joinpath(f"data/accelerate/{name}")))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config_json(cfg: StudyConfig, run_root: Path) -> Path:
+    """The validated config, as the launched processes will read it."""
+    run_root.mkdir(parents=True, exist_ok=True)
+    path = run_root / "study_config.json"
+    path.write_text(cfg.model_dump_json(indent=1))
+    return path
+
+
+def launch_command(cfg: StudyConfig, config_json: Path, *, resume: bool = True,
+                   cuda: bool | None = None, extra: list[str] | None = None) -> list[str]:
+    """The command line that trains cfg in fresh processes."""
+    t = cfg.train
+    tail = ["-m", "skillmix_utils.train", "--config", str(config_json)]
+    tail += [] if resume else ["--restart"]
+    tail += extra or []
+    if t.launcher == "none" and t.num_processes == 1:
+        return [sys.executable] + tail
+    yaml_path = accelerate_config(t.launcher, cuda)
+    if "cpu_gloo" in yaml_path.name:
+        # accelerate launch --cpu starts several CPU processes only through mpirun; torchrun
+        # starts them directly and Accelerator() then runs MULTI_CPU on gloo.
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                str(t.num_processes), "--master_addr", "127.0.0.1", "--master_port",
+                str(_free_port())] + tail
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(yaml_path),
+            "--num_processes", str(t.num_processes), "--main_process_port",
+            str(_free_port())] + tail
+
+
+def launch(cfg: StudyConfig, *, resume: bool = True, extra: list[str] | None = None,
+           log_file: Path | None = None) -> int:
+    """Run training in a subprocess and wait; raises SkillmixError if it fails."""
+    from .trainer import run_dir
+
+    root = run_dir(cfg)
+    cmd = launch_command(cfg, write_config_json(cfg, root), resume=resume, extra=extra)
+    print("[train] " + " ".join(cmd), flush=True)
+    env = {**os.environ}
+    # The launched processes must import this checkout even when it is not installed.
+    repo = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, cfg.train.num_processes))))
+    if log_file:
+        with open(log_file, "ab") as fh:
+            rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    else:
+        rc = subprocess.run(cmd, env=env).returncode
+    if rc != 0:
+        raise SkillmixError(f"training exited with status {rc} (command: {' '.join(cmd)})",
+                            field="train")
+    return rc

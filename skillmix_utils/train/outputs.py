@@ -1,0 +1,102 @@
+"""What a finished run leaves in outputs/<study>/train/<run>/.
+
+    adapter/ or model/     the LoRA adapter (+ tokenizer) or the full model (+ tokenizer)
+    model/ (merged)        with merge_adapter: the adapter merged into the base, ready to serve
+    loss.json              the loss curve: one entry per optimiser step
+    train_summary.json     effective batch, real-token fraction, dropped/truncated, tokens/s, ...
+    model_card.md          data, hyper-parameters and the code version
+    rank-digests/          sha256 of each rank's trained weights (DDP ranks must agree)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from ..config import StudyConfig
+
+
+def weights_digest(model) -> str:
+    """sha256 over the trainable parameters in name order (equal on DDP ranks in sync)."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def merge_adapter(base_model: str, adapter: str | Path, target: str | Path) -> Path:
+    """Merge a LoRA adapter into an unquantised copy of its base and save it to target."""
+    from ..models import load_causal_lm, load_tokenizer
+
+    cuda = torch.cuda.is_available()
+    # Always merge into 16/32-bit weights: merging into NF4 would re-quantise and lose the delta.
+    model = load_causal_lm(base_model, dtype="bfloat16" if cuda else "float32", adapter=str(adapter))
+    model = model.merge_and_unload()
+    model.save_pretrained(target)
+    load_tokenizer(base_model).save_pretrained(target)
+    return Path(target)
+
+
+def model_card(cfg: StudyConfig, summary: dict) -> str:
+    """The model card text: what was trained on what, how, and with which code."""
+    t = cfg.train
+    hp = t.model_dump()
+    rows = "\n".join(f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |"
+                     for k, v in hp.items())
+    out = "adapter/" if t.mode != "full" else "model/"
+    return f"""# {summary['run']}: {t.base_model} fine-tuned on D_SKILL-MIX ({summary['data']})
+
+Study `{cfg.name}`. Mode **{t.mode}**; output `{out}`{' (merged into model/)' if t.merge_adapter else ''}.
+Recipe of "Can Models Learn Skill Composition from Examples?" (NeurIPS 2024), PROTOCOL §7:
+Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only on the two answers.
+
+## Data
+- training mix: `{summary['data']}`: {summary['rows']} rows, {summary['skillmix_examples']} kept,
+  {summary['truncated']} truncated on a turn boundary, {summary['dropped']} dropped (max_length {t.max_length})
+- pre-training mix: corpus `{summary['pretrain_corpus']}`, ratio {t.pretrain.ratio},
+  {summary['pretrain_examples']} chunks, {summary['pretrain_tokens']} tokens
+- format: {t.format}; packing: {t.packing} (real-token fraction {summary['real_token_fraction']})
+
+## Run
+- effective batch {summary['effective_batch']} = {summary['per_device_batch_size']} per device x
+  {summary['accumulation_steps']} accumulation x {summary['processes']} process(es)
+- {summary['steps']} steps on {summary['device']} ({summary['distributed_type']}), attention {summary['attention']},
+  optimiser {summary['optimizer']}; final loss {summary['final_loss']}
+- code version (git): `{summary['code_version']}`
+
+## Hyper-parameters
+| field | value |
+|---|---|
+{rows}
+"""
+
+
+def write_outputs(cfg: StudyConfig, accelerator, model, tokenizer, history: list[dict],
+                  summary: dict) -> dict[str, Path]:
+    """Save the trained weights, loss curve, summary and model card (main process writes)."""
+    from .trainer import run_dir
+
+    t = cfg.train
+    root = run_dir(cfg)
+    sharded = accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")
+    unwrapped = accelerator.unwrap_model(model)
+    if not sharded:
+        (root / "rank-digests").mkdir(parents=True, exist_ok=True)
+        (root / "rank-digests" / f"rank{accelerator.process_index}.txt").write_text(
+            weights_digest(unwrapped))
+    target = root / ("model" if t.mode == "full" else "adapter")
+    state = accelerator.get_state_dict(model) if sharded else None  # collective under FSDP
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(target, state_dict=state, save_function=accelerator.save)
+        tokenizer.save_pretrained(target)
+        if t.merge_adapter and t.mode != "full":
+            merge_adapter(t.base_model, target, root / "model")
+        (root / "loss.json").write_text(json.dumps(history, indent=1))
+        (root / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        (root / "model_card.md").write_text(model_card(cfg, summary))
+    accelerator.wait_for_everyone()
+    return {"run": root, "weights": target}

@@ -1,0 +1,332 @@
+"""The training loop: the paper's recipe (PROTOCOL §7) with LoRA, QLoRA or full fine-tuning.
+
+    python -m skillmix_utils.train --config outputs/demo/train/lora-k1-2/study_config.json
+
+Recipe: Adam (AdamW with weight decay 0), linear warm-up for `warmup_steps` then a constant
+learning rate, `steps` optimiser steps of `batch_size` examples each, reached as
+per_device_batch_size x accumulation x processes (printed and recorded). One step's loss is the
+mean over every answer token of the step on all processes, so accumulation and DDP give the same
+gradient as one big batch.
+
+Modes: full (fp32 master weights, bf16 autocast on CUDA); lora (peft, frozen base in bf16 on
+CUDA, fp32 on CPU); qlora (NF4 + double quantisation, compute bf16 on CUDA, paged 8-bit AdamW,
+gradient checkpointing through peft.prepare_model_for_kbit_training). CPU fallback for qlora:
+bitsandbytes 0.50 runs NF4 on the CPU with fp32 compute, but its paged 8-bit optimisers need
+CUDA, so the CPU uses torch AdamW for the adapter (recorded as `optimizer` in the summary).
+accelerate places the model and wraps it for DDP / FSDP / DeepSpeed; the launcher (launch.py)
+starts the processes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import StudyConfig
+from ..errors import SkillmixError
+from . import checkpoint as ckpt
+from .formatting import Example, find_mix, format_rows, load_rows, mix_name
+from .memory import estimate_for_model, format_estimate
+from .packing import collate, summed_loss
+from .pretrain import load_corpus, pretrain_examples, tokens_for_ratio
+
+
+def run_name(cfg: StudyConfig) -> str:
+    """Folder name of a training run under outputs/<study>/train/, e.g. lora-k1-2."""
+    t = cfg.train
+    return f"{t.mode}-{mix_name(t.data_mix, t.subsample)}"
+
+
+def run_dir(cfg: StudyConfig) -> Path:
+    return cfg.out / "train" / run_name(cfg)
+
+
+def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
+    """Micro-batches per process and step so that per_device x accumulation x processes = batch.
+
+    >>> accumulation_steps(64, 4, 1), accumulation_steps(64, 4, 4)
+    (16, 4)
+    """
+    if batch_size % (per_device * processes):
+        raise SkillmixError(f"batch_size {batch_size} is not a multiple of per_device_batch_size "
+                            f"{per_device} x {processes} process(es)", field="train.batch_size")
+    return batch_size // (per_device * processes)
+
+
+def step_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
+    """Example indices of optimiser step `step`: epochs of seeded permutations, back to back.
+
+    A pure function of (seed, step), so the data position of a resumed run is just its step.
+    >>> step_indices(0, 4, 6, 0) + step_indices(1, 4, 6, 0) == \\
+    ...     (lambda a, b: a + b[:2])(step_indices(0, 6, 6, 0), step_indices(1, 6, 6, 0))
+    True
+    """
+    out = []
+    start = step * batch_size
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), n)
+        perm = list(range(n))
+        random.Random(seed * 1_000_003 + epoch).shuffle(perm)
+        out += perm[offset: offset + batch_size - len(out)]
+    return out
+
+
+def rank_micro_batches(indices: list[int], per_device: int, processes: int, rank: int
+                       ) -> list[list[int]]:
+    """This rank's micro-batches of a step (micro-batch j goes to rank j % processes).
+
+    >>> rank_micro_batches(list(range(8)), 2, 2, 1)
+    [[2, 3], [6, 7]]
+    """
+    chunks = [indices[i: i + per_device] for i in range(0, len(indices), per_device)]
+    return chunks[rank::processes]
+
+
+def build_examples(cfg: StudyConfig, tokenizer, data_path: str | Path | None = None
+                   ) -> tuple[list[Example], dict]:
+    """The training set: formatted skill-mix conversations plus the pre-training chunks."""
+    t = cfg.train
+    path = Path(data_path) if data_path else find_mix(cfg.out, t.data_mix, t.subsample)
+    rows = load_rows(path)
+    examples, stats = format_rows(rows, tokenizer, fmt=t.format, max_length=t.max_length)
+    if not examples:
+        raise SkillmixError("no training example fits max_length", file=str(path),
+                            field="train.max_length")
+    sm_tokens = sum(len(e) for e in examples)
+    docs = load_corpus(t.pretrain.corpus) if t.pretrain.ratio > 0 else []
+    chunk = max(16, min(t.max_length, round(sm_tokens / len(examples))))
+    pre = pretrain_examples(docs, tokenizer, n_tokens=tokens_for_ratio(sm_tokens, t.pretrain.ratio),
+                            chunk_len=chunk, seed=t.seed)
+    info = {"data": str(path), "rows": len(rows), **stats.as_dict(),
+            "skillmix_examples": len(examples), "skillmix_tokens": sm_tokens,
+            "pretrain_corpus": t.pretrain.corpus, "pretrain_examples": len(pre),
+            "pretrain_tokens": sum(len(e) for e in pre)}
+    return examples + pre, info
+
+
+def _load_model(cfg: StudyConfig, accelerator):
+    from ..models import load_causal_lm
+
+    t = cfg.train
+    cuda = accelerator.device.type == "cuda"
+    if t.mode == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        device_map = {"": accelerator.local_process_index} if cuda else None
+        model = load_causal_lm(t.base_model, quantization="nf4", device_map=device_map)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=True,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        dtype = "bfloat16" if cuda and t.mode == "lora" else "float32"
+        model = load_causal_lm(t.base_model, dtype=dtype)
+        if t.gradient_checkpointing:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
+            if t.mode == "lora":
+                model.enable_input_require_grads()
+    if cuda:
+        with contextlib.suppress(Exception):  # flash-attn is optional; sdpa + 4-D mask otherwise
+            import flash_attn  # noqa: F401
+
+            model.set_attn_implementation("flash_attention_2")
+    if t.mode in ("lora", "qlora"):
+        from peft import LoraConfig, get_peft_model
+
+        lc = LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
+                        target_modules=t.lora.target_modules, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lc)
+    model.config.use_cache = False
+    return model
+
+
+def _optimizer(cfg: StudyConfig, params, cuda: bool):
+    t = cfg.train
+    if t.mode == "qlora" and cuda:
+        import bitsandbytes as bnb
+
+        return bnb.optim.PagedAdamW8bit(params, lr=t.learning_rate, weight_decay=0.0)
+    # Weight decay 0: plain Adam, as in the paper.
+    return torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=0.0)
+
+
+def _attention_kind(model) -> str:
+    impl = getattr(model.config, "_attn_implementation", None) or "sdpa"
+    return "flash" if "flash" in impl else impl
+
+
+def _micro_batch(examples, cfg: StudyConfig, pad_id: int, kind: str, dtype):
+    t = cfg.train
+    mask_dtype = dtype if kind == "eager" else torch.bool  # eager needs an additive mask
+    return collate(examples, packed=t.packing, pad_id=pad_id, flash=kind == "flash",
+                   pad_to=t.max_length, mask_dtype=mask_dtype)
+
+
+@torch.no_grad()
+def mean_loss(model, examples: list[Example], *, pad_id: int = 0, packed: bool = True) -> float:
+    """Mean per-answer-token loss of a model on examples (one micro-batch each), no dropout."""
+    was = model.training
+    model.eval()
+    total, n = 0.0, 0
+    device = next(model.parameters()).device
+    kind = _attention_kind(model)
+    for e in examples:
+        b = collate([e], packed=packed, pad_id=pad_id, flash=kind == "flash").to(device)
+        total += summed_loss(model(**b.model_inputs()).logits, b.labels).item()
+        n += b.n_labels
+    model.train(was)
+    return total / max(n, 1)
+
+
+def git_commit() -> str:
+    """The code version: git commit of this checkout (+ '-dirty'), or 'unknown'."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None = None,
+          probe: int = 0) -> dict:
+    """Run (or resume) the training of cfg.train in this process (one rank of a launch).
+
+    `probe` > 0 records the mean loss on the first `probe` skill-mix examples before and after
+    training (`probe_loss_start`, `probe_loss_end` in the summary). Returns the summary dict.
+    """
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import set_seed
+
+    from ..models import load_tokenizer
+    from .outputs import write_outputs
+
+    t = cfg.train
+    if t is None:
+        raise SkillmixError("the study config has no train section", field="train")
+    cuda = torch.cuda.is_available()
+    accum = accumulation_steps(t.batch_size, t.per_device_batch_size, PartialState(cpu=not cuda).num_processes)
+    accelerator = Accelerator(mixed_precision="bf16" if cuda and t.mode == "full" else "no",
+                              cpu=not cuda, gradient_accumulation_steps=accum)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    log = accelerator.print
+    set_seed(t.seed)  # same initial adapter weights on every rank
+    root = run_dir(cfg)
+    ckpt_root = root / "checkpoints"
+    tok = load_tokenizer(t.base_model)
+    examples, data_info = build_examples(cfg, tok, data_path)
+    log(f"[train] effective batch {t.batch_size} = {t.per_device_batch_size} per device x "
+        f"{accum} accumulation x {world} process(es)")
+    log(f"[train] data: {data_info['skillmix_examples']} skill-mix examples "
+        f"({data_info['truncated']} truncated, {data_info['dropped']} dropped), "
+        f"{data_info['pretrain_examples']} pre-training chunks")
+
+    model = _load_model(cfg, accelerator)
+    sharding = {"FSDP": "fsdp", "DEEPSPEED": "deepspeed"}.get(accelerator.distributed_type.name,
+                                                               "none")
+    est = estimate_for_model(model.config, t.mode, processes=world, sharding=sharding,
+                             tokens_per_device=t.per_device_batch_size * t.max_length,
+                             gradient_checkpointing=t.gradient_checkpointing or t.mode == "qlora")
+    log("[train] " + format_estimate(est))
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    probe_set = [e for e in examples if e.source == "skillmix"][:probe]
+    if probe_set:
+        model.to(accelerator.device)
+    probe_start = mean_loss(model, probe_set, pad_id=pad_id) if probe_set else None
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _optimizer(cfg, params, cuda)
+    warm = t.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warm) if warm > 0 else 1.0)
+    # The scheduler is not prepared: accelerate would step it once per process.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    kind = _attention_kind(accelerator.unwrap_model(model))
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+
+    history: list[dict] = []
+    start = 0
+    last = ckpt.latest_checkpoint(ckpt_root) if resume else None
+    if last is not None:
+        state = ckpt.load_checkpoint(accelerator, model, optimizer, scheduler, last)
+        start, history = state["step"], state["history"]
+        log(f"[train] resumed from {last} at step {start}")
+    elif accelerator.is_main_process and ckpt_root.exists() and not resume:
+        import shutil
+
+        shutil.rmtree(ckpt_root)
+    accelerator.wait_for_everyone()
+
+    totals = {"real": 0, "total": 0, "seconds": 0.0}
+    for step in range(start, t.steps):
+        t0 = time.perf_counter()
+        idx = step_indices(step, t.batch_size, len(examples), t.seed)
+        micro = [[examples[i] for i in mb]
+                 for mb in rank_micro_batches(idx, t.per_device_batch_size, world, rank)]
+        batches = [_micro_batch(mb, cfg, pad_id, kind, dtype) for mb in micro]
+        # Normalise by the answer tokens of the whole step on every rank: DDP then averages.
+        counts = torch.tensor([sum(b.n_labels for b in batches), sum(b.n_real for b in batches),
+                               sum(b.n_total for b in batches)], device=accelerator.device)
+        counts = accelerator.reduce(counts, reduction="sum")
+        n_labels = max(int(counts[0]), 1)
+        step_loss = torch.zeros((), device=accelerator.device)
+        for b in batches:
+            b = b.to(accelerator.device)
+            # accumulate(): no gradient all-reduce until the step's last micro-batch (DDP
+            # no_sync; DeepSpeed's own accumulation); backward() divides by accum, undone here.
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    logits = model(**b.model_inputs()).logits
+                loss_sum = summed_loss(logits, b.labels)
+                accelerator.backward(loss_sum * (world * accum / n_labels))
+            step_loss += loss_sum.detach()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = accelerator.reduce(step_loss, reduction="sum").item() / n_labels
+        dt = time.perf_counter() - t0
+        totals["real"] += int(counts[1])
+        totals["total"] += int(counts[2])
+        totals["seconds"] += dt
+        lr = scheduler.get_last_lr()[0]
+        history.append({"step": step + 1, "loss": step_loss, "lr": lr,
+                        "real_tokens": int(counts[1]), "tokens": int(counts[2]), "seconds": dt})
+        log(f"[train] step {step + 1}/{t.steps} loss {step_loss:.4f} lr {lr:.2e} "
+            f"{int(counts[1]) / dt:.0f} real tok/s")
+        if t.checkpoint_every and (step + 1) % t.checkpoint_every == 0 and step + 1 < t.steps:
+            ckpt.save_checkpoint(accelerator, model, optimizer, scheduler, root=ckpt_root,
+                                 step=step + 1, state={"history": history})
+
+    unwrapped = accelerator.unwrap_model(model)
+    probe_end = mean_loss(unwrapped, probe_set, pad_id=pad_id) if probe_set else None
+    summary = {
+        "run": run_name(cfg), "mode": t.mode, "base_model": t.base_model, "steps": t.steps,
+        "resumed_from_step": start if last is not None else None,
+        "effective_batch": t.batch_size, "per_device_batch_size": t.per_device_batch_size,
+        "accumulation_steps": accum, "processes": world,
+        "distributed_type": accelerator.distributed_type.name,
+        "device": accelerator.device.type, "attention": kind, "packing": t.packing,
+        "optimizer": type(optimizer.optimizer).__name__ if hasattr(optimizer, "optimizer")
+        else type(optimizer).__name__,
+        "real_token_fraction": totals["real"] / totals["total"] if totals["total"] else None,
+        "tokens_per_second": totals["real"] / totals["seconds"] if totals["seconds"] else None,
+        "tokens_per_second_incl_padding":
+            totals["total"] / totals["seconds"] if totals["seconds"] else None,
+        "final_loss": history[-1]["loss"] if history else None,
+        "probe_loss_start": probe_start, "probe_loss_end": probe_end,
+        "memory_estimate_gib": round(est["total"], 2), "code_version": git_commit(),
+        **data_info,
+    }
+    write_outputs(cfg, accelerator, model, tok, history, summary)
+    return summary

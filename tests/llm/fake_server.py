@@ -1,0 +1,376 @@
+"""A loopback server speaking OpenAI (chat completions, files, batches) and Anthropic (messages,
+message batches), with injectable faults, latency and per-request counters.
+
+    server = FakeServer(latency=0.05, fault_rate=0.2).start()
+    os.environ["OPENAI_BASE_URL"] = server.openai_url     # http://127.0.0.1:PORT/v1
+    os.environ["ANTHROPIC_BASE_URL"] = server.anthropic_url
+    ...
+    server.success_counts   # {request fingerprint: successful completions delivered}
+    server.stop()
+
+Faults (each attempt draws one with probability `fault_rate`, or takes the next from
+`fault_script`): "429" (Retry-After 0.05 s), "500" (its body echoes the Authorization header,
+to test redaction), "timeout" (no answer for `timeout_sleep` s, then the connection closes),
+"cut" (connection closed without a response), "malformed" (200 with a truncated JSON body).
+A success is counted only when the reply is written to a client that is still connected.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import select
+import socket
+import threading
+import time
+from collections import Counter
+from email.parser import BytesParser
+from email.policy import default as email_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULTS = ("429", "500", "timeout", "cut", "malformed")
+
+
+def fingerprint(body: dict) -> str:
+    """Identity of a request: its JSON body, canonicalised."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reply_text(body: dict) -> str:
+    """Deterministic reply text for a request body."""
+    msgs = body.get("messages") or []
+    last = msgs[-1]["content"] if msgs else ""
+    last = last if isinstance(last, str) else json.dumps(last)
+    return f"Echo: {last[:60]} [{fingerprint(body)[:8]}]"
+
+
+def _words(x) -> int:
+    return len(json.dumps(x).split())
+
+
+class FakeServer:
+    """The loopback server; attributes are the knobs and the counters."""
+
+    def __init__(self, *, latency: float = 0.0, fault_rate: float = 0.0, faults=FAULTS,
+                 seed: int = 0, timeout_sleep: float = 1.0, batch_polls: int = 2,
+                 api_key: str | None = None):
+        self.latency, self.fault_rate, self.faults = latency, fault_rate, tuple(faults)
+        self.timeout_sleep, self.batch_polls, self.api_key = timeout_sleep, batch_polls, api_key
+        self.fault_script: list[str] = []
+        self.rng = random.Random(seed)
+        self.lock = threading.RLock()
+        self.hold = threading.Event()
+        self.hold.set()  # cleared: replies wait (in flight) until set again
+        self.attempts = 0
+        self.fault_counts: Counter = Counter()
+        self.success_counts: Counter = Counter()
+        self.paths: Counter = Counter()
+        self.bodies: list[dict] = []
+        self.auth_seen: set[str] = set()
+        self.files: dict[str, bytes] = {}
+        self.openai_batches: dict[str, dict] = {}
+        self.anthropic_batches: dict[str, dict] = {}
+        self.batch_creations = 0
+        self._ids = itertools.count(1)
+        self.httpd = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> "FakeServer":
+        server = self
+
+        class Handler(_Handler):
+            state = server
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.request_queue_size = 256
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.hold.set()
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def openai_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return self.url
+
+    @property
+    def successes(self) -> int:
+        return sum(self.success_counts.values())
+
+    def next_id(self, prefix: str) -> str:
+        with self.lock:
+            return f"{prefix}{next(self._ids)}"
+
+    def draw_fault(self) -> str | None:
+        with self.lock:
+            self.attempts += 1
+            if self.fault_script:
+                fault = self.fault_script.pop(0)
+            elif self.fault_rate and self.rng.random() < self.fault_rate:
+                fault = self.rng.choice(self.faults)
+            else:
+                fault = None
+            if fault:
+                self.fault_counts[fault] += 1
+            return fault
+
+    # --- replies -------------------------------------------------------------------------
+    def openai_completion(self, body: dict) -> dict:
+        text = reply_text(body)
+        n = int(body.get("n") or 1)
+        return {"id": self.next_id("chatcmpl-"), "object": "chat.completion",
+                "created": int(time.time()), "model": body.get("model", "?"),
+                "choices": [{"index": i, "finish_reason": "stop", "logprobs": None,
+                             "message": {"role": "assistant", "content": text + (f" #{i}" if i else "")}}
+                            for i in range(n)],
+                "usage": {"prompt_tokens": _words(body.get("messages")),
+                          "completion_tokens": len(text.split()) * n,
+                          "total_tokens": _words(body.get("messages")) + len(text.split()) * n}}
+
+    def anthropic_message(self, body: dict) -> dict:
+        text = reply_text(body)
+        return {"id": self.next_id("msg_"), "type": "message", "role": "assistant",
+                "model": body.get("model", "?"), "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": _words(body.get("messages")) + _words(body.get("system")),
+                          "output_tokens": len(text.split())}}
+
+    def count_success(self, body: dict) -> None:
+        with self.lock:
+            self.success_counts[fingerprint(body)] += 1
+
+    def batch_object(self, b: dict) -> dict:
+        return {k: v for k, v in b.items() if not k.startswith("_")}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: FakeServer
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    # --- plumbing --------------------------------------------------------------------------
+    def _send(self, status: int, payload, headers: dict | None = None, raw: bytes | None = None):
+        data = raw if raw is not None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _peer_alive(self) -> bool:
+        sock = self.connection
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                return sock.recv(1, socket.MSG_PEEK) != b""
+            return True
+        except OSError:
+            return False
+
+    def _read_body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _auth_ok(self) -> bool:
+        s = self.state
+        auth = self.headers.get("Authorization") or ""
+        key = self.headers.get("x-api-key") or (auth[7:] if auth.startswith("Bearer ") else "")
+        with s.lock:
+            s.auth_seen.add(key)
+        if s.api_key and key != s.api_key:
+            self._send(401, {"error": {"type": "authentication_error", "message": "bad key"}})
+            return False
+        return True
+
+    def _fault(self, fault: str) -> bool:
+        """Apply a fault; True when the request is finished (no success)."""
+        err = {"error": {"type": "server_error", "message": "injected"}}
+        if fault == "429":
+            self._send(429, {"error": {"type": "rate_limit_error", "message": "slow down"}},
+                       {"Retry-After": "0.05", "retry-after-ms": "50"})
+        elif fault == "500":
+            echo = f"Authorization: {self.headers.get('Authorization')} x-api-key: {self.headers.get('x-api-key')}"
+            err["error"]["message"] = "injected; request headers were " + echo
+            self._send(500, err, {"Retry-After": "0.05", "retry-after-ms": "50"})
+        elif fault == "timeout":
+            time.sleep(self.state.timeout_sleep)
+            self.close_connection = True
+        elif fault == "cut":
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        elif fault == "malformed":
+            self._send(200, None, raw=b'{"id": "x", "choices": [{"message": ')
+        return True
+
+    def _completion(self, body: dict, make) -> None:
+        s = self.state
+        fault = s.draw_fault()
+        if fault:
+            self._fault(fault)
+            return
+        if s.latency:
+            time.sleep(s.latency)
+        while not s.hold.wait(0.05):
+            pass
+        if not self._peer_alive():
+            self.close_connection = True
+            return
+        payload = make(body)
+        try:
+            self._send(200, payload)
+        except OSError:
+            return
+        s.count_success(body)
+
+    # --- routes ---------------------------------------------------------------------------
+    def do_POST(self):
+        s = self.state
+        raw = self._read_body()
+        path = self.path.split("?")[0].removeprefix("/v1")
+        with s.lock:
+            s.paths[("POST", path)] += 1
+        if not self._auth_ok():
+            return
+        if path == "/files":
+            return self._upload(raw)
+        body = json.loads(raw or b"{}")
+        with s.lock:
+            s.bodies.append(body)
+        if path == "/chat/completions":
+            return self._completion(body, s.openai_completion)
+        if path == "/messages":
+            return self._completion(body, s.anthropic_message)
+        if path == "/batches":
+            bid = s.next_id("batch_")
+            b = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+                 "input_file_id": body["input_file_id"],
+                 "completion_window": body["completion_window"], "status": "validating",
+                 "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+                 "request_counts": {"total": 0, "completed": 0, "failed": 0}, "_polls": 0}
+            with s.lock:
+                s.openai_batches[bid] = b
+                s.batch_creations += 1
+            return self._send(200, s.batch_object(b))
+        if path == "/messages/batches":
+            bid = s.next_id("msgbatch_")
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            b = {"id": bid, "type": "message_batch", "processing_status": "in_progress",
+                 "request_counts": {"processing": len(body["requests"]), "succeeded": 0,
+                                    "errored": 0, "canceled": 0, "expired": 0},
+                 "ended_at": None, "created_at": now, "expires_at": now, "archived_at": None,
+                 "cancel_initiated_at": None, "results_url": None, "_polls": 0,
+                 "_requests": body["requests"], "_results": None}
+            with s.lock:
+                s.anthropic_batches[bid] = b
+                s.batch_creations += 1
+            return self._send(200, s.batch_object(b))
+        self._send(404, {"error": {"message": f"no route {path}"}})
+
+    def do_GET(self):
+        s = self.state
+        self._read_body()
+        path = self.path.split("?")[0].removeprefix("/v1")
+        with s.lock:
+            s.paths[("GET", path)] += 1
+        if not self._auth_ok():
+            return
+        parts = path.strip("/").split("/")
+        if parts[0] == "files" and len(parts) == 3 and parts[2] == "content":
+            data = s.files.get(parts[1])
+            return self._send(200 if data is not None else 404, None, raw=data or b"{}")
+        if parts[0] == "batches" and len(parts) == 2 and parts[1] in s.openai_batches:
+            return self._send(200, s.batch_object(self._advance_openai(parts[1])))
+        if parts[:2] == ["messages", "batches"] and len(parts) >= 3 and parts[2] in s.anthropic_batches:
+            b = self._advance_anthropic(parts[2])
+            if len(parts) == 4 and parts[3] == "results":
+                if b["_results"] is None:
+                    return self._send(404, {"error": {"message": "not ended"}})
+                raw = "".join(json.dumps(r) + "\n" for r in b["_results"]).encode()
+                return self._send(200, None, raw=raw)
+            return self._send(200, s.batch_object(b))
+        self._send(404, {"error": {"message": f"no route {path}"}})
+
+    # --- batches -------------------------------------------------------------------------
+    def _upload(self, raw: bytes):
+        s = self.state
+        msg = BytesParser(policy=email_policy).parsebytes(
+            b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
+        data, filename = b"", "upload"
+        for part in msg.iter_parts():
+            if part.get_param("name", header="content-disposition") == "file":
+                data = part.get_payload(decode=True)
+                filename = part.get_filename() or filename
+        fid = s.next_id("file-")
+        with s.lock:
+            s.files[fid] = data
+        self._send(200, {"id": fid, "object": "file", "bytes": len(data),
+                         "created_at": int(time.time()), "filename": filename,
+                         "purpose": "batch", "status": "processed"})
+
+    def _advance_openai(self, bid: str) -> dict:
+        s = self.state
+        with s.lock:
+            b = s.openai_batches[bid]
+            b["_polls"] += 1
+            if b["status"] != "completed" and b["_polls"] >= s.batch_polls:
+                lines = [json.loads(x) for x in s.files[b["input_file_id"]].splitlines() if x.strip()]
+                out = []
+                for line in lines:
+                    comp = s.openai_completion(line["body"])
+                    s.success_counts[fingerprint(line["body"])] += 1
+                    out.append({"id": f"batch_req_{len(out)}", "custom_id": line["custom_id"],
+                                "response": {"status_code": 200, "request_id": "r", "body": comp},
+                                "error": None})
+                fid = f"file-out-{bid}"
+                s.files[fid] = "".join(json.dumps(o) + "\n" for o in out).encode()
+                b.update(status="completed", output_file_id=fid,
+                         request_counts={"total": len(out), "completed": len(out), "failed": 0})
+            elif b["status"] == "validating":
+                b["status"] = "in_progress"
+            return b
+
+    def _advance_anthropic(self, bid: str) -> dict:
+        s = self.state
+        with s.lock:
+            b = s.anthropic_batches[bid]
+            b["_polls"] += 1
+            if b["_results"] is None and b["_polls"] >= s.batch_polls:
+                results = []
+                for req in b["_requests"]:
+                    results.append({"custom_id": req["custom_id"],
+                                    "result": {"type": "succeeded",
+                                               "message": s.anthropic_message(req["params"])}})
+                    s.success_counts[fingerprint(req["params"])] += 1
+                b["_results"] = results
+                b.update(processing_status="ended", ended_at=b["created_at"],
+                         results_url=f"{s.url}/v1/messages/batches/{bid}/results",
+                         request_counts={"processing": 0, "succeeded": len(results),
+                                         "errored": 0, "canceled": 0, "expired": 0})
+            return b
+
+
+if __name__ == "__main__":  # python -m tests.llm.fake_server: serve until interrupted
+    srv = FakeServer(latency=0.05).start()
+    print(srv.url, flush=True)
+    threading.Event().wait()

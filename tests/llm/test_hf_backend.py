@@ -1,0 +1,70 @@
+"""The embedded model on the CPU through the same interface (hf: backend)."""
+from __future__ import annotations
+
+import pytest
+
+from skillmix_utils.llm import get_backend
+
+PROMPTS = ["Say hello.", "What is the capital of France? Answer in one short sentence, please.",
+           "Name a fruit.", "Count from one to three."]
+CONVS = [[{"role": "user", "content": p}] for p in PROMPTS]
+
+
+@pytest.mark.slow
+def test_embedded_model_generation(embedded_model, tmp_path):
+    spec = f"hf:{embedded_model}"
+    batched = get_backend(spec, cache_dir=tmp_path / "c", batch_size=4, progress=False)
+    single = get_backend(spec, use_cache=False, batch_size=1, progress=False)
+    res = batched.chat(CONVS, temperature=0, max_tokens=8)
+    one = single.chat(CONVS, temperature=0, max_tokens=8)
+    assert all(r.ok and r.text for r in res), [r.error for r in res]
+    assert [r.text for r in res] == [r.text for r in one]  # batched greedy == one at a time
+    assert all(r.input_tokens > 0 and 0 < r.output_tokens <= 8 and r.cost_usd == 0 for r in res)
+    assert res[0].params == {"temperature": 0, "max_tokens": 8, "n": 1, "seed": None,
+                             "model": spec}
+    again = batched.chat(CONVS, temperature=0, max_tokens=8)
+    assert all(r.cached for r in again) and [r.text for r in again] == [r.text for r in res]
+    # seeded sampling: n samples, reproducible, sample j the same whatever n
+    s2 = single.chat(CONVS[:1], temperature=0.9, max_tokens=6, n=2, seed=3)[0]
+    s3 = single.chat(CONVS[:1], temperature=0.9, max_tokens=6, n=3, seed=3)[0]
+    assert len(s2.texts) == 2 and s3.texts[:2] == s2.texts
+
+
+@pytest.mark.slow
+def test_yes_no_probabilities(embedded_model):
+    be = get_backend(f"hf:{embedded_model}", use_cache=False, batch_size=4, progress=False)
+    convs = [[{"role": "user", "content": q + " Answer Yes or No."}]
+             for q in ("Is water wet?", "Is the sun cold?", "Is two bigger than one?")]
+    p = be.yes_no_probabilities(convs)
+    assert len(p) == 3 and all(0.0 < x < 1.0 for x in p)
+    p1 = [be.yes_no_probabilities([c], batch_size=1)[0] for c in convs]
+    assert p == pytest.approx(p1, abs=1e-4)  # left padding does not change the answer
+
+
+@pytest.mark.slow
+def test_adapter_is_part_of_the_cache_key(embedded_model, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from skillmix_utils.models import load_causal_lm
+
+    lm = get_peft_model(load_causal_lm(embedded_model),
+                        LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    lm.save_pretrained(tmp_path / "adapter")
+    base = get_backend(f"hf:{embedded_model}", cache_dir=tmp_path / "c", progress=False)
+    tuned = get_backend(f"hf:{embedded_model}", adapter=str(tmp_path / "adapter"),
+                        cache_dir=tmp_path / "c", progress=False)
+    msgs = CONVS[0]
+    k_base, k1 = base.key(msgs, 0, 8, None, 0), tuned.key(msgs, 0, 8, None, 0)
+    assert k_base != k1
+    r = tuned.chat([msgs], temperature=0, max_tokens=4)[0]
+    assert r.ok
+    with torch.no_grad():  # "retrain": new weights in the same folder
+        for name, p in lm.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.01)
+    lm.save_pretrained(tmp_path / "adapter")
+    retrained = get_backend(f"hf:{embedded_model}", adapter=str(tmp_path / "adapter"),
+                            cache_dir=tmp_path / "c", progress=False)
+    assert retrained.key(msgs, 0, 8, None, 0) != k1
+    assert not retrained.chat([msgs], temperature=0, max_tokens=4)[0].cached

@@ -1,0 +1,7 @@
+"""Fixtures for the notebook, runner, figure and report tests (tests/notebooks)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))   # for `import synthetic`

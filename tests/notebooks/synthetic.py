@@ -1,0 +1,114 @@
+"""A synthetic study output tree (metrics tables, records, loss curve, data card) for the
+figure, table and report tests: they must not wait for the real stages."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, Usage, record_id
+
+SETTINGS = ["train", "held_out"]
+KS = [1, 2, 3]
+GRADERS = ["gpt-4", "claude-3-opus"]
+STUDENTS = [("llama-2-13b-chat", "hf:llama-2-13b-chat", None),
+            ("llama-2-13b-chat-ft", "hf:llama-2-13b-chat", "outputs/x/train/run/adapter")]
+SKILLS = ["metaphor", "red herring", "modus ponens", "spatial reasoning"]
+CATEGORIES = {"metaphor": "literary", "red herring": "rhetorical", "modus ponens": "logical",
+              "spatial reasoning": "logical"}
+TOPICS = ["Beekeeping", "Sewing"]
+
+
+def metrics_frame(students=STUDENTS, graders=GRADERS, study="synthetic") -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for student, base, adapter in students:
+        for setting in SETTINGS:
+            for k in KS:
+                for grader in graders:
+                    level = (0.8 if adapter else 0.5) / k
+                    row = {"study": study, "student": student, "base_model": base, "adapter": adapter,
+                           "setting": setting, "k": k, "grader": grader, "grader_method": "table",
+                           "n_combinations": 20}
+                    for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction"):
+                        v = float(np.clip(level + rng.normal(0, 0.05) + (0.1 if m != "ratio_full_marks" else 0), 0, 1))
+                        sem = float(np.sqrt(v * (1 - v) / 20))
+                        row.update({m: v, f"{m}_sem": sem, f"{m}_ci_low": max(0, v - 2 * sem),
+                                    f"{m}_ci_high": min(1, v + 2 * sem)})
+                    row.update(n_excluded_generations=0, n_excluded_combinations=0, n_parse_failures=1)
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_category_frame() -> pd.DataFrame:
+    rows = []
+    for student, _, adapter in STUDENTS:
+        for setting in SETTINGS:
+            for k in KS:
+                for cat in sorted(set(CATEGORIES.values())):
+                    rows.append({"student": student, "setting": setting, "k": k, "grader": "gpt-4",
+                                 "category": cat, "n": 10,
+                                 "n_skill_points": 10, "points_earned": 5, "fraction_earned": 0.3 + 0.1 * k + (0.2 if adapter else 0)})
+    return pd.DataFrame(rows)
+
+
+def agreement_frame() -> pd.DataFrame:
+    rows = []
+    for i, c in enumerate(["skill", "topic", "sense", "length", "full_marks"]):
+        rows.append({"study": "synthetic", "student": "all", "setting": "all", "k": "all",
+                     "grader_a": "gpt-4", "grader_b": "claude-3-opus", "criterion": c,
+                     "kappa": 0.41 + 0.1 * i, "n_texts": 60,
+                     "p_full_b_given_full_a": 0.8 if c == "full_marks" else None,
+                     "p_full_a_given_full_b": 0.6 if c == "full_marks" else None,
+                     "full_marks_a": 20 if c == "full_marks" else None,
+                     "full_marks_b": 27 if c == "full_marks" else None})
+    return pd.DataFrame(rows)
+
+
+def eval_records(n_per_cell: int = 2) -> list[TextRecord]:
+    out = []
+    for student, base, adapter in STUDENTS:
+        for setting in SETTINGS:
+            for k in KS:
+                for i in range(n_per_cell):
+                    skills = tuple(SKILLS[(i + j) % len(SKILLS)] for j in range(k))
+                    comb = Combination(skills=skills, topic=TOPICS[i % 2], k=k, setting=setting, index=i,
+                                       categories=tuple(CATEGORIES[s] for s in skills))
+                    text = f"{student} writes about {comb.topic} using {', '.join(skills)} <b>bold</b>."
+                    gradings = [Grading(grader=g, round=0, raw_reply=f"Here's the grading table ({g})",
+                                        points=[1.0] * (k + 3), usage=Usage(cost_usd=0.001))
+                                for g in GRADERS]
+                    out.append(TextRecord(id=record_id("eval", setting, k, i, 0, student=student),
+                                          stage="eval", study="synthetic", model=base, adapter=adapter,
+                                          student=student, combination=comb, answer=text,
+                                          extraction_rule="answer_marker",
+                                          conversation=[{"role": "user", "content": "Greetings!"},
+                                                        {"role": "assistant", "content": "Answer: " + text}],
+                                          usage=Usage(input_tokens=100, output_tokens=50, cost_usd=0.002),
+                                          gradings=gradings))
+    return out
+
+
+def make_study(root: Path, name: str = "synthetic") -> Path:
+    """Write a study output tree under root/name and return it."""
+    out = Path(root) / name
+    tables = out / "eval" / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    metrics_frame(study=name).to_csv(tables / "metrics.csv", index=False)
+    per_category_frame().to_csv(tables / "per_category.csv", index=False)
+    agreement_frame().to_csv(tables / "agreement.csv", index=False)
+    pd.DataFrame([{"student": "llama-2-13b-chat", "grader": "gpt-4", "n_parse_failures": 1}]).to_csv(
+        tables / "parse_failures.csv", index=False)
+    RecordStore(out / "eval" / "records.jsonl").append(eval_records())
+    (out / "data").mkdir(exist_ok=True)
+    (out / "data" / "data_card.json").write_text(json.dumps(
+        {"counts": {"1": {"generated": 10, "kept": 6}, "2": {"generated": 10, "kept": 3}},
+         "cost_usd": 0.12, "contamination_check": {"ok": True}}))
+    run = out / "train" / "lora-k1-2-3"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "loss.json").write_text(json.dumps([{"step": s, "loss": 3.0 / s} for s in range(1, 11)]))
+    (run / "train_summary.json").write_text(json.dumps({"steps": 10, "final_loss": 0.3}))
+    (out / "config.yaml").write_text(f"name: {name}\nevaluation: {{}}\n")
+    return out

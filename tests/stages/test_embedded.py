@@ -1,0 +1,87 @@
+"""Both model stages end to end on the embedded SmolLM2-135M-Instruct, offline, on the CPU,
+through the command line: generate-data, evaluate (a base student and one with a LoRA
+adapter), grade and metrics. The llm cache is private to the test (the converted model is
+shared through a link), so every text is really generated."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from skillmix_utils import cli
+from skillmix_utils.records import RecordStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def private_cache(embedded_model, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(Path(embedded_model).parent, target_is_directory=True)
+    monkeypatch.setenv("SKILLMIX_CACHE", str(cache))
+    return cache
+
+
+def _lora_adapter(embedded_model, folder):
+    """A freshly initialised LoRA adapter (B = 0): loads and runs like a trained one."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(embedded_model)
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            task_type="CAUSAL_LM"))
+    peft.save_pretrained(folder)
+    return folder
+
+
+def test_both_stages_on_the_embedded_model(private_cache, embedded_model, repo_root, tmp_path, capsys):
+    config = str(repo_root / "tests" / "data" / "stages_tiny.yaml")
+    out = tmp_path / "out"
+    base = ["--set", f"output_dir={out}"]
+
+    assert cli.main(["generate-data", config, *base]) == 0
+    printed = capsys.readouterr().out
+    assert "data_card:" in printed and "mix:k1-2-3:" in printed
+    recs = RecordStore(out / "data" / "records.jsonl").records()
+    assert len(recs) == 5 and all(r.status == "ok" for r in recs)
+    assert all(len(r.conversation) == 4 and r.answer is not None for r in recs)
+    assert all(r.gradings[0].method == "yes_no_logprob" and r.kept is not None for r in recs)
+    card = json.loads((out / "data" / "data_card.json").read_text())
+    assert card["total"]["graded"] == 5 and card["contamination_check"]["passed"]
+    assert card["graders"][0]["method"] == "yes_no_logprob"
+    for name in ("k1", "k1-2", "k1-2-3", "sub3"):
+        assert (out / "data" / "mixes" / f"{name}.jsonl").exists()
+        assert (out / "data" / "mixes" / name / "dataset_info.json").exists()
+    kept = sum(1 for r in recs if r.kept)
+    assert len((out / "data" / "mixes" / "k1-2-3.jsonl").read_text().splitlines()) == kept
+
+    adapter = _lora_adapter(embedded_model, tmp_path / "adapter")
+    students = ("[{name: base, model: {spec: 'hf:smollm2-135m-instruct', max_tokens: 40, seed: 0}},"
+                " {name: lora, model: {spec: 'hf:smollm2-135m-instruct', max_tokens: 40, seed: 0},"
+                f" adapter: '{adapter}'}}]")
+    assert cli.main(["evaluate", config, *base, "--set", f"evaluation.students={students}"]) == 0
+    assert "metrics:" in capsys.readouterr().out
+    ev = RecordStore(out / "eval" / "records.jsonl").records()
+    assert len(ev) == 2 * 2 * 1 * 2 and all(r.status == "ok" for r in ev)
+    assert {r.adapter for r in ev if r.student == "lora"} == {str(adapter)}
+    rounds = {}
+    for r in ev:
+        rounds.setdefault((r.student, r.combination.setting, r.combination.index), []).append(r.answer)
+    assert any(len(set(a)) > 1 for a in rounds.values())     # generation rounds are not copies
+
+    m = pd.read_csv(out / "eval" / "tables" / "metrics.csv")
+    assert len(m) == 4 and set(m.grader_method) == {"yes_no_logprob"}
+    assert set(m.student) == {"base", "lora"} and set(m.setting) == {"train", "held_out"}
+    assert m.ratio_full_marks.between(0, 1).all() and (m.n_combinations == 1).all()
+    for name in ("per_category.csv", "agreement.csv", "parse_failures.csv"):
+        assert (out / "eval" / "tables" / name).exists()
+
+    before = (out / "eval" / "tables" / "metrics.csv").read_text()
+    assert cli.main(["grade", config, *base, "--set", f"evaluation.students={students}",
+                     "--records", str(out / "eval" / "records.jsonl")]) == 0
+    assert cli.main(["metrics", config, *base, "--set", f"evaluation.students={students}"]) == 0
+    assert (out / "eval" / "tables" / "metrics.csv").read_text() == before

@@ -1,0 +1,32 @@
+"""Helpers for the training tests: a small study around tests/data/mix_small.jsonl."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="session")
+def rows() -> list[dict]:
+    """The rows of tests/data/mix_small.jsonl (a dozen D_SKILL-MIX-shaped conversations)."""
+    return [json.loads(line) for line in (DATA / "mix_small.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def make_study(tmp_path, embedded_model):
+    """make_study(**train_overrides) -> StudyConfig with the fixture mix in place as k1-2."""
+    from skillmix_utils.config import load_study_config
+
+    def make(out: Path | None = None, **train) -> "StudyConfig":  # noqa: F821
+        out = out or tmp_path / "study"
+        mixes = out / "data" / "mixes"
+        mixes.mkdir(parents=True, exist_ok=True)
+        shutil.copy(DATA / "mix_small.jsonl", mixes / "k1-2.jsonl")
+        overrides = {"output_dir": str(out), **{f"train.{k}": v for k, v in train.items()}}
+        return load_study_config(DATA / "train_small.yaml", overrides)
+
+    return make
