@@ -2,7 +2,7 @@
 
     >>> from skillmix_utils.llm import get_backend            # doctest: +SKIP
     >>> backend = get_backend("hf:smollm2-135m-instruct")      # doctest: +SKIP
-    >>> backend.chat([[{"role": "user", "content": "Hi"}]], temperature=0, max_tokens=8)[0].text
+    >>> backend.chat([[{"role": "user", "content": "Hi"}]])[0].text  # doctest: +SKIP
 
 Specs: "openai:<model>", "anthropic:<model>", "openai-compatible:<model>" (with base_url),
 "hf:<alias|folder|hub id>", "vllm:<model>". Providers are imported only when used, so this

@@ -93,7 +93,7 @@ class Backend:
 
     def __init__(self, model: str, *, cache_dir=None, use_cache: bool = True,
                  concurrency: int = 8, budget_usd: float | None = None, rpm=None, tpm=None,
-                 base_url: str | None = None, prices: dict | None = None, progress=None,
+                 base_url: str | None = None, prices: dict | None = None, progress: bool = True,
                  malformed_retries: int = 3, batch: bool = False, poll_interval: float = 30.0,
                  batch_timeout: float | None = None, **_ignored):
         self.model = model
@@ -162,7 +162,8 @@ class Backend:
                 s = None if seed is None else seed + j
                 jobs.append(Job(i, j, self.key(conv, temperature, max_tokens, seed, j), conv, s))
         hits = self.cache.get_many([jb.key for jb in jobs])
-        todo = [jb for jb in jobs if jb.key not in hits]
+        # identical requests in one call are made once
+        todo = list({jb.key: jb for jb in jobs if jb.key not in hits}.values())
         outcomes: dict[str, dict] = {k: {**v, "cached": True} for k, v in hits.items()}
         if todo:
             outcomes.update(await self._run_jobs(todo, temperature, max_tokens))
@@ -205,13 +206,11 @@ class Backend:
         if self.batch:
             from .batch import run_batch
             return await run_batch(self, jobs, temperature, max_tokens)
-        from tqdm.auto import tqdm
 
         sem = asyncio.Semaphore(self.concurrency)
         out: dict[str, dict] = {}
         stop = False
-        bar = tqdm(total=len(jobs), desc=self.spec, unit="req", disable=self.progress is False
-                   if self.progress is not None else None, leave=False)
+        bar = self._bar(len(jobs), "req")
 
         async def one(job: Job):
             nonlocal stop
@@ -238,6 +237,13 @@ class Backend:
             await asyncio.gather(*(one(jb) for jb in jobs))
         bar.close()
         return out
+
+    def _bar(self, total: int, unit: str):
+        """The progress bar (running cost in its postfix); `progress=False` hides it."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=self.spec, unit=unit, disable=not self.progress,
+                    leave=False)
 
     async def _call_with_retries(self, job: Job, temperature, max_tokens) -> Reply:
         # The SDKs retry 429/5xx/timeouts/cut connections themselves; a 200 with a malformed

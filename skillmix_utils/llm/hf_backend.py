@@ -93,7 +93,8 @@ class HFBackend(Backend):
 
     # --- generation ------------------------------------------------------------------------
     def generate(self, prompts: list[str], *, temperature: float, max_tokens: int,
-                 seed: int | None = None, batch_size: int | None = None) -> list[Reply]:
+                 seed: int | None = None, batch_size: int | None = None,
+                 on_batch=None) -> list[Reply]:
         """Replies to chat-templated prompt texts, in order (batched, left-padded)."""
         import torch
 
@@ -123,6 +124,8 @@ class HFBackend(Backend):
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
                 text = tok.decode(ids[:cut], skip_special_tokens=True).strip()
                 out[i] = Reply(text, len(enc[i]), min(cut + 1, len(ids)) if ids else 0)
+            if on_batch:
+                on_batch(len(idx))
         return out
 
     async def _run_jobs(self, jobs: list[Job], temperature, max_tokens) -> dict[str, dict]:
@@ -137,6 +140,7 @@ class HFBackend(Backend):
             groups.setdefault(None if greedy else jb.seed if jb.seed is not None else ("i", jb.index),
                               []).append(jb)
         out: dict[str, dict] = {}
+        bar = self._bar(len(jobs), "sample")
         for gkey, group in groups.items():
             try:
                 prompts = {}
@@ -145,7 +149,7 @@ class HFBackend(Backend):
                 texts = list(prompts)
                 seed = gkey if isinstance(gkey, int) else None
                 replies = self.generate(texts, temperature=temperature, max_tokens=max_tokens,
-                                        seed=seed)
+                                        seed=seed, on_batch=bar.update)
                 for text, reply in zip(texts, replies):
                     for jb in prompts[text]:
                         out[jb.key] = self._record(jb, reply)
@@ -153,6 +157,7 @@ class HFBackend(Backend):
                 err = describe_error(exc)
                 log.warning("%s generation failed: %s", self.spec, err)
                 out.update({jb.key: {"error": err} for jb in group})
+        bar.close()
         return out
 
     # --- the local judge ---------------------------------------------------------------------

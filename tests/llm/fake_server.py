@@ -370,7 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
             return b
 
 
-if __name__ == "__main__":  # python -m tests.llm.fake_server: serve until interrupted
-    srv = FakeServer(latency=0.05).start()
+if __name__ == "__main__":  # python tests/llm/fake_server.py [LATENCY]: serve until killed
+    import sys
+
+    srv = FakeServer(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.05).start()
     print(srv.url, flush=True)
     threading.Event().wait()

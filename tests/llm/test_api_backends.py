@@ -158,3 +158,17 @@ def test_import_pulls_no_provider():
             "print([m for m in ('torch', 'openai', 'anthropic', 'transformers', 'vllm') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_bad_conversations_are_input_errors(server, keys, tmp_path):
+    be = make("openai", server, tmp_path)
+    for bad in ("hello", [[{"role": "robot", "content": "x"}]], [[]], [[{"role": "user"}]]):
+        with pytest.raises(SkillmixError):
+            be.chat(bad)
+    assert server.attempts == 0
+
+
+def test_duplicate_conversations_are_requested_once(server, keys, tmp_path):
+    be = make("anthropic", server, tmp_path)
+    res = be.chat([CONVS[0], CONVS[1], CONVS[0]], temperature=0, max_tokens=5)
+    assert server.attempts == 2 and res[0].texts == res[2].texts and all(r.ok for r in res)

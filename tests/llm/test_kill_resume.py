@@ -12,7 +12,6 @@ import pytest
 from skillmix_utils.llm import get_backend
 
 from .child_run import conversations
-from .conftest import make
 
 CHILD = Path(__file__).with_name("child_run.py")
 ROOT = Path(__file__).resolve().parents[2]
