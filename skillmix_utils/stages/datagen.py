@@ -104,6 +104,10 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     def finish(rec: TextRecord) -> None:
         rec.kept = keep_rule(rec, labels)
 
+    other = sum(1 for p in items if p.id in existing and existing[p.id].model != cfg.data.teacher.spec)
+    if other:   # ids do not name the teacher: say so rather than mix two teachers silently
+        run.say(f"warning: {other} existing texts were written by another teacher; they are "
+                f"kept (move {path} away to start afresh)")
     try:
         todo = pending_items(items, existing)
         if todo:

@@ -143,6 +143,11 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
             if not todo:
                 continue
             spec, adapter = resolve_student(cfg, student)
+            other = sum(1 for p in items if p.id in existing
+                        and (existing[p.id].model, existing[p.id].adapter) != (spec.spec, adapter))
+            if other:   # ids name the student, not its weights: say so rather than mix them
+                run.say(f"warning: {other} existing texts of student {student.name} came from "
+                        f"another model or adapter; they are kept (move {path} away to redo)")
             run.say(f"student {student.name} ({spec.spec}"
                     + (f" + {adapter}" if adapter else "") + f"): writing {len(todo)} texts")
             generate_texts(run, spec, todo, catalog, store, stage="eval", student=student.name,

@@ -133,6 +133,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     src = cfg.out / "eval" / "records.jsonl"
     records = RecordStore(src).records() if src.exists() else []
     labels = grader_labels(cfg, records)
+    methods = {lb: _method(records, lb) for lb in labels}
     catalog = None
     try:
         from ..catalog import load_catalog
@@ -186,13 +187,13 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
                 ids = [r.id for r in recs]
                 pa = np.array([votes[a][x] for x in ids])
                 pb = np.array([votes[b][x] for x in ids])
-                agree_rows.extend(_agreement_rows(head, a, b, grader_agreement(pa, pb, k), k))
+                agree_rows.extend(_agreement_rows(head, a, b, grader_agreement(pa, pb, k), k, methods))
                 pooled[(k, a, b)]["a"].append(pa)
                 pooled[(k, a, b)]["b"].append(pb)
     for (k, a, b), d in sorted(pooled.items()):
         head = {"study": cfg.name, "student": "all", "setting": "all", "k": k}
         agree_rows.extend(_agreement_rows(head, a, b, grader_agreement(
-            np.concatenate(d["a"]), np.concatenate(d["b"]), k), k))
+            np.concatenate(d["a"]), np.concatenate(d["b"]), k), k, methods))
 
     paths = {
         "metrics": _write(folder / "metrics.csv", metric_rows, COLUMNS),
@@ -207,17 +208,19 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     return paths
 
 
-AGREEMENT_COLUMNS = ["study", "student", "setting", "k", "grader_a", "grader_b", "criterion",
+AGREEMENT_COLUMNS = ["study", "student", "setting", "k", "grader_a", "grader_b", "grader_a_method",
+                     "grader_b_method", "criterion",
                      "kappa", "n_texts", "p_full_b_given_full_a", "p_full_a_given_full_b",
                      "full_marks_a", "full_marks_b"]
 
 
-def _agreement_rows(head: dict, a: str, b: str, g: dict, k: int) -> list[dict]:
+def _agreement_rows(head: dict, a: str, b: str, g: dict, k: int, methods: dict) -> list[dict]:
     crits = [f"skill_{i + 1}" for i in range(k)] + ["skills", "topic", "sense", "length",
                                                     "full_marks"]
     rows = []
     for c in crits:
-        row = {**head, "grader_a": a, "grader_b": b, "criterion": c, "kappa": g[f"kappa_{c}"],
+        row = {**head, "grader_a": a, "grader_b": b, "grader_a_method": methods.get(a, ""),
+               "grader_b_method": methods.get(b, ""), "criterion": c, "kappa": g[f"kappa_{c}"],
                "n_texts": g["n_texts"]}
         if c == "full_marks":
             row.update({x: g[x] for x in ("p_full_b_given_full_a", "p_full_a_given_full_b",
