@@ -168,6 +168,10 @@ class StudentSpec(_Strict):
     name: str
     model: ModelSpec
     adapter: str | None = None
+    # vllm: students only. Before a full run, greedy outputs of vLLM and transformers + peft
+    # are compared on this many prompts; the run stops if fewer than `parity_min_match` agree.
+    parity_prompts: int = Field(3, ge=0)
+    parity_min_match: float = Field(0.6, ge=0, le=1)
 
 
 class EvaluationSpec(_Strict):

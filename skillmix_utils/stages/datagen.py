@@ -83,12 +83,11 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     Resumes from data/records.jsonl; stops cleanly (and exports what is kept) when the budget is
     spent. With `dry_run=True` prints the plan and writes nothing.
     """
-    from ..catalog import load_catalog
     from .export import export_data
 
     if cfg.data is None:
         raise SkillmixError("the config has no data section", field="data")
-    catalog = load_catalog(skills=cfg.catalog.skills, topics=cfg.catalog.topics)
+    catalog = cfg.catalog.load()
     items = planned_items(cfg, catalog)
     path = cfg.out / "data" / "records.jsonl"
     existing = read_existing(path)

@@ -54,6 +54,27 @@ def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, 
                         "checkpoint (config.json)", field=f"evaluation.students[{student.name}].adapter")
 
 
+def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None, todo,
+                      catalog, run: StageRun) -> None:
+    """Before a vllm: student writes anything, its greedy outputs must match transformers +
+    peft on a few of its own turn-1 prompts (a wrong LoRA setting in vLLM is otherwise silent)."""
+    if not spec.spec.startswith("vllm:") or student.parity_prompts == 0 or not todo:
+        return
+    from ..llm.vllm_backend import parity_check
+    from ..prompts import generation_turn1
+
+    prompts = [generation_turn1([catalog.skill(s) for s in p.combination.skills],
+                                p.combination.topic) for p in todo[:student.parity_prompts]]
+    result = parity_check(spec.spec.split(":", 1)[1], adapter, prompts)
+    run.say(f"student {student.name}: vLLM vs transformers greedy parity {result['match']:.0%}")
+    if result["match"] < student.parity_min_match:
+        raise SkillmixError(
+            f"vLLM and transformers + peft disagree on {1 - result['match']:.0%} of "
+            f"{len(prompts)} greedy prompts (need {student.parity_min_match:.0%} agreement); "
+            "check the adapter and max_lora_rank, or use an hf: student",
+            field=f"evaluation.students[{student.name}].parity_min_match")
+
+
 def selected_students(cfg: StudyConfig, names: list[str] | None) -> list[StudentSpec]:
     """The config's students, or only those named (unknown names are an error)."""
     students = cfg.evaluation.students
@@ -119,12 +140,11 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     Example: ``run_evaluation(cfg, students=["base"])["metrics"]``. Resumes from
     eval/records.jsonl; stops cleanly when the budget is spent (tables cover what is done).
     """
-    from ..catalog import load_catalog
     from .tables import write_metric_tables
 
     if cfg.evaluation is None:
         raise SkillmixError("the config has no evaluation section", field="evaluation")
-    catalog = load_catalog(skills=cfg.catalog.skills, topics=cfg.catalog.topics)
+    catalog = cfg.catalog.load()
     chosen = selected_students(cfg, students)
     path = cfg.out / "eval" / "records.jsonl"
     existing = read_existing(path)
@@ -148,6 +168,7 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
             if other:   # ids name the student, not its weights: say so rather than mix them
                 run.say(f"warning: {other} existing texts of student {student.name} came from "
                         f"another model or adapter; they are kept (move {path} away to redo)")
+            check_vllm_parity(student, spec, adapter, todo, catalog, run)
             run.say(f"student {student.name} ({spec.spec}"
                     + (f" + {adapter}" if adapter else "") + f"): writing {len(todo)} texts")
             generate_texts(run, spec, todo, catalog, store, stage="eval", student=student.name,

@@ -157,7 +157,6 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
     study's evaluation also get their metric tables rewritten; the study's data records get
     `kept` redone and the mixes and data card exported again.
     """
-    from ..catalog import load_catalog
 
     path = Path(records_path)
     if not path.exists():
@@ -170,7 +169,7 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
     graders = _graders_for(cfg, stage, grader_names)
     if not graders:
         raise SkillmixError(f"the config has no graders for {stage} records", field="graders")
-    catalog = load_catalog(skills=cfg.catalog.skills, topics=cfg.catalog.topics)
+    catalog = cfg.catalog.load()
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     finish = None
     if stage == "datagen" and cfg.data:

@@ -136,8 +136,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     methods = {lb: _method(records, lb) for lb in labels}
     catalog = None
     try:
-        from ..catalog import load_catalog
-        catalog = load_catalog(skills=cfg.catalog.skills, topics=cfg.catalog.topics)
+        catalog = cfg.catalog.load()
     except Exception:   # categories then come from the records only
         pass
 

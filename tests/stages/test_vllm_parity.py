@@ -1,0 +1,61 @@
+"""A vllm: student is compared with transformers + peft before it writes anything."""
+from __future__ import annotations
+
+import pytest
+
+from skillmix_utils.catalog import load_catalog
+from skillmix_utils.config import ModelSpec, StudentSpec
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.sampling import sample_combinations
+from skillmix_utils.stages import evaluate
+from skillmix_utils.stages.generate import Pending
+
+
+class Say:
+    def __init__(self):
+        self.lines = []
+
+    def say(self, line):
+        self.lines.append(line)
+
+
+def todo(n=4):
+    combos = sample_combinations(load_catalog(), 2, n, seed=0)
+    return [Pending(f"id{i}", c, 0) for i, c in enumerate(combos)]
+
+
+def student(spec="vllm:smollm2-135m-instruct", **kw):
+    return StudentSpec(name="tuned", model=ModelSpec(spec=spec), **kw)
+
+
+def fake_parity(match, seen):
+    def parity_check(base, adapter, prompts, max_tokens=32):
+        seen.append((base, adapter, prompts))
+        return {"match": match, "pairs": []}
+    return parity_check
+
+
+def test_disagreement_stops_the_run(monkeypatch):
+    seen = []
+    monkeypatch.setattr("skillmix_utils.llm.vllm_backend.parity_check", fake_parity(1 / 3, seen))
+    s = student()
+    with pytest.raises(SkillmixError, match="disagree") as info:
+        evaluate.check_vllm_parity(s, s.model, "/ad", todo(), load_catalog(), Say())
+    assert info.value.field == "evaluation.students[tuned].parity_min_match"
+    base, adapter, prompts = seen[0]
+    assert (base, adapter, len(prompts)) == ("smollm2-135m-instruct", "/ad", 3)
+    assert prompts[0].startswith("Greetings!")
+
+
+def test_agreement_passes_and_other_students_are_not_checked(monkeypatch):
+    seen = []
+    monkeypatch.setattr("skillmix_utils.llm.vllm_backend.parity_check", fake_parity(1.0, seen))
+    run = Say()
+    s = student(parity_prompts=2)
+    evaluate.check_vllm_parity(s, s.model, None, todo(), load_catalog(), run)
+    assert len(seen[0][2]) == 2 and "parity 100%" in run.lines[0]
+    h = student("hf:smollm2-135m-instruct")
+    evaluate.check_vllm_parity(h, h.model, None, todo(), load_catalog(), run)
+    off = student(parity_prompts=0)
+    evaluate.check_vllm_parity(off, off.model, None, todo(), load_catalog(), run)
+    assert len(seen) == 1
