@@ -69,6 +69,7 @@ class TextRecord(BaseModel):
     study: str = ""
     model: str                                   # writer's backend spec
     adapter: str | None = None                   # LoRA adapter or checkpoint folder, if any
+    weights: str | None = None                   # fingerprint of local weights (adapter/checkpoint)
     student: str | None = None                   # student name in an evaluation config
     combination: Combination
     generation_round: int = 0

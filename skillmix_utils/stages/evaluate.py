@@ -54,6 +54,27 @@ def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, 
                         "checkpoint (config.json)", field=f"evaluation.students[{student.name}].adapter")
 
 
+def weights_fingerprint(spec: ModelSpec, adapter: str | None) -> str | None:
+    """What identifies a local student's weights: the adapter's content hash, or a full
+    checkpoint's file names, sizes and times (hashing 26 GB would take minutes). None for API
+    models and aliases, whose weights the spec names."""
+    from ..llm.hf_backend import adapter_fingerprint
+
+    if adapter:
+        return adapter_fingerprint(adapter)
+    kind, _, name = spec.spec.partition(":")
+    folder = Path(name).expanduser()
+    if kind not in ("hf", "vllm") or not folder.is_dir():
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
 def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None, todo,
                       catalog, run: StageRun) -> None:
     """Before a vllm: student writes anything, its greedy outputs must match transformers +
@@ -159,20 +180,25 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
         for student in chosen:
             items = planned_items(cfg, catalog, student)
             mine.update(p.id for p in items)
-            todo = pending_items(items, existing)
+            spec, adapter = resolve_student(cfg, student)
+            weights = weights_fingerprint(spec, adapter)
+            # Ids name the student, not its weights: texts written by other weights (a
+            # retrained adapter, another base) are rewritten, and their new versions replace
+            # the old ones (and their gradings) in the store.
+            stale = {p.id for p in items if p.id in existing and existing[p.id].status == "ok"
+                     and (existing[p.id].model, existing[p.id].adapter,
+                          existing[p.id].weights) != (spec.spec, adapter, weights)}
+            if stale:
+                run.say(f"student {student.name}: {len(stale)} texts came from other weights "
+                        "(retrained or changed); rewriting them")
+            todo = [p for p in items if p.id in stale] + pending_items(items, existing)
             if not todo:
                 continue
-            spec, adapter = resolve_student(cfg, student)
-            other = sum(1 for p in items if p.id in existing
-                        and (existing[p.id].model, existing[p.id].adapter) != (spec.spec, adapter))
-            if other:   # ids name the student, not its weights: say so rather than mix them
-                run.say(f"warning: {other} existing texts of student {student.name} came from "
-                        f"another model or adapter; they are kept (move {path} away to redo)")
             check_vllm_parity(student, spec, adapter, todo, catalog, run)
             run.say(f"student {student.name} ({spec.spec}"
                     + (f" + {adapter}" if adapter else "") + f"): writing {len(todo)} texts")
             generate_texts(run, spec, todo, catalog, store, stage="eval", student=student.name,
-                           adapter=adapter)
+                           adapter=adapter, weights=weights)
             run.release(spec, adapter)   # free a local student before the next one loads
         records = [r for r in store.records() if r.id in mine]
         grade_records(run, records, cfg.evaluation.graders, catalog, store)

@@ -42,7 +42,7 @@ def _usage(*results) -> Usage:
 def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog,
                    store: RecordStore, *, stage: str, student: str | None = None,
                    model_label: str | None = None, adapter: str | None = None,
-                   chunk_size: int | None = None,
+                   chunk_size: int | None = None, weights: str | None = None,
                    on_chunk: Callable[[list[TextRecord]], None] | None = None) -> list[TextRecord]:
     """Write a text for each pending item and append its record; returns the new records.
 
@@ -78,7 +78,7 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
                 r1, r2 = first[i], second.get(i)
                 rec = TextRecord(
                     id=p.id, stage=stage, study=run.cfg.name, model=model_label or spec.spec,
-                    adapter=adapter, student=student, combination=p.combination,
+                    adapter=adapter, weights=weights, student=student, combination=p.combination,
                     generation_round=g, usage=_usage(r1, r2),
                     sampling={**params, "prompt_version": prompts.PROMPT_VERSION})
                 rec.conversation = [{"role": "user", "content": turn1[i]}]

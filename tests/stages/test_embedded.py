@@ -104,3 +104,24 @@ def test_both_stages_on_the_embedded_model(private_cache, one_thread, embedded_m
     assert cli.main(["grade", config, *lora, "--records", str(out / "eval" / "records.jsonl")]) == 0
     assert cli.main(["metrics", config, *lora]) == 0
     assert (out / "eval" / "tables" / "metrics.csv").read_text() == before
+
+    # Retraining the adapter in place: the lora student's texts are rewritten by the new
+    # weights (and regraded); the base student's are left alone.
+    old = {r.id: r for r in RecordStore(out / "eval" / "records.jsonl").records()}
+    import shutil
+    shutil.rmtree(adapter)
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(embedded_model)
+    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                     init_lora_weights=False, task_type="CAUSAL_LM")
+                   ).save_pretrained(adapter)
+    assert cli.main(["evaluate", config, *lora]) == 0
+    assert "came from other weights" in capsys.readouterr().err
+    new = {r.id: r for r in RecordStore(out / "eval" / "records.jsonl").records()}
+    assert set(new) == set(old)
+    for rid, rec in new.items():
+        if rec.student == "lora":
+            assert rec.weights and rec.weights != old[rid].weights and len(rec.gradings) == 1
+        else:
+            assert rec == old[rid]
