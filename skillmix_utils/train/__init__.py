@@ -11,6 +11,7 @@ outputs (adapter/model, loss.json, train_summary.json, model_card.md).
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
     root = run_dir(cfg)
     if not t.enabled:
         return _paths(root)
-    if resume and (root / "train_summary.json").exists():
+    summary = root / "train_summary.json"
+    if resume and summary.exists() and json.loads(summary.read_text()).get("steps") == t.steps:
         print(f"[train] {root} is complete; skipping (use --restart to train again)")
         return _paths(root)
     if subprocess is None:
@@ -67,16 +69,16 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
     return _paths(root)
 
 
-def trained_artifact(cfg: StudyConfig) -> dict:
-    """What the evaluation stage loads for a student with `adapter: "@train"`.
+def trained_artifact(cfg: StudyConfig, run: str | None = None) -> dict:
+    """What the evaluation stage loads for a student with `adapter: "@train"` (or "@train:RUN").
 
     `model` is set for full fine-tuning or a merged adapter (load it alone); otherwise load
-    `base_model` with `adapter`.
+    `base_model` with `adapter`. `run` names another folder under outputs/<study>/train/.
     """
     t = cfg.train
     if t is None:
         raise SkillmixError("adapter '@train' needs a train section", field="train")
-    root = run_dir(cfg)
+    root = cfg.out / "train" / run if run else run_dir(cfg)
     adapter, model = root / "adapter", root / "model"
     out = {"base_model": t.base_model,
            "adapter": adapter if (adapter / "adapter_config.json").exists() else None,

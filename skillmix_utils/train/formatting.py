@@ -126,9 +126,10 @@ def _chat_template(messages, tokenizer) -> tuple[list[int], list[int], list[int]
             raise SkillmixError("the chat template is not prefix-stable; use format: plain",
                                 field="train.format")
         answer = upto[len(prefix):]
-        start = answer.find(msg["content"]) if msg["content"] else 0
+        # A template may strip or escape the content: then search from the answer's start.
+        start = answer.find(msg["content"]) if msg["content"] else -1
+        after = start + len(msg["content"]) if start >= 0 else 0
         end_rel = len(answer.rstrip())
-        after = start + len(msg["content"])
         for eot in eots:   # the first end-of-turn string after the content closes the answer
             j = answer.find(eot, after)
             if j >= 0:

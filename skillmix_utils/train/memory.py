@@ -70,7 +70,7 @@ def format_estimate(e: dict) -> str:
     """One line for the log.
 
     >>> format_estimate(estimate_memory(7e9, "qlora", hidden=4096, layers=32))[:40]
-    'estimated GPU memory per device: 6.8 GiB'
+    'estimated GPU memory per device: 6.3 GiB'
     """
     return (f"estimated GPU memory per device: {e['total']:.1f} GiB "
             f"({e['params_billion']:.2f}B params, {e['mode']}, {e['processes']} process(es), "

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -215,7 +214,8 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     if t is None:
         raise SkillmixError("the study config has no train section", field="train")
     cuda = torch.cuda.is_available()
-    accum = accumulation_steps(t.batch_size, t.per_device_batch_size, PartialState(cpu=not cuda).num_processes)
+    processes = PartialState(cpu=not cuda).num_processes
+    accum = accumulation_steps(t.batch_size, t.per_device_batch_size, processes)
     accelerator = Accelerator(mixed_precision="bf16" if cuda and t.mode == "full" else "no",
                               cpu=not cuda, gradient_accumulation_steps=accum)
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -258,8 +258,14 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     history: list[dict] = []
     start = 0
     last = ckpt.latest_checkpoint(ckpt_root) if resume else None
+    # What must not change between a checkpoint and its resume (steps may grow).
+    fingerprint = cfg.train.model_dump(exclude={"steps", "checkpoint_every", "enabled",
+                                                "merge_adapter"})
     if last is not None:
         state = ckpt.load_checkpoint(accelerator, model, optimizer, scheduler, last)
+        if state.get("fingerprint") not in (None, fingerprint):
+            raise SkillmixError(f"the checkpoint {last} was made with other training settings; "
+                                "use --restart to start again", field="train")
         start, history = state["step"], state["history"]
         log(f"[train] resumed from {last} at step {start}")
     elif accelerator.is_main_process and ckpt_root.exists() and not resume:
@@ -306,7 +312,10 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
             f"{int(counts[1]) / dt:.0f} real tok/s")
         if t.checkpoint_every and (step + 1) % t.checkpoint_every == 0 and step + 1 < t.steps:
             ckpt.save_checkpoint(accelerator, model, optimizer, scheduler, root=ckpt_root,
-                                 step=step + 1, state={"history": history})
+                                 step=step + 1,
+                                 state={"history": history, "fingerprint": fingerprint})
+            if accelerator.is_main_process:  # the curve so far, readable while training runs
+                (root / "loss.json").write_text(json.dumps(history, indent=1))
 
     unwrapped = accelerator.unwrap_model(model)
     probe_end = mean_loss(unwrapped, probe_set, pad_id=pad_id) if probe_set else None

@@ -74,3 +74,24 @@ def test_truncate_on_turn_boundary_or_drop(tok, rows):
 
 def test_mix_name():
     assert mix_name([1, 2, 3]) == "k1-2-3" and mix_name([1], "sub") == "sub"
+
+
+def test_mix_and_corpus_sources_on_disk(tmp_path, rows):
+    from datasets import Dataset
+
+    from skillmix_utils.errors import SkillmixError
+    from skillmix_utils.train.formatting import find_mix, load_rows
+    from skillmix_utils.train.pretrain import load_corpus
+
+    mixes = tmp_path / "data" / "mixes"
+    Dataset.from_list(rows).save_to_disk(str(mixes / "k1-2"))  # the `datasets` export
+    found = find_mix(tmp_path, [1, 2])
+    assert found.is_dir() and load_rows(found)[3]["messages"] == rows[3]["messages"]
+    with pytest.raises(SkillmixError, match="generate-data"):
+        find_mix(tmp_path, [1, 2, 3])
+    (tmp_path / "txt").mkdir()
+    (tmp_path / "txt" / "a.txt").write_text("It was a bright cold day in April.")
+    assert load_corpus(str(tmp_path / "txt")) == ["It was a bright cold day in April."]
+    Dataset.from_dict({"text": ["One.", "Two."]}).save_to_disk(str(tmp_path / "corpus"))
+    assert load_corpus(str(tmp_path / "corpus")) == ["One.", "Two."]
+    assert load_corpus(None) == []

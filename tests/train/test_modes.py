@@ -14,12 +14,12 @@ def _probe(model_path, rows, adapter=None):
     from skillmix_utils.train.trainer import mean_loss
 
     tok = load_tokenizer(model_path)
-    exs, _ = format_rows(rows[:2], tok, max_length=512)
+    exs, _ = format_rows(rows[:1], tok, max_length=512)
     return mean_loss(load_causal_lm(model_path, dtype="float32", adapter=adapter), exs,
                      pad_id=tok.pad_token_id)
 
 
-def test_lora_through_the_cli(make_study, rows, embedded_model, tmp_path, capsys):
+def test_lora_through_the_cli_and_merge(make_study, rows, embedded_model, tmp_path, capsys):
     from skillmix_utils import cli
     from skillmix_utils.train import trained_artifact
 
@@ -27,11 +27,12 @@ def test_lora_through_the_cli(make_study, rows, embedded_model, tmp_path, capsys
     cfg = make_study(out)          # puts the mix in place; the CLI reads the same YAML
     assert cli.main(["train", "tests/data/train_small.yaml", "--set", f"output_dir={out}",
                      "--set", "train.steps=2", "--set", "train.batch_size=2",
-                     "--set", "train.checkpoint_every=0"]) == 0
+                     "--set", "train.per_device_batch_size=1", "--set", "train.checkpoint_every=0",
+                     "--set", "train.merge_adapter=true"]) == 0
     printed = capsys.readouterr().out
-    assert "effective batch 2 = 2 per device x 1 accumulation x 1 process(es)" in printed
+    assert "effective batch 2 = 1 per device x 2 accumulation x 1 process(es)" in printed
     art = trained_artifact(cfg)
-    assert art["adapter"] is not None and art["model"] is None
+    assert art["adapter"] is not None and art["model"] is not None   # merged copy too
     summary = json.loads((art["adapter"].parent / "train_summary.json").read_text())
     assert summary["effective_batch"] == 2 and summary["real_token_fraction"] == 1.0
     assert summary["pretrain_examples"] > 0 and summary["dropped"] == 0
@@ -40,17 +41,19 @@ def test_lora_through_the_cli(make_study, rows, embedded_model, tmp_path, capsys
     before = _probe(embedded_model, rows)
     after = _probe(embedded_model, rows, adapter=str(art["adapter"]))
     assert after < before - 0.05
+    assert _probe(str(art["model"]), rows) == pytest.approx(after, rel=1e-4)  # merge is exact
     # A finished run is skipped on the next call.
     assert cli.main(["train", "tests/data/train_small.yaml", "--set", f"output_dir={out}",
                      "--set", "train.steps=2", "--set", "train.batch_size=2"]) == 0
     assert "skipping" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("mode,lr", [("qlora", 1e-3), ("full", 1e-4)])
+@pytest.mark.parametrize("mode,lr", [("qlora", 2e-3), ("full", 1e-4)])
 def test_mode_lowers_the_loss(make_study, mode, lr):
     from skillmix_utils.train.trainer import train
 
-    cfg = make_study(mode=mode, steps=2, batch_size=2, learning_rate=lr, checkpoint_every=0)
+    cfg = make_study(mode=mode, steps=2, batch_size=1, per_device_batch_size=1, learning_rate=lr,
+                     checkpoint_every=0)
     s = train(cfg, probe=1)
     assert s["probe_loss_end"] < s["probe_loss_start"] - 0.05
     root = cfg.out / "train" / f"{mode}-k1-2"

@@ -36,8 +36,9 @@ def test_packed_loss_equals_one_at_a_time(embedded_model, impl, rows):
 
     tok = AutoTokenizer.from_pretrained(embedded_model)
     model = AutoModelForCausalLM.from_pretrained(embedded_model, attn_implementation=impl).eval()
-    exs, _ = format_rows(rows[:2], tok, max_length=1024)
-    exs += pretrain_examples(builtin_corpus(), tok, n_tokens=60, chunk_len=60)  # loss on all
+    exs, _ = format_rows(rows[:1], tok, max_length=1024)
+    exs += pretrain_examples(builtin_corpus(), tok, n_tokens=40, chunk_len=40)  # loss on all
+    exs += format_rows(rows[1:2], tok, fmt="plain", max_length=1024)[0]
     dtype = torch.bool if impl == "sdpa" else torch.float32
     with torch.no_grad():
         one_by_one = sum(summed_loss(model(**b.model_inputs()).logits, b.labels).item()

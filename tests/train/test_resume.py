@@ -16,7 +16,7 @@ def test_killed_run_resumes_on_the_same_curve(make_study, tmp_path):
     from skillmix_utils.train.launch import launch_command, write_config_json
     from skillmix_utils.train.trainer import run_dir, train
 
-    spec = dict(steps=3, batch_size=1, per_device_batch_size=1, checkpoint_every=1,
+    spec = dict(steps=2, batch_size=1, per_device_batch_size=1, checkpoint_every=1,
                 **{"lora.dropout": 0.1})  # dropout: the RNG state must be restored too
     ref = train(make_study(tmp_path / "ref", **spec))
     ref_curve = json.loads((run_dir(make_study(tmp_path / "ref", **spec)) / "loss.json").read_text())
@@ -41,8 +41,8 @@ def test_killed_run_resumes_on_the_same_curve(make_study, tmp_path):
     assert not (root / "train_summary.json").exists()
 
     resumed = train(cfg, resume=True)
-    assert resumed["resumed_from_step"] in (1, 2)
+    assert resumed["resumed_from_step"] == 1
     curve = json.loads((root / "loss.json").read_text())
-    assert [c["step"] for c in curve] == [1, 2, 3]
+    assert [c["step"] for c in curve] == [1, 2]
     assert [c["loss"] for c in curve] == pytest.approx([c["loss"] for c in ref_curve], rel=1e-4)
     assert resumed["final_loss"] == pytest.approx(ref["final_loss"], rel=1e-4)

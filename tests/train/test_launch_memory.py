@@ -1,0 +1,47 @@
+"""The launcher's command lines and the memory estimate (no model needed)."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.train.launch import accelerate_config, launch_command
+from skillmix_utils.train.memory import estimate_memory
+from skillmix_utils.train.trainer import accumulation_steps, rank_micro_batches, step_indices
+
+
+def test_launch_commands(make_study, tmp_path):
+    cfg = make_study(launcher="fsdp", num_processes=4, mode="full")
+    gpu = launch_command(cfg, tmp_path / "c.json", cuda=True)
+    assert gpu[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert gpu[gpu.index("--config_file") + 1].endswith("fsdp.yaml")
+    assert gpu[gpu.index("--num_processes") + 1] == "4"
+    assert gpu[-4:] == ["-m", "skillmix_utils.train", "--config", str(tmp_path / "c.json")]
+    cpu = launch_command(cfg, tmp_path / "c.json", cuda=False, resume=False)
+    assert cpu[1:3] == ["-m", "torch.distributed.run"] and cpu[-1] == "--restart"
+    single = launch_command(make_study(), tmp_path / "c.json")
+    assert single == [sys.executable, "-m", "skillmix_utils.train", "--config",
+                      str(tmp_path / "c.json")]
+    for name in ("ddp", "fsdp", "deepspeed"):
+        assert accelerate_config(name, cuda=True).exists()
+    assert accelerate_config("ddp", cuda=False).name == "cpu_gloo.yaml"
+
+
+def test_memory_estimate_orders_the_options():
+    kw = dict(hidden=5120, layers=40, vocab=32000, tokens_per_device=4096)
+    fsdp = estimate_memory(13e9, "full", processes=4, sharding="fsdp", **kw)["total"]
+    ddp = estimate_memory(13e9, "full", processes=4, sharding="none", **kw)["total"]
+    qlora = estimate_memory(13e9, "qlora", **kw)["total"]
+    assert qlora < 24 < fsdp < 80 < ddp   # QLoRA fits a 24 GB card; full 13B needs sharding
+
+
+def test_batch_arithmetic():
+    assert accumulation_steps(64, 4, 4) == 4
+    with pytest.raises(SkillmixError):
+        accumulation_steps(64, 3, 1)
+    # Every step sees batch_size distinct examples within an epoch, split over the ranks.
+    idx = step_indices(0, 8, 24, seed=1)
+    assert len(set(idx)) == 8
+    parts = [mb for r in range(2) for mb in rank_micro_batches(idx, 2, 2, r)]
+    assert sorted(i for mb in parts for i in mb) == sorted(idx)
