@@ -44,7 +44,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from skillmix_utils import figures, prompts, report
-from skillmix_utils.catalog import load_catalog, summary_table
+from skillmix_utils.catalog import summary_table
 from skillmix_utils.runner import notebook_config
 from skillmix_utils.sampling import sample_combinations
 
@@ -58,7 +58,7 @@ print(f"study {cfg.name!r}, outputs in {cfg.out}")
 # category. `skillmix catalog` prints the same summary on the command line.
 
 # %%
-catalog = load_catalog(skills=cfg.catalog.skills, topics=cfg.catalog.topics)
+catalog = cfg.catalog.load()      # the built-in catalog, or the files named in catalog.skills / topics
 print(summary_table(catalog))
 
 # %%

@@ -58,7 +58,7 @@ print("generations per k:", dict(cfg.data.counts))
 # First the plan and its estimated cost (nothing is written), then the stage itself.
 
 # %%
-run_datagen(cfg, dry_run=True)
+_ = run_datagen(cfg, dry_run=True)   # prints the plan
 
 # %%
 paths = {} if dry_run else run_datagen(cfg)

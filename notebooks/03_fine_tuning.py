@@ -65,7 +65,7 @@ display(pd.Series({"base model": t.base_model, "mode": t.mode, "data mix": t.dat
 # train again from scratch.
 
 # %%
-launch_training(cfg, restart=restart)
+_ = launch_training(cfg, restart=restart)
 
 # %% [markdown]
 # ## What the run recorded

@@ -62,7 +62,7 @@ print(f"settings {ev.settings}, k in {ev.ks}, {ev.n_combinations} combinations, 
 # The plan and its estimated cost first, then the evaluation (it resumes from `eval/records.jsonl`).
 
 # %%
-run_evaluation(cfg, dry_run=True)
+_ = run_evaluation(cfg, dry_run=True)   # prints the plan
 
 # %%
 paths = {} if dry_run else run_evaluation(cfg)

@@ -64,12 +64,13 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
     ref = paper_reference(df) if paper_marks and metric == "ratio_full_marks" else pd.DataFrame()
     for ax, setting in zip(axes[0], settings):
         part = df[df["setting"] == setting]
-        for label in labels:
+        for i, label in enumerate(labels):
             rows = part[part["_label"] == label].sort_values("k")
             if rows.empty:
                 continue
             tuned = bool(rows["_tuned"].iloc[0])
-            ax.errorbar(rows["k"], rows[metric], yerr=rows.get(f"{metric}_sem"), label=label,
+            dodge = (i - (len(labels) - 1) / 2) * 0.05     # keep overlapping error bars apart
+            ax.errorbar(rows["k"] + dodge, rows[metric], yerr=rows.get(f"{metric}_sem"), label=label,
                         color=palette[label], marker="o", ms=4, capsize=3, lw=1.5,
                         ls="-" if tuned else "--")
         if not ref.empty:

@@ -136,8 +136,14 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     card = _read_json(out_dir / "data" / "data_card.json")
     template = resources.files("skillmix_utils").joinpath("data/templates/report.html.j2").read_text()
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    try:
+        import yaml
+
+        study = (yaml.safe_load(config_text) or {}).get("name") or out_dir.name
+    except Exception:  # noqa: BLE001 - the title is cosmetic
+        study = out_dir.name
     html = env.from_string(template).render(
-        study=out_dir.name, generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        study=study, generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         grader=g, config_text=config_text, costs=_html_table(cost_table(stores), "data costs"),
         data_card=json.dumps(card, indent=2, default=str) if card is not None else "",
         train=train, sections=sections, figures=_figures(out_dir / "figures"),

@@ -3,6 +3,7 @@ and what each one produced. A few minutes on two cores."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -21,7 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, embedded_model):
-    out = tmp_path_factory.mktemp("e2e") / "ci"
+    # SKILLMIX_E2E_OUTPUT=DIR reuses (and resumes) an earlier run's outputs while debugging.
+    out = Path(os.environ.get("SKILLMIX_E2E_OUTPUT") or tmp_path_factory.mktemp("e2e") / "ci")
     rc = runner.run_study(CONFIG, overrides={"output_dir": str(out)})
     return rc, out
 

@@ -164,3 +164,22 @@ def test_fingerprints_follow_dependencies(repo_root):
     fp_train = runner.fingerprints(base.model_copy(update={"train": base.train.model_copy(
         update={"steps": 3})}), stages)
     assert fp_train["02"] == fp["02"] and fp_train["03"] != fp["03"] and fp_train["04"] != fp["04"]
+
+
+def test_papermill_cli_with_a_bad_parameter_fails_clearly(repo_root, tmp_path):
+    """The real notebook 01 through the papermill command line, with a bad override."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "01.ipynb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", str(repo_root / "notebooks" / "01_skills_and_topics.ipynb"),
+         str(out), "-k", "python3", "--no-progress-bar",
+         "-p", "config_path", str(repo_root / "configs" / "ci.yaml"),
+         "-p", "output_dir", str(tmp_path / "study"),
+         "-p", "overrides", '{"evaluation.n_combinations": 0}'],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "SkillmixError" in proc.stderr
+    assert "evaluation.n_combinations" in proc.stderr and "greater than or equal to 1" in proc.stderr
+    assert out.exists()                     # the executed copy, with the error in it
