@@ -6,14 +6,10 @@ recorded with the result (and in the cache key) but not sent.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-from urllib.parse import urlsplit
 
-from ..errors import SkillmixError
-from .base import Backend, MalformedReply, Reply
-
-DEFAULT_HOST = "api.anthropic.com"
+from .base import MalformedReply, Reply
+from .sdk_base import SDKBackend
 
 
 def split_system(messages: list[dict]) -> tuple[str | None, list[dict]]:
@@ -26,49 +22,16 @@ def split_system(messages: list[dict]) -> tuple[str | None, list[dict]]:
     return system, [m for m in messages if m["role"] != "system"]
 
 
-class AnthropicBackend(Backend):
+class AnthropicBackend(SDKBackend):
     """`anthropic:<model>` through the official SDK."""
 
     kind = "anthropic"
+    sdk_module, client_class = "anthropic", "AsyncAnthropic"
+    key_env, default_host = "ANTHROPIC_API_KEY", "api.anthropic.com"
 
-    def __init__(self, model: str, *, base_url=None, timeout=None, max_retries=None, **options):
-        base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        key = os.environ.get("ANTHROPIC_API_KEY")
-        if not key:
-            raise SkillmixError("set the environment variable ANTHROPIC_API_KEY "
-                                "to use an anthropic: model", field="ANTHROPIC_API_KEY")
-        super().__init__(model, base_url=base_url, **options)
-        self._key = key
-        self._secrets = (key,)
-        self.timeout, self.max_retries = timeout, max_retries
-        import anthropic  # noqa: F401 - fail at get_backend when missing
-        self.malformed_errors = (*self.malformed_errors, anthropic.APIResponseValidationError)
-        self._client = None
-
-    def _key_extra(self) -> dict:
-        return {"host": urlsplit(self.base_url).netloc if self.base_url else DEFAULT_HOST}
-
-    def make_client(self):
-        """A fresh AsyncAnthropic client (bound to the running event loop)."""
-        import anthropic
-
-        kwargs = {"api_key": self._key}
-        if self.base_url:
-            kwargs["base_url"] = self.base_url
-        if self.timeout is not None:
-            kwargs["timeout"] = self.timeout
-        if self.max_retries is not None:
-            kwargs["max_retries"] = self.max_retries
-        return anthropic.AsyncAnthropic(**kwargs)
-
-    @contextlib.asynccontextmanager
-    async def _session(self):
-        self._client = self.make_client()
-        try:
-            yield self._client
-        finally:
-            await self._client.close()
-            self._client = None
+    def __init__(self, model: str, *, base_url=None, **options):
+        super().__init__(model, base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
+                         **options)
 
     def request_params(self, messages, *, temperature, max_tokens, seed=None) -> dict:
         """The messages-API parameters of one request (also a batch request's `params`)."""

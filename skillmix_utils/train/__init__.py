@@ -53,9 +53,15 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
     if not t.enabled:
         return _paths(root)
     summary = root / "train_summary.json"
-    if resume and summary.exists() and json.loads(summary.read_text()).get("steps") == t.steps:
-        print(f"[train] {root} is complete; skipping (use --restart to train again)")
-        return _paths(root)
+    if resume and summary.exists():
+        from .trainer import settings_fingerprint
+
+        done = json.loads(summary.read_text())
+        if done.get("steps") == t.steps and done.get("settings") == settings_fingerprint(cfg):
+            print(f"[train] {root} is complete; skipping (use --restart to train again)")
+            return _paths(root)
+        print(f"[train] {root} was trained with other settings or steps; training again")
+        resume = False   # its checkpoints belong to the old settings
     if subprocess is None:
         subprocess = _in_kernel() or t.launcher != "none" or t.num_processes > 1
     if subprocess:

@@ -197,6 +197,15 @@ def git_commit() -> str:
         return "unknown"
 
 
+def settings_fingerprint(cfg: StudyConfig) -> dict:
+    """The training settings a checkpoint or a finished run must share with the config to be
+    reused. Left out: the step count (it may grow), and what changes no weights: checkpointing,
+    merging, and how the same effective batch is spread over devices and processes."""
+    return cfg.train.model_dump(mode="json", exclude={
+        "steps", "checkpoint_every", "enabled", "merge_adapter", "per_device_batch_size",
+        "launcher", "num_processes", "gradient_checkpointing"})
+
+
 def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None = None,
           probe: int = 0) -> dict:
     """Run (or resume) the training of cfg.train in this process (one rank of a launch).
@@ -259,8 +268,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     start = 0
     last = ckpt.latest_checkpoint(ckpt_root) if resume else None
     # What must not change between a checkpoint and its resume (steps may grow).
-    fingerprint = cfg.train.model_dump(exclude={"steps", "checkpoint_every", "enabled",
-                                                "merge_adapter"})
+    fingerprint = settings_fingerprint(cfg)
     if last is not None:
         state = ckpt.load_checkpoint(accelerator, model, optimizer, scheduler, last)
         if state.get("fingerprint") not in (None, fingerprint):
@@ -321,6 +329,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     probe_end = mean_loss(unwrapped, probe_set, pad_id=pad_id) if probe_set else None
     summary = {
         "run": run_name(cfg), "mode": t.mode, "base_model": t.base_model, "steps": t.steps,
+        "settings": fingerprint,
         "resumed_from_step": start if last is not None else None,
         "effective_batch": t.batch_size, "per_device_batch_size": t.per_device_batch_size,
         "accumulation_steps": accum, "processes": world,

@@ -46,6 +46,13 @@ def test_lora_through_the_cli_and_merge(make_study, rows, embedded_model, tmp_pa
     assert cli.main(["train", "tests/data/train_small.yaml", "--set", f"output_dir={out}",
                      "--set", "train.steps=2", "--set", "train.batch_size=2"]) == 0
     assert "skipping" in capsys.readouterr().out
+    # Other settings are another run: it trains again rather than reuse the old weights.
+    assert cli.main(["train", "tests/data/train_small.yaml", "--set", f"output_dir={out}",
+                     "--set", "train.steps=2", "--set", "train.batch_size=2",
+                     "--set", "train.learning_rate=5.0e-4"]) == 0
+    assert "training again" in capsys.readouterr().out
+    assert json.loads((art["adapter"].parent / "train_summary.json").read_text()
+                      )["settings"]["learning_rate"] == 5.0e-4
 
 
 @pytest.mark.parametrize("mode,lr", [("qlora", 2e-3), ("full", 1e-4)])
