@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import SkillmixError
 from ..records import RecordStore, TextRecord, record_id
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, generate_texts, pending_items
+from .generate import Pending, generate_texts, pending_items, written_by_others
 from .grade import grade_records, grader_rounds
 from .scoring import derive
 
@@ -61,7 +61,7 @@ def _dry_run(cfg, catalog, items, existing) -> dict:
     from ..prompts import sentence_limit
 
     plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)")
-    todo = pending_items(items, existing)
+    todo = pending_items(items, existing, (cfg.data.teacher.spec, None, None))
     plan_generation(plan, cfg.data.teacher, todo, catalog, "teacher")
     for g in cfg.data.graders:
         combos = [p.combination for p in items
@@ -103,12 +103,12 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     def finish(rec: TextRecord) -> None:
         rec.kept = keep_rule(rec, labels)
 
-    other = sum(1 for p in items if p.id in existing and existing[p.id].model != cfg.data.teacher.spec)
-    if other:   # ids do not name the teacher: say so rather than mix two teachers silently
-        run.say(f"warning: {other} existing texts were written by another teacher; they are "
-                f"kept (move {path} away to start afresh)")
+    writer = (cfg.data.teacher.spec, None, None)
+    other = written_by_others(items, existing, writer)
+    if other:   # ids do not name the teacher: two teachers' texts are never mixed
+        run.say(f"{other} existing texts were written by another teacher; rewriting them")
     try:
-        todo = pending_items(items, existing)
+        todo = pending_items(items, existing, writer)
         if todo:
             run.say(f"teacher {cfg.data.teacher.spec}: writing {len(todo)} texts")
             generate_texts(run, cfg.data.teacher, todo, catalog, store, stage="datagen")

@@ -20,7 +20,7 @@ from ..config import ModelSpec, StudentSpec, StudyConfig
 from ..errors import SkillmixError
 from ..records import RecordStore, record_id
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, generate_texts, pending_items
+from .generate import Pending, generate_texts, pending_items, written_by_others
 from .grade import grade_records, grader_rounds
 
 
@@ -133,11 +133,13 @@ def _dry_run(cfg, catalog, students, existing) -> dict:
     plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)")
     for student in students:
         items = planned_items(cfg, catalog, student)
-        todo = pending_items(items, existing)
         try:
             spec, adapter = resolve_student(cfg, student)
-        except SkillmixError as exc:
+            todo = pending_items(items, existing, (spec.spec, adapter,
+                                                   weights_fingerprint(spec, adapter)))
+        except SkillmixError as exc:   # e.g. "@train" before training: plan with the base
             spec, adapter = student.model, None
+            todo = pending_items(items, existing)
             plan.notes.append(f"student {student.name}: {exc} (planned with the base model)")
         plan_generation(plan, spec, todo, catalog, f"student {student.name}")
         for g in cfg.evaluation.graders:
@@ -182,16 +184,12 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
             mine.update(p.id for p in items)
             spec, adapter = resolve_student(cfg, student)
             weights = weights_fingerprint(spec, adapter)
-            # Ids name the student, not its weights: texts written by other weights (a
-            # retrained adapter, another base) are rewritten, and their new versions replace
-            # the old ones (and their gradings) in the store.
-            stale = {p.id for p in items if p.id in existing and existing[p.id].status == "ok"
-                     and (existing[p.id].model, existing[p.id].adapter,
-                          existing[p.id].weights) != (spec.spec, adapter, weights)}
+            writer = (spec.spec, adapter, weights)
+            stale = written_by_others(items, existing, writer)
             if stale:
-                run.say(f"student {student.name}: {len(stale)} texts came from other weights "
+                run.say(f"student {student.name}: {stale} texts came from other weights "
                         "(retrained or changed); rewriting them")
-            todo = [p for p in items if p.id in stale] + pending_items(items, existing)
+            todo = pending_items(items, existing, writer)
             if not todo:
                 continue
             check_vllm_parity(student, spec, adapter, todo, catalog, run)

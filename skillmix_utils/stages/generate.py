@@ -26,9 +26,25 @@ class Pending:
     generation_round: int = 0
 
 
-def pending_items(items: Iterable[Pending], existing: dict[str, TextRecord]) -> list[Pending]:
-    """The items that have no successful record yet (missing or failed ones are redone)."""
-    return [p for p in items if p.id not in existing or existing[p.id].status != "ok"]
+def pending_items(items: Iterable[Pending], existing: dict[str, TextRecord],
+                  writer: tuple | None = None) -> list[Pending]:
+    """The items to write: those with no successful record yet (missing or failed ones are
+    redone) and, when `writer` = (model spec, adapter, weights) is given, those another writer
+    made (ids name the stage and student, not the weights): their new versions replace the old
+    ones, gradings included, so two models' texts are never mixed."""
+    def done(p: Pending) -> bool:
+        r = existing.get(p.id)
+        return (r is not None and r.status == "ok"
+                and (writer is None or (r.model, r.adapter, r.weights) == tuple(writer)))
+    return [p for p in items if not done(p)]
+
+
+def written_by_others(items: Iterable[Pending], existing: dict[str, TextRecord],
+                      writer: tuple) -> int:
+    """How many of `items` have a successful text by a writer other than `writer`."""
+    return sum(1 for p in items if p.id in existing and existing[p.id].status == "ok"
+               and (existing[p.id].model, existing[p.id].adapter, existing[p.id].weights)
+               != tuple(writer))
 
 
 def _usage(*results) -> Usage:
