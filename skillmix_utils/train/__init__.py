@@ -35,7 +35,13 @@ def _paths(root: Path) -> dict[str, Path]:
 
 
 def _in_kernel() -> bool:
-    return "ipykernel" in sys.modules
+    """True inside a Jupyter kernel (not merely when ipykernel was imported, as tests do)."""
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | None = None
