@@ -491,6 +491,13 @@ def _read(path) -> tuple[str, str]:
         raise SkillmixError(f"cannot read ({exc.strerror or exc})", file=file) from None
 
 
+def _source(path, builtin: str) -> tuple[str, str, str]:
+    """(text, file name for messages, lower-case suffix) of a user file or a built-in one."""
+    if path is None:
+        return (*_builtin(builtin), ".yaml")
+    return (*_read(path), Path(str(path)).suffix.lower())
+
+
 def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed: int = 0) -> Catalog:
     """Load and validate a catalog; None means the built-in file (data/catalog/).
 
@@ -499,12 +506,7 @@ def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed:
     text topics only) stand in for the split rule those formats cannot carry. Example:
     `load_catalog(skills="private/skills.csv", topics="private/topics.txt")`.
     """
-    if skills is None:
-        text, s_file = _builtin("skills.yaml")
-        kind = ".yaml"
-    else:
-        text, s_file = _read(skills)
-        kind = Path(str(skills)).suffix.lower()
+    text, s_file, kind = _source(skills, "skills.yaml")
     if kind in (".yaml", ".yml"):
         if train_categories is not None:
             raise SkillmixError("train_categories applies to CSV skills files; a YAML catalog "
@@ -516,12 +518,7 @@ def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed:
         raise SkillmixError(f"unknown skills file type {kind or '(none)'!r}: use .yaml, .yml "
                             "or .csv", file=s_file)
 
-    if topics is None:
-        text, t_file = _builtin("topics.yaml")
-        kind = ".yaml"
-    else:
-        text, t_file = _read(topics)
-        kind = Path(str(topics)).suffix.lower()
+    text, t_file, kind = _source(topics, "topics.yaml")
     if kind in (".yaml", ".yml"):
         topic_list, topic_rule, seed = parse_topics_yaml(text, t_file)
     elif kind == ".csv":
