@@ -7,6 +7,9 @@
     skillmix grade CONFIG --records FILE                grade existing records (e.g. a second grader)
     skillmix metrics CONFIG                             recompute the metric tables from records
     skillmix run CONFIG [--stages ...] [--dry-run]      the numbered notebooks, in order, via papermill
+    skillmix human CONFIG [--rater NAME] [--port N]     blind human grading page on 127.0.0.1
+    skillmix human-agreement CONFIG                     human vs LLM graders and human vs human
+    skillmix import-reference FOLDER OUT_DIR            read the Skill-Mix reference code's results
 
 Every error about input is one line on stderr naming the file and field, and exit status 2.
 """
@@ -102,6 +105,29 @@ def cmd_run(args) -> int:
                      overrides=_parse_sets(args.set), force=args.force)
 
 
+def cmd_human(args) -> int:
+    cfg = _config(args)
+    from .human.server import serve
+
+    serve(cfg, rater=args.rater, port=args.port)
+    return 0
+
+
+def cmd_human_agreement(args) -> int:
+    cfg = _config(args)
+    from .human import write_agreement
+
+    _print_paths(write_agreement(cfg))
+    return 0
+
+
+def cmd_import_reference(args) -> int:
+    from .reference_import import import_reference
+
+    _print_paths(import_reference(args.folder, args.out_dir, name=args.name))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skillmix", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -134,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")
     r.add_argument("--dry-run", action="store_true", help="say what would run and its API cost")
     r.add_argument("--force", action="store_true", help="re-run stages whose outputs are complete")
+    h = with_config("human", cmd_human, "serve the blind human grading page on 127.0.0.1")
+    h.add_argument("--rater", help="serve this rater only (default: the page asks for a name)")
+    h.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    with_config("human-agreement", cmd_human_agreement,
+                "agreement of human grades with the LLM graders and between raters")
+    i = sub.add_parser("import-reference", help="convert a Skill-Mix reference results folder")
+    i.add_argument("folder", help="the reference code's results folder (k*_s*_v*_r*/<student>/...)")
+    i.add_argument("out_dir", help="where to write eval/records.jsonl and eval/tables/")
+    i.add_argument("--name", help="study name for the records (default: the folder's name)")
+    i.set_defaults(func=cmd_import_reference)
     return p
 
 

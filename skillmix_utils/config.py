@@ -80,18 +80,83 @@ class CatalogSpec(_Strict):
     topics: str | None = None
     train_categories: list[str] | None = None   # CSV catalogs: categories of the training split
     topic_seed: int = 0                          # plain-text topics: seed of the 50/50 draw
+    partition: "PartitionSpec | None" = None     # another train/held-out split (partitions.py)
 
     def load(self):
-        """The catalog this spec names (catalog.load_catalog)."""
+        """The catalog this spec names (catalog.load_catalog), re-split by `partition` if set."""
         from .catalog import load_catalog
 
-        return load_catalog(self.skills, self.topics, train_categories=self.train_categories,
-                            topic_seed=self.topic_seed)
+        catalog = load_catalog(self.skills, self.topics, train_categories=self.train_categories,
+                               topic_seed=self.topic_seed)
+        if self.partition is not None:
+            from .partitions import apply_partition
+
+            catalog = apply_partition(catalog, self.partition)
+        return catalog
+
+
+class SkillPartition(_Strict):
+    """How skills are split: `file` (the catalog's own split), `by_category` (these
+    `train_categories` are training skills) or `random` (`train_fraction` of the skills, seeded)."""
+    rule: Literal["file", "by_category", "random"] = "file"
+    train_categories: list[str] | None = None
+    train_fraction: float = Field(0.5, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _categories_given(self):
+        if self.rule == "by_category" and not self.train_categories:
+            raise ValueError("rule by_category needs train_categories")
+        if self.rule != "by_category" and self.train_categories:
+            raise ValueError(f"train_categories applies to rule by_category, not {self.rule}")
+        return self
+
+
+class TopicPartition(_Strict):
+    """How topics are split: `file` (the catalog's own split) or `random` (seeded)."""
+    rule: Literal["file", "random"] = "file"
+    train_fraction: float = Field(0.5, gt=0, lt=1)
+    seed: int = 0
+
+
+class PartitionSpec(_Strict):
+    """A train/held-out partition of skills and topics (`catalog.partition`; partitions.py)."""
+    name: str | None = None                 # label in tables and grid run names
+    skills: SkillPartition = Field(default_factory=SkillPartition)
+    topics: TopicPartition = Field(default_factory=TopicPartition)
+
+
+CatalogSpec.model_rebuild()
+
+
+class SkillSubsetSpec(_Strict):
+    """Evaluate on a subset of skills only (e.g. the paper's "uncommon skills"): a list of
+    `names`, or a `frequency_file` (CSV `skill,frequency`, frequency in [0, 1]) with the skills
+    below `max_frequency`. Combinations are drawn from each setting's skills inside the subset."""
+    name: str = "subset"
+    names: list[str] | None = None
+    frequency_file: str | None = None
+    max_frequency: float = Field(0.05, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.names is None) == (self.frequency_file is None):
+            raise ValueError("give exactly one of names or frequency_file")
+        return self
+
+
+class HumanSpec(_Strict):
+    """Blind human grading (`skillmix human`; human/): which texts raters see."""
+    n_texts: int = Field(60, ge=1)                 # sample size, stratified by student and k
+    seed: int = 0
+    source: Literal["eval", "datagen"] = "eval"    # evaluation texts or teacher texts
+    students: list[str] | None = None              # only these students (eval) / writers
+    ks: list[int] | None = None
 
 
 class SubsampleSpec(_Strict):
     name: str
-    size: int = Field(gt=0)
+    size: int | None = Field(None, gt=0)   # None: every kept text of the k not in per_k, plus per_k
     per_k: dict[int, int] = Field(default_factory=dict)  # e.g. {3: 2000}; the rest drawn from other k
     seed: int = 0
 
@@ -185,6 +250,7 @@ class EvaluationSpec(_Strict):
     generation_rounds: int = Field(3, ge=1)
     graders: list[GraderSpec] = Field(min_length=1)
     seed: int = 0
+    skill_subset: SkillSubsetSpec | None = None        # e.g. uncommon skills only
 
     @field_validator("ks")
     @classmethod
@@ -206,6 +272,7 @@ class StudyConfig(_Strict):
     train: TrainSpec | None = None
     evaluation: EvaluationSpec | None = None
     grid: dict[str, list] = Field(default_factory=dict)   # dotted field -> values: one run each
+    human: HumanSpec = Field(default_factory=HumanSpec)
 
     @property
     def out(self) -> Path:

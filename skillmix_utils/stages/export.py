@@ -5,7 +5,8 @@ kept text, both turns, the row format of docs/architecture.md) and `data/mixes/<
 same rows as a `datasets` folder, `save_to_disk`). Names: `k1`, `k1-2`, `k1-2-3`, or the
 sub-sample's name. A sub-sample (`data.subsamples`) takes `per_k[k]` texts of each listed k and
 fills the rest of `size` uniformly from the kept texts of the other k, seeded; when too few texts
-were kept it takes what there is and the data card says how many were missing.
+were kept it takes what there is and the data card says how many were missing. `size: null`
+takes every kept text of the other k (the paper's D(1,2,3) + ~1,000 k = 4 texts: `per_k: {4: 1000}`).
 
 The data card (data/data_card.json and .md) gives counts per k, keep rates, skills and topics
 used, extraction rules, cost, and the contamination check: every kept text's skills and topic
@@ -40,7 +41,7 @@ def row(rec: TextRecord) -> dict:
             "messages": [{"role": m["role"], "content": m["content"]} for m in rec.conversation]}
 
 
-def subsample(kept: list[TextRecord], size: int, per_k: dict[int, int], seed: int
+def subsample(kept: list[TextRecord], size: int | None, per_k: dict[int, int], seed: int
               ) -> tuple[list[TextRecord], dict]:
     """Seeded sub-sample: `per_k[k]` of each listed k, the rest from the other k.
 
@@ -51,6 +52,9 @@ def subsample(kept: list[TextRecord], size: int, per_k: dict[int, int], seed: in
     >>> picked, info = subsample(recs, 5, {3: 2}, seed=0)
     >>> sorted(Counter(r.combination.k for r in picked).items()), info["missing"]
     ([(1, 2), (2, 1), (3, 2)], 0)
+    >>> picked, info = subsample(recs, None, {3: 1}, seed=0)     # every k = 1, 2 text + one k = 3
+    >>> sorted(Counter(r.combination.k for r in picked).items())
+    [(1, 3), (2, 2), (3, 1)]
     """
     rng = random.Random(seed)
     picked: list[TextRecord] = []
@@ -60,8 +64,8 @@ def subsample(kept: list[TextRecord], size: int, per_k: dict[int, int], seed: in
         take = min(per_k[k], len(pool))
         missing += per_k[k] - take
         picked.extend(rng.sample(pool, take))
-    rest_n = max(0, size - sum(per_k.values()))
     rest = sorted((r for r in kept if r.combination.k not in per_k), key=lambda r: r.id)
+    rest_n = len(rest) if size is None else max(0, size - sum(per_k.values()))
     take = min(rest_n, len(rest))
     missing += rest_n - take
     picked.extend(rng.sample(rest, take))

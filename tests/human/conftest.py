@@ -1,0 +1,51 @@
+"""A tiny graded study for the human-grading tests: real catalog skills, two students, k = 1, 2,
+one LLM grader whose points the tests know."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, record_id
+
+SKILLS = ["metaphor", "red herring", "modus ponens", "spatial reasoning"]
+STUDENTS = ["student-alpha", "student-omega"]
+
+
+def make_records() -> list[TextRecord]:
+    out = []
+    for student in STUDENTS:
+        for k in (1, 2):
+            for i in range(3):
+                skills = tuple(SKILLS[(i + j) % 4] for j in range(k))
+                comb = Combination(skills=skills, topic="Beekeeping", k=k, setting="held_out", index=i)
+                text = f"Text {STUDENTS.index(student)}{k}{i}: the hive hums, a <i>quiet</i> engine of summer."
+                points = [1.0] * (k + 3) if i != 1 else [0.0] + [1.0] * (k + 2)
+                out.append(TextRecord(
+                    id=record_id("eval", "held_out", k, i, 0, student=student), stage="eval",
+                    study="hum", model="hf:SECRET-WRITER-MODEL", student=student, combination=comb,
+                    answer=text, gradings=[Grading(grader="llm-judge", round=0, points=points,
+                                                   raw_reply="SECRET-GRADER-REPLY")]))
+    return out
+
+
+def make_study(root: Path, n_texts: int = 6) -> Path:
+    """Write a config and eval/records.jsonl under root; return the config path."""
+    out = root / "hum"
+    RecordStore(out / "eval" / "records.jsonl").append(make_records())
+    model = {"spec": "hf:smollm2-135m-instruct"}
+    cfg = {"name": "hum", "output_dir": str(out),
+           "evaluation": {"students": [{"name": s, "model": model} for s in STUDENTS],
+                          "graders": [{**model, "name": "llm-judge", "rounds": 1}],
+                          "settings": ["held_out"], "ks": [1, 2], "n_combinations": 3},
+           "human": {"n_texts": n_texts, "seed": 0},
+           "scoring": {"explicit_name_rule": False}}
+    path = root / "hum.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture()
+def study_config(tmp_path) -> Path:
+    return make_study(tmp_path)

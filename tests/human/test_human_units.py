@@ -1,0 +1,92 @@
+"""Human grading without a browser: the sample, the store, the app's rules, the agreement."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from skillmix_utils.config import load_study_config
+from skillmix_utils.human import GradeStore, human_items, rater_order, write_agreement
+from skillmix_utils.human.sample import grades_dir
+from skillmix_utils.human.server import create_app
+
+
+def test_sample_is_stratified_seeded_and_blind(study_config):
+    cfg = load_study_config(study_config)
+    items = human_items(cfg)
+    assert len(items) == 6
+    strata = [it.stratum for it in items]
+    assert sorted(strata.count(s) for s in set(strata)) == [1, 1, 2, 2]         # 4 strata share 6
+    assert [it.key for it in human_items(cfg)] == [it.key for it in items]      # seeded
+    more = load_study_config(study_config, {"human.n_texts": 8})
+    assert {it.key for it in items} <= {it.key for it in human_items(more)}     # grows, keeps
+    page = json.dumps([it.public() for it in items])
+    for secret in ("student-", "held_out", "SECRET", "eval/", "llm-judge"):
+        assert secret not in page
+    assert items[0].criteria[-1].startswith("At most")
+    assert rater_order(items, 0, "alice") != rater_order(items, 0, "bob")
+
+
+def test_app_saves_each_grade_and_keeps_raters_apart(study_config):
+    cfg = load_study_config(study_config)
+    items = human_items(cfg)
+    client = create_app(cfg).test_client()
+    key = items[0].key
+    assert client.post("/api/rate/alice/grade", json={"item": key, "criterion": 0, "value": 1}).status_code == 200
+    lines = GradeStore(grades_dir(cfg), "alice").lines()
+    assert lines[-1]["item"] == key and lines[-1]["value"] == 1 and lines[-1]["record_id"].startswith("eval/")
+    assert client.post("/api/rate/alice/grade", json={"item": "nope", "criterion": 0, "value": 1}).status_code == 400
+    assert client.post("/api/rate/alice/grade", json={"item": key, "criterion": 99, "value": 1}).status_code == 400
+    assert client.post("/api/rate/alice/grade", json={"item": key, "criterion": 0, "value": 2}).status_code == 400
+    assert client.get("/rate/..%2Fx").status_code in (400, 404)
+    # bob's page carries none of alice's grades
+    bob = client.get("/rate/bob").get_data(as_text=True)
+    assert '<script type="application/json" id="grades-data">{}</script>' in bob
+    assert client.get("/api/rate/alice/state").get_json()["grades"] == {key: {"0": 1}}
+    # a server started for one rater serves no other
+    only = create_app(cfg, rater="alice").test_client()
+    assert only.get("/rate/bob").status_code == 403
+    assert only.get("/").headers["Location"].endswith("/rate/alice")
+
+
+def test_grade_on_a_rewritten_text_is_not_used(study_config):
+    from skillmix_utils.records import RecordStore
+
+    cfg = load_study_config(study_config)
+    items = human_items(cfg)
+    store = GradeStore(grades_dir(cfg), "alice")
+    store.append(items[0], 0, 1)
+    assert store.current(items) == {items[0].key: {0: 1}}
+    recs = RecordStore(cfg.out / "eval" / "records.jsonl")
+    rec = recs.load()[items[0].record_id]
+    recs.append(rec.model_copy(update={"answer": "a different text"}))
+    assert store.current(human_items(cfg)) == {}
+
+
+def test_agreement_human_vs_llm_and_human_vs_human(study_config):
+    cfg = load_study_config(study_config)
+    items = human_items(cfg)
+    alice, bob = GradeStore(grades_dir(cfg), "alice"), GradeStore(grades_dir(cfg), "bob")
+    for it in items:
+        for c in range(len(it.criteria)):
+            alice.append(it, c, 1)                              # alice: everything yes
+            bob.append(it, c, 0 if (c == 0 and it.record_id.endswith("/c1/g0")) else 1)  # bob = llm
+    paths = write_agreement(cfg, n_boot=200)
+    import pandas as pd
+
+    df = pd.read_csv(paths["human_agreement"])
+    row = lambda a, b, c: df[(df.a == a) & (df.b == b) & (df.criterion == c)].iloc[0]  # noqa: E731
+    n_c1 = sum(it.record_id.endswith("/c1/g0") for it in items)
+    assert n_c1 > 0
+    bl = row("bob", "llm-judge", "full_marks")                 # bob agrees with the judge on all
+    assert bl.kappa == 1.0 and bl.agreement == 1.0 and bl.n_texts == len(items)
+    al = row("alice", "llm-judge", "full_marks")
+    assert al.yes_no == n_c1 and al.no_yes == 0 and al.yes_yes == len(items) - n_c1
+    assert al.agreement == pytest.approx((len(items) - n_c1) / len(items))
+    assert al.kappa == pytest.approx(0.0)                      # alice says yes to everything
+    ab = row("alice", "bob", "skills")
+    assert ab.pair == "human-human" and ab.n == sum(it.k for it in items)
+    assert "kappa [95% CI]" in paths["human_agreement_md"].read_text()
+    topic = row("bob", "llm-judge", "topic")
+    assert topic.kappa == 1.0 and np.isfinite(topic.kappa_ci_low)
