@@ -90,3 +90,41 @@ def test_agreement_human_vs_llm_and_human_vs_human(study_config):
     assert "kappa [95% CI]" in paths["human_agreement_md"].read_text()
     topic = row("bob", "llm-judge", "topic")
     assert topic.kappa == 1.0 and np.isfinite(topic.kappa_ci_low)
+
+
+def test_cli_serves_the_page_and_writes_agreement(study_config, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "skillmix_utils.cli", "human", str(study_config),
+                             "--rater", "carol", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        page = None
+        for _ in range(100):
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(proc.stdout.read())
+                time.sleep(0.1)
+        assert page is not None and "Blind grading: hum" in page and ">carol<" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    out = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "human-agreement",
+                          str(study_config)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "human_agreement:" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "human", str(study_config),
+                          "--rater", "../x"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "rater names" in bad.stderr
