@@ -73,6 +73,7 @@ class Catalog:
     skill_split: str = ""
     topic_split: str = ""
     topic_seed: int | None = None
+    partition: str = ""      # name of a config partition (partitions.py) applied on top, if any
 
     def __post_init__(self):
         object.__setattr__(self, "skills", tuple(self.skills))
@@ -547,6 +548,7 @@ def summary_table(catalog: Catalog) -> str:
     width = max([len("skills by category"), *(len(c) for c, _, _ in rows)]) + 2
     line = lambda a, b, c, d: f"{a:<{width}}{b:>7}{c:>10}{d:>6}"  # noqa: E731
     out = [f"catalog: {catalog.source}",
+           *([f"partition: {catalog.partition}"] if catalog.partition else []),
            f"skill split: {catalog.skill_split}",
            f"topic split: {catalog.topic_split}",
            "",

@@ -137,6 +137,7 @@ class SkillSubsetSpec(_Strict):
     names: list[str] | None = None
     frequency_file: str | None = None
     max_frequency: float = Field(0.05, gt=0, le=1)
+    parrot_corpus_texts: float | None = Field(None, gt=0)   # D of the parrot line (uncommon.py)
 
     @model_validator(mode="after")
     def _one_source(self):

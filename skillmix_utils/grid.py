@@ -25,6 +25,8 @@ from .errors import SkillmixError
 
 
 def _value_label(value) -> str:
+    if isinstance(value, dict) and value.get("name"):     # e.g. a catalog.partition
+        return _value_label(value["name"])
     if isinstance(value, (list, tuple)):
         return "-".join(_value_label(v) for v in value)
     if value is None:
@@ -102,6 +104,17 @@ def summarize_grid(out: Path, runs: list[tuple[str, StudyConfig]]) -> dict[str, 
     paths.update(paper_tables.write_paper_tables(metrics, out / "tables"))
     for p in figures.figure2_full_marks(metrics, out / "figures", name="grid_figure2_full_marks"):
         paths[p.name] = p
+    paths.update(beyond_paper_grid(out, runs, metrics))
+    return paths
+
+
+def beyond_paper_grid(out: Path, runs: list[tuple[str, StudyConfig]], metrics) -> dict[str, Path]:
+    """The cross-run outputs of grids over partitions (partitions.py) and of scaling grids
+    (scaling.py); each writes nothing when the grid is not of its kind."""
+    from . import partitions, scaling
+
+    paths = partitions.write_partition_gain(out, runs)
+    paths.update(scaling.write_scaling(out, metrics))
     return paths
 
 

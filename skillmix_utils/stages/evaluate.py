@@ -115,14 +115,19 @@ def planned_items(cfg: StudyConfig, catalog, student: StudentSpec) -> list[Pendi
 
     ev = cfg.evaluation
     items = []
+    if ev.skill_subset is not None:       # e.g. uncommon skills only: settings read "held_out:<name>"
+        from ..uncommon import restrict_catalog
+
+        catalog = restrict_catalog(catalog, ev.skill_subset)
     for setting in ev.settings:
+        label = f"{setting}:{ev.skill_subset.name}" if ev.skill_subset is not None else setting
         for k in ev.ks:
             combos = sample_combinations(catalog, k, ev.n_combinations, seed=ev.seed,
                                          skills=setting, topics=setting)
             for c in combos:
-                c = c.model_copy(update={"setting": setting})
+                c = c.model_copy(update={"setting": label})
                 for g in range(ev.generation_rounds):
-                    items.append(Pending(record_id("eval", setting, k, c.index, g, student=student.name), c, g))
+                    items.append(Pending(record_id("eval", label, k, c.index, g, student=student.name), c, g))
     return items
 
 

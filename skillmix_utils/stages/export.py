@@ -168,6 +168,8 @@ def data_card(cfg, records: list[TextRecord], catalog, mixes: dict, subsamples: 
                      "the deterministic length count"
                      + (" and the explicit-name rule" if cfg.scoring.explicit_name_rule else ""),
         "scoring": cfg.scoring.model_dump(mode="json"),
+        "catalog": {"source": catalog.source, "partition": getattr(catalog, "partition", ""),
+                    "skill_split": catalog.skill_split, "topic_split": catalog.topic_split},
         "complete": stopped is None and sum(v["graded"] for v in per_k.values()) == planned,
         "stopped": stopped,
         "per_k": per_k,
@@ -195,6 +197,9 @@ def card_markdown(card: dict) -> str:
              + ", ".join(f"`{g['label']}` ({g['method']}, {g['rounds']} rounds)"
                          for g in card["graders"]) + ".", "",
              f"Keep rule: {card['keep_rule']}.", "",
+             f"Catalog: {card['catalog']['source']}"
+             + (f", partition `{card['catalog']['partition']}`" if card["catalog"]["partition"] else "")
+             + f". Skills: {card['catalog']['skill_split']}. Topics: {card['catalog']['topic_split']}.", "",
              "| k | planned | written | graded | kept | keep rate | skills | topics |",
              "|---|---|---|---|---|---|---|---|"]
     for k, v in card["per_k"].items():
