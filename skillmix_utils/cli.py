@@ -124,7 +124,7 @@ def cmd_human_agreement(args) -> int:
 def cmd_import_reference(args) -> int:
     from .reference_import import import_reference
 
-    _print_paths(import_reference(args.folder, args.out_dir, name=args.name))
+    _print_paths(import_reference(args.folder, args.out_dir, name=args.name, setting=args.setting))
     return 0
 
 
@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("folder", help="the reference code's results folder (k*_s*_v*_r*/<student>/...)")
     i.add_argument("out_dir", help="where to write eval/records.jsonl and eval/tables/")
     i.add_argument("--name", help="study name for the records (default: the folder's name)")
+    i.add_argument("--setting", default="all", choices=["train", "held_out", "all", "custom"],
+                   help="the setting the texts were drawn for (default all: the reference's pools)")
     i.set_defaults(func=cmd_import_reference)
     return p
 
