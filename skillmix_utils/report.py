@@ -134,8 +134,14 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     samples = [row for stage, recs in stores.items() for row in sample_rows(recs, stage, sample_limit)]
     config_text = (out_dir / "config.yaml").read_text() if (out_dir / "config.yaml").exists() else ""
     card = _read_json(out_dir / "data" / "data_card.json")
-    template = resources.files("skillmix_utils").joinpath("data/templates/report.html.j2").read_text()
-    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    from jinja2 import FileSystemLoader
+
+    from .beyond_report import beyond_sections
+
+    templates = resources.files("skillmix_utils").joinpath("data", "templates")
+    template = templates.joinpath("report.html.j2").read_text()
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                      loader=FileSystemLoader(str(templates)))   # for {% include %}
     try:
         import yaml
 
@@ -148,7 +154,8 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
         data_card=json.dumps(card, indent=2, default=str) if card is not None else "",
         train=train, sections=sections, figures=_figures(out_dir / "figures"),
         samples_json=_json_for_script(samples), n_samples=len(samples),
-        n_records={stage: len(recs) for stage, recs in stores.items()})
+        n_records={stage: len(recs) for stage, recs in stores.items()},
+        beyond=beyond_sections(out_dir))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -128,3 +128,18 @@ def test_cli_serves_the_page_and_writes_agreement(study_config, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "human", str(study_config),
                           "--rater", "../x"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "rater names" in bad.stderr
+
+
+def test_report_has_the_beyond_the_paper_section(study_config):
+    from skillmix_utils.report import build_report
+
+    cfg = load_study_config(study_config)
+    items = human_items(cfg)
+    store = GradeStore(grades_dir(cfg), "alice")
+    for it in items:
+        for c in range(len(it.criteria)):
+            store.append(it, c, 1)
+    write_agreement(cfg, n_boot=50)
+    html = build_report(cfg.out).read_text()
+    assert '<section id="beyond">' in html and "Human grading: agreement" in html
+    assert "llm-judge" in html and "kappa [95% CI]" in html
