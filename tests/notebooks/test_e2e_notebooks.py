@@ -93,6 +93,17 @@ def test_05_figures_tables_report(study):
     assert "data:image/png;base64," in html and '"stage": "eval"' in html
 
 
+def test_05_beyond_the_paper_section(study):
+    out = study[1]
+    nb = nbformat.read(out / "notebooks" / "05_figures_and_tables.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    assert "human sample:" in printed and "no human grades yet: skillmix human" in printed
+    assert "partition of this study: the catalog file" in printed
+    assert _png(out / "figures" / "scaling_success_vs_k.png")
+    assert '<section id="beyond">' in (out / "report.html").read_text()
+
+
 def test_a_second_run_skips_every_stage(study, capsys):
     rc, out = study
     assert runner.run_study(CONFIG, overrides={"output_dir": str(out)}) == 0
