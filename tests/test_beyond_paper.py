@@ -240,3 +240,33 @@ def test_data_card_records_the_partition(tmp_path):
     assert card["catalog"]["partition"] == "random-s1"
     assert card["catalog"]["skill_split"].startswith("random (sha256_rank, seed 1")
     assert "partition `random-s1`" in card_markdown(card)
+
+
+def test_grid_summary_draws_the_scaling_figures(tmp_path):
+    import json
+
+    from skillmix_utils.grid import summarize_grid
+
+    runs = []
+    for label, sub, n, level in (("full", None, 16, 0.5), ("half", "d123-plus-k4", 8, 0.3)):
+        cfg = load_study_config(ROOT / "configs" / "k4-addition.yaml",
+                                {"output_dir": str(tmp_path / label), "train.subsample": sub, "grid": {}})
+        rows = []
+        for student, adapter, lv in (("base", None, 0.1), ("tuned", "a/adapter", level)):
+            for k in (1, 2, 3):
+                row = {"study": "k4", "student": student, "adapter": adapter, "setting": "held_out",
+                       "k": k, "grader": "judge", "grader_method": "table", "n_combinations": 4}
+                for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction"):
+                    row.update({m: lv / k, f"{m}_sem": 0.05, f"{m}_ci_low": lv / k - 0.1,
+                                f"{m}_ci_high": lv / k + 0.1})
+                rows.append(row)
+        (cfg.out / "eval" / "tables").mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(cfg.out / "eval" / "tables" / "metrics.csv", index=False)
+        (cfg.out / "train" / "lora").mkdir(parents=True)
+        (cfg.out / "train" / "lora" / "train_summary.json").write_text(json.dumps({"skillmix_examples": n}))
+        runs.append((label, cfg))
+    paths = summarize_grid(tmp_path, runs)
+    assert paths["scaling_success_vs_k.png"].exists() and paths["scaling_data_efficiency.png"].exists()
+    frame = pd.read_csv(paths["scaling"])
+    assert set(frame["mix"]) == {"base", "D(1,2,3)", "d123-plus-k4"}
+    assert frame.loc[frame["mix"] == "d123-plus-k4", "n_train_texts"].eq(8).all()
