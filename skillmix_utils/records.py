@@ -30,6 +30,7 @@ class Combination(BaseModel):
     setting: str = "custom"
     index: int = 0          # position in the seeded draw; stable across rounds
     categories: tuple[str, ...] = ()
+    excluded_draws: int = 0  # draws rejected before this one (they were training combinations)
 
 
 class Usage(BaseModel):
@@ -51,6 +52,8 @@ class Grading(BaseModel):
     stated_total: float | None = None
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    identity: str | None = None      # grader, method, prompt and sampling (identity.py)
+    parse: dict | None = None        # the parser's diagnostics: shape, matched_by, notes, ...
 
 
 class Derived(BaseModel):
@@ -71,6 +74,7 @@ class TextRecord(BaseModel):
     adapter: str | None = None                   # LoRA adapter or checkpoint folder, if any
     weights: str | None = None                   # fingerprint of local weights (adapter/checkpoint)
     student: str | None = None                   # student name in an evaluation config
+    identity: str | None = None                  # what the text was made from (identity.py)
     combination: Combination
     generation_round: int = 0
     sampling: dict = Field(default_factory=dict)  # temperature, max_tokens, seed, ...

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from ..errors import SkillmixError
 from ..records import RecordStore, TextRecord, record_id
+from .draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, generate_texts, pending_items, written_by_others
+from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
 from .grade import grade_records, grader_rounds
 from .scoring import derive
 
-SETTING = "data"   # the setting part of datagen record ids; the pools are in the combination
 
 
 def keep_rule(rec: TextRecord, grader_labels: list[str]) -> bool | None:
@@ -44,16 +44,8 @@ def keep_rule(rec: TextRecord, grader_labels: list[str]) -> bool | None:
 
 
 def planned_items(cfg, catalog) -> list[Pending]:
-    """The datagen combinations of the config, as pending items with deterministic ids."""
-    from ..sampling import sample_combinations
-
-    items = []
-    for k, n in sorted(cfg.data.counts.items()):
-        pool = cfg.data.pools[k]
-        for c in sample_combinations(catalog, k, n, seed=cfg.data.seed,
-                                     skills=pool.skills, topics=pool.topics):
-            items.append(Pending(record_id("datagen", SETTING, k, c.index, 0), c, 0))
-    return items
+    """The datagen combinations of the config (`draws.data_items`)."""
+    return data_items(cfg, catalog)
 
 
 def _dry_run(cfg, catalog, items, existing) -> dict:
@@ -61,7 +53,7 @@ def _dry_run(cfg, catalog, items, existing) -> dict:
     from ..prompts import sentence_limit
 
     plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)")
-    todo = pending_items(items, existing, (cfg.data.teacher.spec, None, None))
+    todo = pending_items(items, existing, Writer(cfg.data.teacher, catalog))
     plan_generation(plan, cfg.data.teacher, todo, catalog, "teacher")
     for g in cfg.data.graders:
         combos = [p.combination for p in items
@@ -103,10 +95,11 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     def finish(rec: TextRecord) -> None:
         rec.kept = keep_rule(rec, labels)
 
-    writer = (cfg.data.teacher.spec, None, None)
+    writer = Writer(cfg.data.teacher, catalog)
     other = written_by_others(items, existing, writer)
-    if other:   # ids do not name the teacher: two teachers' texts are never mixed
-        run.say(f"{other} existing texts were written by another teacher; rewriting them")
+    if other:   # ids name neither the teacher nor its settings: never mix two ways of making
+        run.say(f"{other} existing texts were made otherwise (another teacher, sampling "
+                "setting, prompt or catalog entry); rewriting them")
     try:
         todo = pending_items(items, existing, writer)
         if todo:

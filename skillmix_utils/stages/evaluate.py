@@ -19,8 +19,9 @@ from pathlib import Path
 from ..config import ModelSpec, StudentSpec, StudyConfig
 from ..errors import SkillmixError
 from ..records import RecordStore, record_id
+from .draws import eval_items, training_keys
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, generate_texts, pending_items, written_by_others
+from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
 from .grade import grade_records, grader_rounds
 
 
@@ -109,21 +110,10 @@ def selected_students(cfg: StudyConfig, names: list[str] | None) -> list[Student
     return [known[n] for n in names]
 
 
-def planned_items(cfg: StudyConfig, catalog, student: StudentSpec) -> list[Pending]:
-    """The student's texts: settings x ks x combinations x generation rounds."""
-    from ..sampling import sample_combinations
-
-    ev = cfg.evaluation
-    items = []
-    for setting in ev.settings:
-        for k in ev.ks:
-            combos = sample_combinations(catalog, k, ev.n_combinations, seed=ev.seed,
-                                         skills=setting, topics=setting)
-            for c in combos:
-                c = c.model_copy(update={"setting": setting})
-                for g in range(ev.generation_rounds):
-                    items.append(Pending(record_id("eval", setting, k, c.index, g, student=student.name), c, g))
-    return items
+def planned_items(cfg: StudyConfig, catalog, student: StudentSpec, exclude=None) -> list[Pending]:
+    """The student's texts: settings x ks x combinations x generation rounds, drawn for
+    evaluation and never a training combination (`draws.eval_items`)."""
+    return eval_items(cfg, catalog, student, exclude)
 
 
 def _dry_run(cfg, catalog, students, existing) -> dict:
@@ -131,12 +121,13 @@ def _dry_run(cfg, catalog, students, existing) -> dict:
     from .plan import Plan, plan_generation, plan_grading
 
     plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)")
+    train = training_keys(cfg, catalog)
     for student in students:
-        items = planned_items(cfg, catalog, student)
+        items = planned_items(cfg, catalog, student, train)
         try:
             spec, adapter = resolve_student(cfg, student)
-            todo = pending_items(items, existing, (spec.spec, adapter,
-                                                   weights_fingerprint(spec, adapter)))
+            todo = pending_items(items, existing, Writer(
+                spec, catalog, adapter=adapter, weights=weights_fingerprint(spec, adapter)))
         except SkillmixError as exc:   # e.g. "@train" before training: plan with the base
             spec, adapter = student.model, None
             todo = pending_items(items, existing)
@@ -178,17 +169,18 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     store = RecordStore(path)
     run = StageRun(cfg)
     mine: set[str] = set()
+    train = training_keys(cfg, catalog)
     try:
         for student in chosen:
-            items = planned_items(cfg, catalog, student)
+            items = planned_items(cfg, catalog, student, train)
             mine.update(p.id for p in items)
             spec, adapter = resolve_student(cfg, student)
             weights = weights_fingerprint(spec, adapter)
-            writer = (spec.spec, adapter, weights)
+            writer = Writer(spec, catalog, adapter=adapter, weights=weights)
             stale = written_by_others(items, existing, writer)
             if stale:
-                run.say(f"student {student.name}: {stale} texts came from other weights "
-                        "(retrained or changed); rewriting them")
+                run.say(f"student {student.name}: {stale} texts were made otherwise (other "
+                        "weights, sampling settings, prompt or catalog entries); rewriting them")
             todo = pending_items(items, existing, writer)
             if not todo:
                 continue
