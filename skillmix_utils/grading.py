@@ -1,4 +1,4 @@
-"""From a grader's reply to k + 3 points in rubric order (PROTOCOL §4).
+"""From a grader's reply to k + 3 points in rubric order (docs/protocol.md §4).
 
     >>> crit = rubric_items(["metaphor", "red herring"], "Beekeeping")
     >>> crit
@@ -44,23 +44,10 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .grader_replies import Rows, is_total, read_lines, read_point_earned, read_tables, read_value
-from .prompts import number_words, sentence_limit
+from .prompts import rubric_items  # noqa: F401  (re-exported: the rubric lives with the prompts)
 from .text_rules import count_sentences, mentions_skill_name, name_patterns  # noqa: F401  (re-exported)
 
 __all__ = ["GradeParse", "rubric_items", "parse_grade", "count_sentences", "mentions_skill_name"]
-
-
-def rubric_items(skills: Sequence, topic: str) -> list[str]:
-    """The k + 3 criteria in rubric order: one per skill (name in lower case), then topic,
-    sense and length. `skills` are names (or objects with `.name`).
-
-    >>> rubric_items(["Metaphor", "modus ponens", "red herring"], "Knots")[-3:]
-    ['Pertains to Knots', 'Text makes sense', 'At most two sentences']
-    """
-    names = [getattr(s, "name", s) for s in skills]
-    return ([f"Correctly illustrates {n.lower()}" for n in names]
-            + [f"Pertains to {topic}", "Text makes sense",
-               f"At most {number_words(sentence_limit(len(names)))}"])
 
 
 @dataclass
