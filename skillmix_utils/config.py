@@ -58,7 +58,9 @@ class GraderSpec(ModelSpec):
     name: str | None = None            # short label for tables, default: the spec
     method: Literal["table", "point_earned", "yes_no_logprob"] = "table"
     rounds: int = Field(3, ge=1)
-    temperature: float = 0.0
+    # The provider's default (1.0), so that rounds are independent samples; at 0 several rounds
+    # are copies of one grading, and the grade stage warns.
+    temperature: float = 1.0
 
     @property
     def label(self) -> str:
@@ -73,6 +75,9 @@ class PoolSpec(_Strict):
 class ScoringSpec(_Strict):
     explicit_name_rule: bool = True                        # the paper's harder variant
     sentence_counter: Literal["reference", "improved"] = "reference"
+    # How an unreadable grading (parse_failed) counts: "exclude" leaves it out of the vote (it is
+    # counted and re-gradable); "zero" scores it 0 on every criterion, as the reference code did.
+    unreadable: Literal["exclude", "zero"] = "exclude"
 
 
 class CatalogSpec(_Strict):

@@ -57,12 +57,16 @@ class Grading(BaseModel):
 
 
 class Derived(BaseModel):
-    """Deterministic adjustments and the vote, per grader (keyed by grader spec)."""
+    """A text's points as `stages.scoring.score` derived them, per grader (keyed by label); the
+    one stored result every table, figure and report reads."""
     sentence_count: int | None = None
     length_point: float | None = None            # replaces the graders' length verdict
     explicit_names: list[str] = Field(default_factory=list)  # skills named verbatim in the text
+    # grader -> {round: k + 3 corrected points} of the gradings that count (None = unreadable)
+    round_points: dict[str, dict[int, list[float | None]]] = Field(default_factory=dict)
     voted_points: dict[str, list[float | None]] = Field(default_factory=dict)
     valid_rounds: dict[str, int] = Field(default_factory=dict)
+    scoring: dict = Field(default_factory=dict)  # the scoring settings it was derived with
 
 
 class TextRecord(BaseModel):

@@ -19,28 +19,10 @@ from ..records import RecordStore, TextRecord, record_id
 from .draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
 from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
-from .grade import grade_records, grader_rounds
-from .scoring import derive
+from .current import current_data_records
+from .grade import grade_records, grader_rounds, ungraded
+from .scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
 
-
-
-def keep_rule(rec: TextRecord, grader_labels: list[str]) -> bool | None:
-    """Full marks by every grader's vote; None while some grader has no valid round yet.
-
-    >>> from skillmix_utils.records import Combination, Derived
-    >>> r = TextRecord(id="x", stage="datagen", model="m", answer="a",
-    ...     combination=Combination(skills=("metaphor",), topic="Knots", k=1),
-    ...     derived=Derived(voted_points={"g": [1.0, 1.0, 1.0, 1.0]}))
-    >>> keep_rule(r, ["g"]), keep_rule(r, ["g", "h"])
-    (True, None)
-    """
-    if rec.status != "ok" or rec.answer is None:
-        return None
-    votes = [rec.derived.voted_points.get(label) for label in grader_labels]
-    if any(v is None for v in votes):
-        return None
-    k = rec.combination.k
-    return all(len(v) == k + 3 and all(p is not None and p >= 1.0 for p in v) for v in votes)
 
 
 def planned_items(cfg, catalog) -> list[Pending]:
@@ -56,10 +38,7 @@ def _dry_run(cfg, catalog, items, existing) -> dict:
     todo = pending_items(items, existing, Writer(cfg.data.teacher, catalog))
     plan_generation(plan, cfg.data.teacher, todo, catalog, "teacher")
     for g in cfg.data.graders:
-        combos = [p.combination for p in items
-                  if not (p.id in existing and all(
-                      any(x.grader == g.label and x.round == r and x.status == "ok"
-                          for x in existing[p.id].gradings) for r in grader_rounds(g)))]
+        combos = ungraded(items, existing, todo, g, catalog)
         plan_grading(plan, g, combos, catalog,
                      answer_tokens=30 * sentence_limit(max(cfg.data.counts)),
                      label="data", rounds=len(grader_rounds(g)))
@@ -105,8 +84,7 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
         if todo:
             run.say(f"teacher {cfg.data.teacher.spec}: writing {len(todo)} texts")
             generate_texts(run, cfg.data.teacher, todo, catalog, store, stage="datagen")
-        mine = {p.id for p in items}
-        records = [r for r in store.records() if r.id in mine]
+        records = current_data_records(cfg, catalog, store, items)
         grade_records(run, records, cfg.data.graders, catalog, store, finish=finish)
     except BudgetExhausted as exc:
         stopped = str(exc)
@@ -114,16 +92,10 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     finally:
         run.close()
 
-    # Scoring settings may have changed since the gradings were made: re-derive (free).
-    records = [r for r in store.records() if r.id in {p.id for p in items}]
-    changed = []
-    for rec in records:
-        before = (rec.derived, rec.kept)
-        rec.derived = derive(rec, cfg.scoring)
-        finish(rec)
-        if (rec.derived, rec.kept) != before:
-            changed.append(rec)
-    store.append(changed)
+    # Scoring settings or graders may have changed since the gradings were made: score again
+    # (free) and store the result, which the keep rule, mixes and data card then read.
+    records = current_data_records(cfg, catalog, store, items)
+    store.append(rescore(records, cfg.scoring, study_graders(cfg, "datagen"), catalog, finish))
     paths["records"] = store.path
     paths.update(export_data(cfg, records, catalog, planned=len(items), stopped=stopped))
     return paths

@@ -75,6 +75,12 @@ def _keys_on_disk(cfg) -> set[tuple[frozenset, str]]:
             for r in read_existing(path).values() if r.stage == "datagen"}
 
 
+def overlap_keys(cfg, catalog) -> set[tuple[frozenset, str]]:
+    """The training combinations an evaluation must not reuse: planned by the config or found
+    in data/records.jsonl."""
+    return training_keys(cfg, catalog) | _keys_on_disk(cfg)
+
+
 def overlap_report(cfg, catalog) -> dict[str, dict[str, dict]]:
     """{setting: {k: {"n_combinations", "overlap", "excluded_draws"}}} for the evaluation.
 
