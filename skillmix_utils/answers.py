@@ -1,4 +1,4 @@
-"""Answer extraction: the text that counts in a model's reply (PROTOCOL §3).
+"""Answer extraction: the text that counts in a model's reply (docs/protocol.md §3).
 
 The published rule: the part after the **last** `Answer:` and before the **first following**
 `Explanation`, stripped. Models also write `**Answer:**`, `Answer :`, quotes or markdown bold
@@ -32,12 +32,13 @@ class Extraction(NamedTuple):
 
 _STRICT = re.compile(r"Answer:")
 # A bold marker: the word Answer with ** or __ around it, the colon inside or outside.
-_BOLD = re.compile(r"(\*\*|__)\s*(?:[A-Za-z]+\s+)?Answer\s*:?\s*\1\s*:?"
-                   r"|(\*\*|__)\s*(?:[A-Za-z]+\s+)?Answer\s*:", re.I)
-_LOOSE = re.compile(r"\banswer\s*:", re.I)
+# Possessive quantifiers (*+, ++): no backtracking, so any reply is read in linear time.
+_BOLD = re.compile(r"(\*\*|__)\s*+(?:[A-Za-z]++\s++)?Answer\s*+:?\s*+\1\s*+:?"
+                   r"|(\*\*|__)\s*+(?:[A-Za-z]++\s++)?Answer\s*+:", re.I)
+_LOOSE = re.compile(r"\banswer\s*+:", re.I)
 # The reference cut is at "Explanation" (case as written); in other cases only a marker with
 # its colon counts, so that "the explanation of bees" inside an answer does not cut it short.
-_EXPLANATION_LOOSE = re.compile(r"\bexplanation\s*:", re.I)
+_EXPLANATION_LOOSE = re.compile(r"\bexplanation\s*+:", re.I)
 _EXPLANATION_EXACT = re.compile(r"Explanation")
 
 
@@ -86,7 +87,9 @@ def _tidy(text: str) -> str:
     >>> _tidy('Bees dance.**\\n\\n')         # from "**Answer: Bees dance.**"
     'Bees dance.'
     """
-    text = re.sub(r"\s*#+\s*$", "", text.strip())   # a heading "## Explanation" leaves "##"
+    text = text.strip()
+    if text.endswith("#"):                   # a heading "## Explanation" leaves "##"
+        text = text.rstrip("#").rstrip()
     for mark in ("**", "__"):
         if text.count(mark) % 2 == 1:
             if text.endswith(mark):
