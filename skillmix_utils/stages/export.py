@@ -26,13 +26,16 @@ from pathlib import Path
 from ..records import TextRecord
 
 
-def mix_name(ks) -> str:
-    """`[1, 2, 3]` -> "k1-2-3".
+def mix_name(ks, subsample: str | None = None) -> str:
+    """The one name of a training mix, whatever the order of `ks` (the data stage writes it,
+    the training stage reads it): `[3, 2, 1]` -> "k1-2-3"; a sub-sample is named by its name.
 
-    >>> mix_name([1]), mix_name([2, 1])
-    ('k1', 'k1-2')
+    >>> mix_name([1]), mix_name([2, 1]), mix_name([3, 2, 1, 1]), mix_name([1, 2, 3], "sub8k")
+    ('k1', 'k1-2', 'k1-2-3', 'sub8k')
     """
-    return "k" + "-".join(str(k) for k in sorted(ks))
+    if subsample:
+        return subsample
+    return "k" + "-".join(str(k) for k in sorted(set(int(k) for k in ks)))
 
 
 def row(rec: TextRecord) -> dict:

@@ -38,7 +38,8 @@ from .scoring import current_gradings, rescore, study_graders
 
 METRIC_COLUMNS = [f"{m}{s}" for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction")
                   for s in ("", "_sem", "_ci_low", "_ci_high")]
-COLUMNS = (["study", "student", "base_model", "adapter", "setting", "k", "grader", "grader_method",
+COLUMNS = (["study", "student", "base_model", "adapter", "train_data", "setting", "k", "grader",
+            "grader_method",
             "n_combinations"] + METRIC_COLUMNS
            + ["n_excluded_generations", "n_excluded_combinations", "n_parse_failures",
               "n_train_overlap", "n_excluded_draws"])
@@ -91,6 +92,18 @@ def voted_by_text(recs, label, cfg=None) -> dict[str, np.ndarray]:
         out[r.id] = (np.array([math.nan if p is None else p for p in v], dtype=float) if v
                      else np.full(r.combination.k + 3, np.nan))
     return out
+
+
+def _train_data(cfg: StudyConfig, student: str) -> str:
+    """The training data of a student tuned by this study ("D(1,2,3)" or a sub-sample name), ""
+    for a base model or an adapter from elsewhere (its data is not known here)."""
+    spec = next((s for s in (cfg.evaluation.students if cfg.evaluation else [])
+                 if s.name == student), None)
+    if spec is None or not (spec.adapter or "").startswith("@train") or cfg.train is None:
+        return ""
+    if cfg.train.subsample:
+        return cfg.train.subsample
+    return "D(" + ",".join(str(k) for k in sorted(set(cfg.train.data_mix))) + ")"
 
 
 def _method(recs, label) -> str:
@@ -160,6 +173,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
                         if g.grader == label]
             combos = {r.combination.index: r.combination for r in recs}.values()
             metric_rows.append({**head, "base_model": recs[0].model, "adapter": recs[0].adapter or "",
+                                "train_data": _train_data(cfg, student),
                                 "grader": label, "grader_method": method,
                                 **{c: m[c] for c in ["n_combinations"] + METRIC_COLUMNS
                                    + ["n_excluded_generations", "n_excluded_combinations"]},

@@ -54,12 +54,14 @@ class FormatStats:
 
 
 def mix_name(data_mix: list[int], subsample: str | None = None) -> str:
-    """The data stage's name for a mix.
+    """The data stage's name for a mix (`stages.export.mix_name`, the one definition).
 
-    >>> mix_name([1, 2]), mix_name([1, 2, 3], "sub8k")
-    ('k1-2', 'sub8k')
+    >>> mix_name([1, 2]), mix_name([3, 2, 1]), mix_name([1, 2, 3], "sub8k")
+    ('k1-2', 'k1-2-3', 'sub8k')
     """
-    return subsample or "k" + "-".join(str(k) for k in data_mix)
+    from ..stages.export import mix_name as canonical
+
+    return canonical(data_mix, subsample)
 
 
 def load_rows(path: str | Path) -> list[dict]:
