@@ -102,7 +102,7 @@ class SubsampleSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """Generating D_SKILL-MIX(k) (PROTOCOL §6)."""
+    """Generating D_SKILL-MIX(k) (docs/protocol.md §6)."""
     enabled: bool = True
     teacher: ModelSpec
     graders: list[GraderSpec] = Field(min_length=1)
@@ -143,7 +143,7 @@ class PretrainSpec(_Strict):
 
 
 class TrainSpec(_Strict):
-    """Fine-tuning the student (PROTOCOL §7)."""
+    """Fine-tuning the student (docs/protocol.md §7)."""
     enabled: bool = True
     base_model: str                                  # hf alias, folder or hub id
     mode: Literal["lora", "qlora", "full"] = "lora"
@@ -180,7 +180,7 @@ class StudentSpec(_Strict):
 
 
 class EvaluationSpec(_Strict):
-    """Evaluating with SKILL-MIX (PROTOCOL §8)."""
+    """Evaluating with SKILL-MIX (docs/protocol.md §8)."""
     enabled: bool = True
     students: list[StudentSpec] = Field(min_length=1)
     settings: list[Literal["train", "held_out", "all"]] = Field(

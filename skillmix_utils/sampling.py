@@ -1,4 +1,4 @@
-"""Seeded combinations of k distinct skills and one topic (PROTOCOL §2), the same everywhere.
+"""Seeded combinations of k distinct skills and one topic (docs/protocol.md §2), the same everywhere.
 
     >>> from skillmix_utils.catalog import load_catalog
     >>> combos = sample_combinations(load_catalog(), k=3, n=100, seed=0)   # held-out pools

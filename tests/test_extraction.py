@@ -1,4 +1,4 @@
-"""Answer extraction (PROTOCOL §3): after the last `Answer:`, before the first following
+"""Answer extraction (docs/protocol.md §3): after the last `Answer:`, before the first following
 `Explanation`, stripped; robust to bold markers, quotes and missing markers, naming the rule."""
 from __future__ import annotations
 

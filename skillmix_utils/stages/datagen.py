@@ -2,7 +2,7 @@
 
     skillmix generate-data configs/demo.yaml [--dry-run]
 
-PROTOCOL §6: k = 1 over all skills and the training topics, k = 2 and 3 over the training skills
+docs/protocol.md §6: k = 1 over all skills and the training topics, k = 2 and 3 over the training skills
 and topics (`data.pools`, `data.counts` generations per k, one generation per combination).
 Every text is graded by every `data.graders` entry; the derived points apply the deterministic
 length count and the explicit-name rule (`scoring`). **Keep rule**: a text is kept when every

@@ -1,4 +1,4 @@
-"""Evaluating students with SKILL-MIX(k) (PROTOCOL §8).
+"""Evaluating students with SKILL-MIX(k) (docs/protocol.md §8).
 
     skillmix evaluate configs/demo.yaml [--student tuned] [--dry-run]
 

@@ -1,6 +1,6 @@
 """The two-turn writing step shared by data generation (teacher) and evaluation (students).
 
-Turn 1 (PROTOCOL §3) goes out for all pending items of a chunk in one batched `chat` call, then
+Turn 1 (docs/protocol.md §3) goes out for all pending items of a chunk in one batched `chat` call, then
 turn 2 with each model's first reply; the text that counts is extracted from the second reply.
 Each record is appended to the store as soon as its text exists, so a killed run loses at most
 one chunk, and the llm cache makes redoing that chunk free.

@@ -1,6 +1,6 @@
 """A local grader that a small model can be: one yes/no question per rubric criterion.
 
-A 135M-parameter model cannot be trusted to write the rubric table of PROTOCOL §4, so `hf:`
+A 135M-parameter model cannot be trusted to write the rubric table of docs/protocol.md §4, so `hf:`
 graders with `method: yes_no_logprob` are asked each of the k + 3 criteria separately
 (prompt: data/prompts/<version>/judge_yes_no.txt) and the point is read from the next-token
 probabilities: 1 when P("Yes") / (P("Yes") + P("No")) >= 0.5, else 0. The probabilities are

@@ -2,7 +2,7 @@
 
     ex = format_conversation(row["messages"], tokenizer, fmt="chat_template", max_length=1024)
 
-PROTOCOL §7: turn-1 prompt, answer 1, turn-2 prompt, answer 2 as one conversation, loss only
+docs/protocol.md §7: turn-1 prompt, answer 1, turn-2 prompt, answer 2 as one conversation, loss only
 on the two answers. Each answer's label span includes the end-of-turn token that closes it
 (`<|im_end|>`, `</s>`, ...) so the model learns to stop; when pad == eos a padding-based mask
 would silently drop that token (the classic Llama-2/Mistral failure), so labels are built from
