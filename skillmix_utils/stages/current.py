@@ -5,6 +5,11 @@ texts from an earlier config (another seed, temperature, prompt version, weights
 combinations the config no longer draws. Only current records reach a table, a mix or the data
 card; the stages rewrite the others. A record is current when its id is planned by the config and
 its identity (`identity.text_identity`) is the one the configured writer would give it now.
+
+`retire` moves records that the config no longer plans (fewer combinations, a setting or a
+student removed) out of records.jsonl into records.superseded.jsonl, so that nothing that reads
+the store (the report's samples, the notebooks) shows them; nothing is deleted. Records of a
+student whose weights cannot be resolved yet are left where they are.
 """
 from __future__ import annotations
 
@@ -25,6 +30,24 @@ def current_data_records(cfg, catalog, store, items=None) -> list:
     items = data_items(cfg, catalog) if items is None else items
     want = data_identities(cfg, catalog, items)
     return [r for r in store.records() if want.get(r.id) is not None and r.identity == want[r.id]]
+
+
+SUPERSEDED = "records.superseded.jsonl"
+
+
+def retire(store, planned_ids, keep=lambda rec: False) -> int:
+    """Move the store's records whose id is not in `planned_ids` (and not `keep(rec)`) to
+    `records.superseded.jsonl` beside it; returns how many moved."""
+    gone = [r.id for r in store.records() if r.id not in planned_ids and not keep(r)]
+    return store.move_out(gone, store.path.with_name(SUPERSEDED)) if gone else 0
+
+
+def eval_planned_ids(cfg, catalog) -> set[str]:
+    """Every evaluation record id the config plans, for all its students."""
+    from .draws import eval_items, training_keys
+
+    train = training_keys(cfg, catalog)
+    return {p.id for s in cfg.evaluation.students for p in eval_items(cfg, catalog, s, train)}
 
 
 def eval_identities(cfg, catalog, notes: list | None = None) -> dict[str, str]:

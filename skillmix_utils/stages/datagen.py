@@ -94,6 +94,9 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
 
     # Scoring settings or graders may have changed since the gradings were made: score again
     # (free) and store the result, which the keep rule, mixes and data card then read.
+    from .current import retire
+
+    retire(store, {p.id for p in items})       # no longer planned: moved aside, not deleted
     records = current_data_records(cfg, catalog, store, items)
     store.append(rescore(records, cfg.scoring, study_graders(cfg, "datagen"), catalog, finish))
     paths["records"] = store.path

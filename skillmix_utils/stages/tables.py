@@ -146,7 +146,11 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     notes: list[str] = []
     records = []
     if src.exists() and cfg.evaluation is not None:
+        from .current import eval_planned_ids, retire
+
         store = RecordStore(src)
+        # Records the config no longer plans leave the store (to records.superseded.jsonl).
+        retire(store, eval_planned_ids(cfg, catalog))
         # Only texts made the way the config makes them now; their stored points are derived
         # again with the current scoring and graders, and rewritten where they changed.
         records = current_eval_records(cfg, catalog, store.records(), notes)

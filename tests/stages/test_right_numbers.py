@@ -154,3 +154,8 @@ def test_cli_evaluation_excludes_training_data_and_reruns_only_what_changed(api_
     assert sum(server.calls.values()) == calls
     metrics = pd.read_csv(out / "eval" / "tables" / "metrics.csv")
     assert metrics.n_combinations.tolist() == [2]
+    # ... nor the store that the report and notebooks read: it was moved aside, not deleted.
+    ids = {r.id for r in RecordStore(out / "eval" / "records.jsonl").records()}
+    assert ids == {"eval/stud/train/k2/c0/g0", "eval/stud/train/k2/c1/g0"}
+    aside = RecordStore(out / "eval" / "records.superseded.jsonl").records()
+    assert [r.id for r in aside] == ["eval/stud/train/k2/c2/g0"]
