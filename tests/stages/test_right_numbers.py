@@ -163,3 +163,10 @@ def test_cli_evaluation_excludes_training_data_and_reruns_only_what_changed(api_
     assert ids == {"eval/stud/train/k2/c0/g0", "eval/stud/train/k2/c1/g0"}
     aside = RecordStore(out / "eval" / "records.superseded.jsonl").records()
     assert [r.id for r in aside] == ["eval/stud/train/k2/c2/g0"]
+
+    # Asked for again, made the same way: it comes back, and nothing is paid twice.
+    tree["evaluation"]["n_combinations"] = 3
+    _cli(tmp_path, tree, "evaluate")
+    assert sum(server.calls.values()) == calls
+    assert pd.read_csv(out / "eval" / "tables" / "metrics.csv").n_combinations.tolist() == [3]
+    assert not RecordStore(out / "eval" / "records.superseded.jsonl").records()
