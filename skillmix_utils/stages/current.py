@@ -58,7 +58,7 @@ def revive(store, want: dict[str, str]) -> int:
             and not (r.id in have and have[r.id].status == "ok")]
     if back:
         store.append(back)
-        aside.move_out([r.id for r in back], aside_path.with_name(SUPERSEDED + ".revived"))
+        aside.move_out([r.id for r in back], None)   # they live on in the store
     return len(back)
 
 
