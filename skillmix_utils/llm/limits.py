@@ -1,8 +1,10 @@
 """Requests-per-minute and tokens-per-minute limits for one backend, learnt from the provider.
 
 Each limit is a token bucket that refills at limit/60 per second and holds `burst` seconds of
-it (1 s by default: providers may enforce a per-minute limit over much shorter periods, so a
-client that spends a whole minute's allowance at once is refused). A request *reserves* its
+it: a quarter of a second by default. Providers may enforce a per-minute limit over periods as
+short as a second, so a client that spends a minute's allowance at once is refused; and
+requests sent evenly can still arrive bunched (new connections, a busy network), so the
+client's bucket is kept well inside the provider's. A request *reserves* its
 share at once and sleeps until the bucket covers it, so waiters are served in order, nothing
 is bound to an event loop and no task polls.
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 # Pace a little under a stated limit: the provider's clock and ours differ by the network.
 HEADER_MARGIN = 0.97
+DEFAULT_BURST = 0.25  # seconds of the limit that may go at once
 
 
 def _int(value) -> int | None:
@@ -74,7 +77,7 @@ class Ticket:
 class Bucket:
     """One token bucket: `per_minute` refill, `burst` seconds of capacity, reservations."""
 
-    def __init__(self, per_minute: float | None, burst: float = 1.0):
+    def __init__(self, per_minute: float | None, burst: float = DEFAULT_BURST):
         self.burst = burst
         self.per_minute: float | None = None
         self.level = 0.0
@@ -125,7 +128,8 @@ class Bucket:
 class RateLimits:
     """Wait before a request until the rpm and tpm budgets allow it; learn from headers."""
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, burst: float = 1.0):
+    def __init__(self, rpm: float | None = None, tpm: float | None = None,
+                 burst: float = DEFAULT_BURST):
         self.rpm, self.tpm = rpm, tpm
         self.requests = Bucket(rpm, burst)
         self.tokens = Bucket(tpm, burst)

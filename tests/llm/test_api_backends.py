@@ -138,7 +138,7 @@ def test_rate_limit_rpm_waits():
     from skillmix_utils.llm.limits import RateLimits
 
     async def go():
-        lim = RateLimits(rpm=600)  # one second's worth (10) at once, then one every 0.1 s
+        lim = RateLimits(rpm=600, burst=1.0)  # 10 at once, then one every 0.1 s
         t = time.monotonic()
         for _ in range(12):
             await lim.acquire(10)

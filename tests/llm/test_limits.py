@@ -43,7 +43,7 @@ def test_headers_lower_a_configured_limit_but_never_raise_it():
 
 
 def test_remaining_counts_what_was_sent_after_the_answered_request():
-    lim = RateLimits(rpm=6000)  # capacity 100
+    lim = RateLimits(rpm=6000, burst=1.0)  # capacity 100
     lim.requests.reserve(1)
     ticket = Ticket(lim.requests.reserved_total, 0.0, __import__("time").monotonic())
     for _ in range(9):  # nine more sent while the first was in flight
