@@ -15,9 +15,10 @@
 
 Each way runs in its own process (accelerate's state is per process). Prints real tokens per
 second (tokens that belong to an example, divided by the time spent in optimiser steps), the
-real-token fraction (real / computed tokens), the ratios against `trl` and the final losses
-(all three put the loss on the answers only, so they are comparable; the order in which
-examples are drawn differs between TRL and ours). Model loading and data preparation are not
+real-token fraction (real / computed tokens), the ratios against `trl` and the final losses:
+all three put the loss on the answers only, and TRL reads the examples in the order ours draws
+them (sequential sampler), so all three see the same batches and the losses compare; they
+differ only by the LoRA matrices' random initialisation. Model loading and data preparation are not
 timed.
 """
 from __future__ import annotations
@@ -103,8 +104,15 @@ def run_trl(args) -> dict:
     if template is None:
         raise SystemExit(f"{args.model}: no training chat template for TRL's assistant-only loss")
     tok.chat_template = template
+    from skillmix_utils.train.trainer import step_indices
+
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
-    ds = Dataset.from_list([{"messages": r["messages"]} for r in rows])
+    # The examples ours draws, step by step, in its order; TRL reads them sequentially, so
+    # both see the same micro-batches and their losses can be compared step for step.
+    seed = _study(args, Path(args.workdir) / "trl-order", True).train.seed
+    order = [i for step in range(args.steps)
+             for i in step_indices(step, args.batch, len(rows), seed)]
+    ds = Dataset.from_list([{"messages": rows[i]["messages"]} for i in order])
     counts = {"real": 0, "total": 0, "seconds": 0.0}
 
     class Clock(TrainerCallback):
@@ -117,12 +125,14 @@ def run_trl(args) -> dict:
     cfg = SFTConfig(output_dir=str(Path(args.workdir) / "trl"), max_steps=args.steps,
                     per_device_train_batch_size=args.per_device,
                     gradient_accumulation_steps=args.batch // args.per_device,
-                    learning_rate=args.lr, lr_scheduler_type="constant_with_warmup",
-                    warmup_steps=1, weight_decay=0.0, max_length=args.max_length,
+                    learning_rate=args.lr, weight_decay=0.0,
+                    # ours: warm-up of 1 step = the full rate from step 0 (min(1, (s+1)/1));
+                    # HF's warm-up starts at 0, so "constant" is the same schedule
+                    lr_scheduler_type="constant", warmup_steps=0, max_length=args.max_length,
                     report_to="none", save_strategy="no", logging_steps=1,
                     use_cpu=not cuda, bf16=cuda, fp16=False, gradient_checkpointing=False,
                     assistant_only_loss=True, packing=pack, packing_strategy="bfd",
-                    dataloader_num_workers=0)
+                    dataloader_num_workers=0, train_sampling_strategy="sequential")
     lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
                       task_type="CAUSAL_LM")
     if pack:
