@@ -64,14 +64,14 @@ def test_token_estimate_learns_the_providers_count(server, keys, tmp_path):
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_limits_learnt_from_headers_keep_a_strict_server_from_refusing(provider, server, keys,
                                                                        tmp_path):
-    # 1,200 requests per minute enforced over a quarter of a second (5 at once): a burst of 16
+    # 1,200 requests per minute enforced over one second (20 at once): a burst of 32
     # concurrent requests overruns it unless the limiter learnt the limit first. No rpm is
     # configured: everything the client knows comes from the headers.
     server.limits["requests"] = 1200
-    server.burst = 0.25
-    server.levels["requests"] = 5.0
-    be = make(provider, server, tmp_path, concurrency=16, use_cache=False, max_retries=0)
-    res = be.chat([[{"role": "user", "content": f"q{i}"}] for i in range(30)], max_tokens=5)
+    server.burst = 1.0
+    server.levels["requests"] = 20.0
+    be = make(provider, server, tmp_path, concurrency=32, use_cache=False, max_retries=0)
+    res = be.chat([[{"role": "user", "content": f"q{i}"}] for i in range(40)], max_tokens=5)
     assert [r.error for r in res if not r.ok] == []
     assert server.refused == 0
     assert be.limits.requests.per_minute == pytest.approx(1200 * HEADER_MARGIN)
