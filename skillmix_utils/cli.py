@@ -8,7 +8,9 @@
     skillmix metrics CONFIG                             recompute the metric tables from records
     skillmix run CONFIG [--stages ...] [--dry-run]      the numbered notebooks, in order, via papermill
 
-Every error about input is one line on stderr naming the file and field, and exit status 2.
+Every error is one line on stderr naming the file and field; the exit status says what kind
+(0 finished, 1 failed items left, 2 bad input, 3 budget spent, 4 request refused, 5 output folder
+in use, 130 interrupted: see errors.py and README "Exit status").
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SkillmixError
+from .errors import EXIT_INTERRUPTED, SkillmixError
 
 
 def _parse_sets(pairs: list[str]) -> dict:
@@ -143,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SkillmixError as err:
         print(f"skillmix: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_status
     except KeyboardInterrupt:
         print("skillmix: interrupted; what finished is saved, re-run to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -201,7 +201,8 @@ class StudyConfig(_Strict):
     catalog: CatalogSpec = Field(default_factory=CatalogSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     concurrency: int = Field(8, ge=1)
-    budget_usd: float | None = None
+    budget_usd: float | None = Field(None, ge=0)       # cap for the study, over all its runs
+    run_budget_usd: float | None = Field(None, ge=0)   # cap for one run of one stage
     data: DataSpec | None = None
     train: TrainSpec | None = None
     evaluation: EvaluationSpec | None = None

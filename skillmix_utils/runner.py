@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from .config import StudyConfig, load_study_config
-from .errors import SkillmixError
+from .errors import SkillmixError, exit_status_of
 from .grid import grid_points, link_shared_data, summarize_grid  # noqa: F401  (grid_points: public)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -58,7 +58,8 @@ STAGE_OUTPUTS = {"02": ["data/data_card.json"], "03": ["train/*/train_summary.js
                  "04": ["eval/tables/metrics.csv"], "05": ["report.html"]}
 SHARED_PREFIXES = ("data.", "catalog.", "scoring.")
 # Config fields that change neither what a stage makes nor where: left out of fingerprints.
-NOT_FINGERPRINTED = {"description", "concurrency", "budget_usd", "output_dir", "grid"}
+NOT_FINGERPRINTED = {"description", "concurrency", "budget_usd", "run_budget_usd", "output_dir",
+                     "grid"}
 
 
 # --- what notebooks call ----------------------------------------------------------------------
@@ -225,6 +226,16 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
+class StageFailure(str):
+    """A notebook's one-line error, with the exit status of the skillmix error it raised
+    (errors.py: 1 failed items, 3 budget, 4 refused key, ...; 1 for any other error)."""
+
+    def __new__(cls, text: str, status: int | None = None):
+        obj = super().__new__(cls, text)
+        obj.status = status or 1
+        return obj
+
+
 def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fingerprint: str,
             progress: str) -> str | None:
     """Run one notebook into `<out>/notebooks/`; writes the done marker on success.
@@ -245,8 +256,10 @@ def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fin
                             # The kernel's own start-up chatter (a TCP warning) is noise here.
                             extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as err:
-        return (f"notebook {st.path.name} failed in cell {err.exec_count or err.cell_index}: "
-                f"{err.ename}: {_first_line(err.evalue)} (executed copy with the error: {target})")
+        return StageFailure(
+            f"notebook {st.path.name} failed in cell {err.exec_count or err.cell_index}: "
+            f"{err.ename}: {_first_line(err.evalue)} (executed copy with the error: {target})",
+            exit_status_of(err.ename))
     except Exception as err:  # kernel died, could not start, ...
         return f"notebook {st.path.name} failed: {err.__class__.__name__}: {_first_line(str(err))} ({target})"
     seconds = time.time() - start
@@ -323,7 +336,7 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
         error = execute(st, cfg, config_path, overrides, fps[st.id], progress)
         if error:
             print(f"skillmix: error: {error}", file=sys.stderr, flush=True)
-            return 1
+            return getattr(error, "status", 1)
     return 0
 
 

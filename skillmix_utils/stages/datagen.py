@@ -133,4 +133,5 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     store.append(changed)
     paths["records"] = store.path
     paths.update(export_data(cfg, records, catalog, planned=len(items), stopped=stopped))
+    run.conclude(records, labels, "data generation", store.path, stopped)   # exit != 0 unless whole
     return paths

@@ -178,6 +178,7 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     store = RecordStore(path)
     run = StageRun(cfg)
     mine: set[str] = set()
+    stopped = None
     try:
         for student in chosen:
             items = planned_items(cfg, catalog, student)
@@ -201,9 +202,12 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
         records = [r for r in store.records() if r.id in mine]
         grade_records(run, records, cfg.evaluation.graders, catalog, store)
     except BudgetExhausted as exc:
+        stopped = str(exc)
         run.say(f"stopped: {exc}; what finished is saved, re-run to resume")
     finally:
         run.close()
     paths["records"] = path
     paths.update(write_metric_tables(cfg))
+    run.conclude([r for r in store.records() if r.id in mine],
+                 [g.label for g in cfg.evaluation.graders], "evaluation", path, stopped)
     return paths

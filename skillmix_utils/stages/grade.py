@@ -125,9 +125,10 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
                 if finish:
                     finish(rec)
             store.append(list(touched.values()))
+            run.record_spending()   # the study's budget ledger
             made += len(chunk)
             if exhausted:
-                raise BudgetExhausted("budget spent while grading")
+                raise BudgetExhausted(run.budget_message())
     return made
 
 
@@ -177,9 +178,11 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         labels = [g.label for g in cfg.data.graders]
         finish = lambda rec: setattr(rec, "kept", keep_rule(rec, labels))  # noqa: E731
     run = StageRun(cfg)
+    stopped = None
     try:
         grade_records(run, records, graders, catalog, store, finish=finish)
     except BudgetExhausted as exc:
+        stopped = str(exc)
         run.say(f"stopped: {exc}; re-run to finish")
     finally:
         run.close()
@@ -193,4 +196,6 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         from .export import export_data
         paths.update(export_data(cfg, store.records(), catalog,
                                  planned=len(planned_items(cfg, catalog))))
+    run.conclude([r for r in records if r.status == "ok"], [g.label for g in graders],
+                 "grading", path, stopped)
     return paths
