@@ -34,14 +34,33 @@ def _parse_sets(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise SkillmixError(f"--set takes field=value, got {pair!r}", field="--set")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise SkillmixError(f"the value {value!r} is not valid YAML "
+                                f"({getattr(exc, 'problem', None) or exc.__class__.__name__})",
+                                field=f"--set {key.strip()}") from None
     return out
 
 
-def _config(args):
+def _config(args, sections=(), keys: bool = True):
+    """The validated config, after the checks that need no output (preflight.py): paths,
+    catalog pools, API keys (not on a dry run) and adapters of `sections`."""
     from .config import load_study_config
+    from .preflight import check_study
 
-    return load_study_config(args.config, overrides=_parse_sets(args.set))
+    cfg = load_study_config(args.config, overrides=_parse_sets(args.set))
+    check_study(cfg, args.config, sections, keys=keys)
+    return cfg
+
+
+def _locked(cfg, args):
+    """The output folder's lock (folder_lock.py) for a run that writes; nothing on a dry run."""
+    import contextlib
+
+    from .folder_lock import output_lock
+
+    return contextlib.nullcontext() if getattr(args, "dry_run", False) else output_lock(cfg.out)
 
 
 def _print_paths(paths) -> None:
@@ -58,34 +77,40 @@ def cmd_catalog(args) -> int:
 
 
 def cmd_generate_data(args) -> int:
-    cfg = _config(args)  # validate before importing the heavy stage
+    cfg = _config(args, ["data"], keys=not args.dry_run)  # before importing the heavy stage
     from .stages.datagen import run_datagen
 
-    _print_paths(run_datagen(cfg, dry_run=args.dry_run))
+    with _locked(cfg, args):
+        _print_paths(run_datagen(cfg, dry_run=args.dry_run))
     return 0
 
 
 def cmd_train(args) -> int:
-    cfg = _config(args)
+    cfg = _config(args, ["train"])
     from .train import run_training
 
-    _print_paths(run_training(cfg, resume=not args.restart))
+    with _locked(cfg, args):
+        _print_paths(run_training(cfg, resume=not args.restart))
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    cfg = _config(args)
+    cfg = _config(args, ["evaluation"], keys=not args.dry_run)
     from .stages.evaluate import run_evaluation
 
-    _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))
+    with _locked(cfg, args):
+        _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))
     return 0
 
 
 def cmd_grade(args) -> int:
-    cfg = _config(args)
+    from .preflight import records_stage
+
+    cfg = _config(args, [f"graders:{records_stage(args.records)}"])
     from .stages.grade import grade_file
 
-    _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
+    with _locked(cfg, args):
+        _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
     return 0
 
 
@@ -93,7 +118,8 @@ def cmd_metrics(args) -> int:
     cfg = _config(args)
     from .stages.tables import write_metric_tables
 
-    _print_paths(write_metric_tables(cfg))
+    with _locked(cfg, args):
+        _print_paths(write_metric_tables(cfg))
     return 0
 
 

@@ -347,13 +347,43 @@ def _print_total(usd: float, grid: bool = False) -> None:
           f"max_tokens, cache not consulted{note})")
 
 
+STAGE_SECTIONS = {"02": "data", "03": "train", "04": "evaluation"}
+
+
 def run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
               force: bool = False, notebooks_dir=None) -> int:
-    """Execute the numbered notebooks for a study config; returns the exit status (0 ok, 1 a
-    notebook failed). Bad config or parameters raise SkillmixError before anything runs.
+    """Execute the numbered notebooks for a study config; returns the exit status (0 ok, else
+    the status of the first notebook's error: errors.py). Bad config, overrides, paths, pools,
+    keys or adapters raise SkillmixError before anything runs or is written; a folder in use by
+    another run raises FolderInUse (status 5).
 
     Example: ``run_study("configs/demo.yaml", stages=["04", "05"])``.
     """
+    from .folder_lock import output_lock
+    from .preflight import check_study
+
+    cfg = notebook_config(str(Path(config_path).resolve()), dict(overrides or {}))
+    wanted = {str(s).zfill(2)[:2] for s in stages} if stages else set(STAGE_SECTIONS)
+    sections = [STAGE_SECTIONS[s] for s in sorted(wanted) if s in STAGE_SECTIONS]
+    runs = [cfg]
+    for label, point in grid_points(cfg.grid) if cfg.grid else []:
+        try:
+            runs.append(notebook_config(str(Path(config_path).resolve()),
+                                        {**(overrides or {}), "grid": {}, **point}))
+        except SkillmixError as exc:
+            raise SkillmixError(f"grid run {label}: {exc}", field="grid") from None
+    for c in runs:
+        enabled = [s for s in sections if getattr(c, s) is not None and getattr(c, s).enabled]
+        check_study(c, config_path, enabled, keys=not dry_run)
+    if dry_run:
+        return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
+    with output_lock(cfg.out, command=f"skillmix run {config_path}"):
+        return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
+
+
+def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
+               force: bool = False, notebooks_dir=None) -> int:
+    """run_study's work, once its checks passed and its lock is held."""
     config_path = Path(config_path).resolve()
     overrides = dict(overrides or {})
     cfg = notebook_config(str(config_path), overrides)          # validates; raises SkillmixError
