@@ -26,8 +26,8 @@ def srv():
     s.stop()
 
 
-def write_cfg(tmp_path, srv, counts=None, **extra) -> Path:
-    fast = {"max_retries": 0, "timeout": 2.0, "circuit_breaker": 4}
+def write_cfg(tmp_path, srv, counts=None, timeout=2.0, **extra) -> Path:
+    fast = {"max_retries": 0, "timeout": timeout, "circuit_breaker": 4}
     tree = {"name": "loud", "output_dir": str(tmp_path / "out"), "concurrency": 2,
             "data": {"teacher": {"spec": "openai:gpt-4o-mini", "base_url": srv.openai_url,
                                  "max_tokens": 16, "options": fast},
