@@ -115,3 +115,16 @@ def test_budget_stop_has_its_own_status_and_holds_across_runs(tmp_path, srv):
     # The cap is the study's: the second run may finish what the first reserved, no more.
     paid2 = sum(json.loads(x)["usd"] for x in ledger.read_text().splitlines())
     assert paid2 <= 0.0002 and srv.attempts - before <= 2, (paid, paid2)
+
+
+@pytest.mark.slow   # two papermill runs of notebook 02 (about 25 s each on 2 cores)
+def test_run_marks_a_stage_done_only_when_it_finished_whole(tmp_path, srv):
+    srv.fault_script = ["500", "500"]          # two texts fail once
+    cfg = write_cfg(tmp_path, srv, counts={1: 3})
+    marker = tmp_path / "out" / ".runner" / "02_data_generation.done.json"
+    first = cli(tmp_path, "run", str(cfg), "--stages", "02", timeout=300)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "ItemsFailed" in error_lines(first)[0] and not marker.exists()
+    second = cli(tmp_path, "run", str(cfg), "--stages", "02", timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert marker.exists() and max(srv.success_counts.values()) == 1
