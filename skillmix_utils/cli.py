@@ -116,6 +116,10 @@ def cmd_grade(args) -> int:
 
 def cmd_metrics(args) -> int:
     cfg = _config(args)
+    records = cfg.out / "eval" / "records.jsonl"
+    if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
+        raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
+                            file=str(records))
     from .stages.tables import write_metric_tables
 
     with _locked(cfg, args):

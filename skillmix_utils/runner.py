@@ -343,7 +343,9 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
 def _print_total(usd: float, grid: bool = False) -> None:
     note = ("; each grid run counts its base students again, though the response cache makes "
             "repeated requests free" if grid else "")
-    print(f"dry run: estimated API cost of what would run: ${usd:,.2f} (an upper bound: output at "
+    from .llm.cost import format_usd
+
+    print(f"dry run: estimated API cost of what would run: {format_usd(usd)} (an upper bound: output at "
           f"max_tokens, cache not consulted{note})")
 
 

@@ -128,3 +128,16 @@ def test_run_marks_a_stage_done_only_when_it_finished_whole(tmp_path, srv):
     second = cli(tmp_path, "run", str(cfg), "--stages", "02", timeout=300)
     assert second.returncode == 0, second.stderr
     assert marker.exists() and max(srv.success_counts.values()) == 1
+
+
+def test_a_key_echoed_in_part_upper_cased_or_url_encoded_is_never_stored(tmp_path, srv):
+    from urllib.parse import quote
+
+    key = "sk-test-a1b2c3d4/e5f6+g7h8=i9j0k1l2"
+    srv.fault_script = ["echo", "echo"]
+    proc = cli(tmp_path, "generate-data", str(write_cfg(tmp_path, srv, counts={1: 3})), key=key)
+    assert proc.returncode == 1
+    stored = (tmp_path / "out" / "data" / "records.jsonl").read_text()
+    assert "bad key ..." in stored                      # the echoed error was recorded ...
+    for form in (key[-12:], key.upper(), quote(key, safe=""), key[8:20]):   # ... redacted
+        assert form not in stored and form not in proc.stderr, form
