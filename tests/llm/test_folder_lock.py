@@ -61,3 +61,17 @@ def test_lock_of_a_killed_run_is_taken_over(tmp_path, srv):
     assert again.returncode == 0, again.stderr
     assert f"taking over the lock of a killed run (pid {first.pid}" in again.stderr
     assert not (tmp_path / "out" / ".skillmix.lock.json").exists()   # released at the end
+
+
+def test_interrupted_run_exits_130_and_releases_the_folder(tmp_path, srv):
+    cfg = write_cfg(tmp_path, srv, counts={1: 4}, timeout=60)
+    srv.hold.clear()
+    first = start(tmp_path, "generate-data", str(cfg))
+    wait_for_request(srv)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=60)
+    srv.hold.set()
+    assert first.returncode == 130, err
+    assert "interrupted; what finished is saved, re-run to resume" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / ".skillmix.lock.json").exists()
+    assert cli(tmp_path, "generate-data", str(cfg)).returncode == 0

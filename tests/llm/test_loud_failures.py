@@ -26,11 +26,12 @@ def srv():
     s.stop()
 
 
-def write_cfg(tmp_path, srv, counts=None, timeout=2.0, **extra) -> Path:
+def write_cfg(tmp_path, srv, counts=None, timeout=2.0, teacher="openai", **extra) -> Path:
     fast = {"max_retries": 0, "timeout": timeout, "circuit_breaker": 4}
+    writer = ({"spec": "anthropic:claude-3-haiku-20240307", "base_url": srv.anthropic_url}
+              if teacher == "anthropic" else {"spec": "openai:gpt-4o-mini", "base_url": srv.openai_url})
     tree = {"name": "loud", "output_dir": str(tmp_path / "out"), "concurrency": 2,
-            "data": {"teacher": {"spec": "openai:gpt-4o-mini", "base_url": srv.openai_url,
-                                 "max_tokens": 16, "options": fast},
+            "data": {"teacher": {**writer, "max_tokens": 16, "options": fast},
                      "graders": [{"spec": "openai:gpt-4o-mini", "base_url": srv.openai_url,
                                   "rounds": 1, "max_tokens": 16, "options": fast}],
                      "counts": counts or {1: 4}, "mixes": [[1]],
@@ -43,8 +44,9 @@ def write_cfg(tmp_path, srv, counts=None, timeout=2.0, **extra) -> Path:
 
 def cli(tmp_path, *args, key=KEY, timeout=120):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKILLMIX_CACHE": str(tmp_path / "cache"),
-           "OPENAI_API_KEY": key, "ANTHROPIC_API_KEY": "sk-ant-test-0000"}
+           "OPENAI_API_KEY": key, "ANTHROPIC_API_KEY": key.replace("sk-", "sk-ant-", 1)}
     env.pop("OPENAI_BASE_URL", None)
+    env.pop("ANTHROPIC_BASE_URL", None)
     return subprocess.run([sys.executable, "-m", "skillmix_utils.cli", *args], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
 
@@ -53,16 +55,17 @@ def error_lines(proc) -> list[str]:
     return [ln for ln in proc.stderr.splitlines() if ln.startswith("skillmix: error")]
 
 
-def test_refused_key_stops_at_the_first_request(tmp_path, srv):
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_refused_key_stops_at_the_first_request(tmp_path, srv, provider):
     srv.api_key = "sk-the-right-key-0123456789"
-    cfg = write_cfg(tmp_path, srv, counts={1: 12})
+    cfg = write_cfg(tmp_path, srv, counts={1: 12}, teacher=provider)
     proc = cli(tmp_path, "generate-data", str(cfg))
     assert proc.returncode == 4, proc.stderr
     (line,) = error_lines(proc)
-    assert "API key was refused" in line and "OPENAI_API_KEY" in line
+    assert "API key was refused" in line and f"{provider.upper()}_API_KEY" in line
     assert KEY not in proc.stderr + proc.stdout and KEY[8:] not in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert srv.paths[("POST", "/chat/completions")] <= 2        # concurrency, not every item
+    assert srv.attempts <= 2        # the requests in flight (concurrency), not every item
     assert not (tmp_path / "out" / "data" / "data_card.json").exists()   # no empty tables
 
 
