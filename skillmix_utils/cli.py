@@ -96,7 +96,15 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     cfg = _config(args, ["evaluation"], keys=not args.dry_run)
-    from .stages.evaluate import run_evaluation
+    from .stages.evaluate import resolve_student, run_evaluation, selected_students
+
+    if not args.dry_run:    # "@train" students need the training output before anything is written
+        for st in selected_students(cfg, args.student):
+            try:
+                resolve_student(cfg, st)
+            except SkillmixError as exc:
+                raise SkillmixError(exc.reason, file=args.config,
+                                    field=f"evaluation.students[{st.name}].adapter") from None
 
     with _locked(cfg, args):
         _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))

@@ -69,6 +69,12 @@ def adapter(d, t):
                                       "adapter": "missing/adapter"}
 
 
+def untrained(d, t):
+    t["train"] = {"base_model": "smollm2-135m-instruct", "steps": 1}
+    t["evaluation"]["students"][0] = {"name": "tuned", "model": {"spec": "hf:smollm2-135m-instruct"},
+                                      "adapter": "@train"}
+
+
 CASES = {  # id: (setup, command and arguments, what the one line must name)
     "one-topic topics file": (one_topic, ["generate-data"], "data.counts.1: the train topic pool"),
     "k larger than the pool": (big_k, ["generate-data"], "data.counts.150: k=150 needs 150"),
@@ -83,6 +89,8 @@ CASES = {  # id: (setup, command and arguments, what the one line must name)
     "output folder is a file": (out_is_file, ["generate-data"], "output_dir: out is a file"),
     "cache path is a file": (cache_is_file, ["generate-data"], "SKILLMIX_CACHE:"),
     "missing adapter folder": (adapter, ["evaluate"], "evaluation.students.0.adapter: no adapter folder"),
+    "@train before training": (untrained, ["evaluate"],
+                               "evaluation.students[tuned].adapter: no trained model"),
     "openai: with no model": (nested("data", "teacher", "spec", value="openai:"), ["generate-data"],
                               "data.teacher.spec: 'openai:' names no model"),
     "missing API key": (no_key, ["generate-data"], "data.teacher.spec: openai:gpt-4o-mini needs the environment variable OPENAI_API_KEY"),

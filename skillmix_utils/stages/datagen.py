@@ -94,6 +94,8 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     if dry_run:
         return _dry_run(cfg, catalog, items, existing)
 
+    from ..preflight import check_study
+    check_study(cfg, None, ["data"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
     labels = [g.label for g in cfg.data.graders]

@@ -174,6 +174,8 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     if dry_run:
         return _dry_run(cfg, catalog, chosen, existing)
 
+    from ..preflight import check_study
+    check_study(cfg, None, ["evaluation"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
     run = StageRun(cfg)
