@@ -43,8 +43,10 @@ def _alive(pid) -> bool:
 
 
 def _command() -> str:
+    from .llm.redact import redact
+
     args = [Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]]
-    return " ".join(args)[:200]
+    return redact(" ".join(args))[:200]
 
 
 @contextlib.contextmanager
