@@ -61,7 +61,9 @@ class GraderSpec(ModelSpec):
     name: str | None = None            # short label for tables, default: the spec
     method: Literal["table", "point_earned", "yes_no_logprob"] = "table"
     rounds: int = Field(3, ge=1)
-    temperature: float = 0.0
+    # The provider's default (1.0), so that rounds are independent samples; at 0 several rounds
+    # are copies of one grading, and the grade stage warns.
+    temperature: float = 1.0
 
     @property
     def label(self) -> str:
@@ -76,6 +78,9 @@ class PoolSpec(_Strict):
 class ScoringSpec(_Strict):
     explicit_name_rule: bool = True                        # the paper's harder variant
     sentence_counter: Literal["reference", "improved"] = "reference"
+    # How an unreadable grading (parse_failed) counts: "exclude" leaves it out of the vote (it is
+    # counted and re-gradable); "zero" scores it 0 on every criterion, as the reference code did.
+    unreadable: Literal["exclude", "zero"] = "exclude"
 
 
 class CatalogSpec(_Strict):
@@ -100,7 +105,7 @@ class SubsampleSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """Generating D_SKILL-MIX(k) (PROTOCOL §6)."""
+    """Generating D_SKILL-MIX(k) (docs/protocol.md §6)."""
     enabled: bool = True
     teacher: ModelSpec
     graders: list[GraderSpec] = Field(min_length=1)
@@ -141,7 +146,7 @@ class PretrainSpec(_Strict):
 
 
 class TrainSpec(_Strict):
-    """Fine-tuning the student (PROTOCOL §7)."""
+    """Fine-tuning the student (docs/protocol.md §7)."""
     enabled: bool = True
     base_model: str                                  # hf alias, folder or hub id
     mode: Literal["lora", "qlora", "full"] = "lora"
@@ -178,7 +183,7 @@ class StudentSpec(_Strict):
 
 
 class EvaluationSpec(_Strict):
-    """Evaluating with SKILL-MIX (PROTOCOL §8)."""
+    """Evaluating with SKILL-MIX (docs/protocol.md §8)."""
     enabled: bool = True
     students: list[StudentSpec] = Field(min_length=1)
     settings: list[Literal["train", "held_out", "all"]] = Field(

@@ -30,6 +30,7 @@ class Combination(BaseModel):
     setting: str = "custom"
     index: int = 0          # position in the seeded draw; stable across rounds
     categories: tuple[str, ...] = ()
+    excluded_draws: int = 0  # draws rejected before this one (they were training combinations)
 
 
 class Usage(BaseModel):
@@ -51,15 +52,21 @@ class Grading(BaseModel):
     stated_total: float | None = None
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    identity: str | None = None      # grader, method, prompt and sampling (identity.py)
+    parse: dict | None = None        # the parser's diagnostics: shape, matched_by, notes, ...
 
 
 class Derived(BaseModel):
-    """Deterministic adjustments and the vote, per grader (keyed by grader spec)."""
+    """A text's points as `stages.scoring.score` derived them, per grader (keyed by label); the
+    one stored result every table, figure and report reads."""
     sentence_count: int | None = None
     length_point: float | None = None            # replaces the graders' length verdict
     explicit_names: list[str] = Field(default_factory=list)  # skills named verbatim in the text
+    # grader -> {round: k + 3 corrected points} of the gradings that count (None = unreadable)
+    round_points: dict[str, dict[int, list[float | None]]] = Field(default_factory=dict)
     voted_points: dict[str, list[float | None]] = Field(default_factory=dict)
     valid_rounds: dict[str, int] = Field(default_factory=dict)
+    scoring: dict = Field(default_factory=dict)  # the scoring settings it was derived with
 
 
 class TextRecord(BaseModel):
@@ -71,6 +78,7 @@ class TextRecord(BaseModel):
     adapter: str | None = None                   # LoRA adapter or checkpoint folder, if any
     weights: str | None = None                   # fingerprint of local weights (adapter/checkpoint)
     student: str | None = None                   # student name in an evaluation config
+    identity: str | None = None                  # what the text was made from (identity.py)
     combination: Combination
     generation_round: int = 0
     sampling: dict = Field(default_factory=dict)  # temperature, max_tokens, seed, ...
@@ -177,6 +185,34 @@ class RecordStore:
 
     def records(self) -> list[TextRecord]:
         return list(self.load().values())
+
+    def move_out(self, ids: Iterable[str], to: str | os.PathLike) -> int:
+        """Move the records `ids` (every version) to the JSONL file `to`, appended there, and
+        rewrite this file without them, atomically; returns how many records moved. Used for
+        superseded records: kept for the record, never read as part of the study."""
+        ids = set(ids)
+        if not ids or not self.path.exists():
+            return 0
+        with self._lock():
+            recs = self.load()
+            gone = [r for i, r in recs.items() if i in ids]
+            if not gone:
+                return 0
+            other = Path(to)
+            with open(other, "a", encoding="utf-8") as fh:
+                for r in gone:
+                    fh.write(r.model_dump_json() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for i, r in recs.items():
+                    if i not in ids:
+                        fh.write(r.model_dump_json() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        return len(gone)
 
     def compact(self) -> None:
         """Rewrite the file with one line per record, atomically."""

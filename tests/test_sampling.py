@@ -1,4 +1,4 @@
-"""Seeded combinations (PROTOCOL §2): pinned draws, the documented algorithm, uniformity, errors."""
+"""Seeded combinations (docs/protocol.md §2): pinned draws, the documented algorithm, uniformity, errors."""
 from __future__ import annotations
 
 import ast

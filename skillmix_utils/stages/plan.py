@@ -89,19 +89,16 @@ def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
 def plan_grading(plan: Plan, grader, combos, catalog, answer_tokens: int, label: str,
                  rounds: int) -> None:
     """Add `rounds` gradings of one text per combination in `combos` to `plan`."""
-    from ..prompts import grading_prompt
-    from .local_judge import METHOD
+    from ..grader_methods import method, render
 
+    judge = method(grader.method).parser == "yes_no_probabilities"
     n_in = 0
     for c in combos:
         skills = [catalog.skill(s) for s in c.skills]
-        if grader.method == METHOD:
-            n_in += (c.k + 3) * (approx_tokens(" ".join(s.definition for s in skills)) + 60)
-        else:
-            n_in += approx_tokens(grading_prompt(skills, c.topic, "", variant=grader.method))
-        n_in += answer_tokens
+        n_in += approx_tokens(render(grader.method, skills, c.topic, ""))
+        n_in += answer_tokens * ((c.k + 3) if judge else 1)
     calls = len(combos) * rounds
-    if grader.method == METHOD:
+    if judge:
         plan.add(grader.spec, f"{label}: yes/no judge", calls * 1, n_in, 0)
     else:
         plan.add(grader.spec, f"{label}: grade ({grader.label})", calls, n_in * rounds,
