@@ -98,8 +98,6 @@ def test_failed_items_exit_1_and_a_rerun_retries_only_them(tmp_path, srv):
     second = cli(tmp_path, "generate-data", str(cfg))
     assert second.returncode == 0, second.stderr
     assert max(srv.success_counts.values()) == 1     # nothing paid twice
-    third = cli(tmp_path, "generate-data", str(cfg))
-    assert third.returncode == 0 and srv.successes == sum(srv.success_counts.values())
 
 
 def test_budget_stop_has_its_own_status_and_holds_across_runs(tmp_path, srv):
