@@ -104,6 +104,24 @@ def record_id(stage: str, setting: str, k: int, index: int, generation_round: in
     return f"{head}/{setting}/k{k}/c{index}/g{generation_round}"
 
 
+_WARNED: set = set()
+
+
+def _warn_damaged(path: Path, skipped: list[tuple[int, str]]) -> None:
+    """One line on stderr per damaged file state (not once per read)."""
+    import sys
+
+    key = (str(path), tuple(skipped))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    where = ", ".join(f"line {n} ({why})" for n, why in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    print(f"skillmix: warning: {path}: skipped {len(skipped)} damaged line"
+          f"{'s' * (len(skipped) > 1)}: {where}{more}; the items they held are made again",
+          file=sys.stderr, flush=True)
+
+
 class RecordStore:
     """Append-only JSONL of TextRecords with last-write-wins reads."""
 
@@ -133,20 +151,36 @@ class RecordStore:
             os.fsync(fh.fileno())
 
     def load(self) -> dict[str, TextRecord]:
-        """The latest version of every record, in first-seen order."""
+        """The latest version of every record, in first-seen order.
+
+        Damaged lines (a line torn by a killed writer, invalid UTF-8, NUL bytes, anything that
+        is not a record) are skipped with one warning on stderr that counts and locates them;
+        the items they held are missing, so the stage makes them again.
+        """
         out: dict[str, TextRecord] = {}
         if not self.path.exists():
             return out
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
+        skipped: list[tuple[int, str]] = []
+        with open(self.path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                if not raw.strip():
                     continue
                 try:
-                    rec = TextRecord.model_validate(json.loads(line))
-                except ValueError:
-                    continue  # a line torn by a killed writer; its record is redone
+                    if b"\0" in raw:
+                        raise ValueError("NUL bytes")
+                    rec = TextRecord.model_validate(json.loads(raw.decode("utf-8")))
+                except UnicodeDecodeError:
+                    skipped.append((number, "invalid UTF-8"))
+                    continue
+                except ValueError as exc:   # JSON or validation error (both are ValueErrors)
+                    why = "NUL bytes" if "NUL" in str(exc) else (
+                        "not a record" if raw.lstrip().startswith(b"{") and raw.rstrip().endswith(b"}")
+                        else "not JSON")
+                    skipped.append((number, why))
+                    continue
                 out[rec.id] = rec
+        if skipped:
+            _warn_damaged(self.path, skipped)
         return out
 
     def records(self) -> list[TextRecord]:

@@ -65,6 +65,8 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     if dry_run:
         return _dry_run(cfg, catalog, items, existing)
 
+    from ..preflight import check_study
+    check_study(cfg, None, ["data"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
     labels = [g.label for g in cfg.data.graders]
@@ -104,4 +106,5 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     store.append(rescore(records, cfg.scoring, study_graders(cfg, "datagen"), catalog, finish))
     paths["records"] = store.path
     paths.update(export_data(cfg, records, catalog, planned=len(items), stopped=stopped))
+    run.conclude(records, labels, "data generation", store.path, stopped)   # exit != 0 unless whole
     return paths

@@ -113,10 +113,13 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     if dry_run:
         return _dry_run(cfg, catalog, chosen, existing)
 
+    from ..preflight import check_study
+    check_study(cfg, None, ["evaluation"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
     run = StageRun(cfg)
     mine: set[str] = set()
+    stopped = None
     train = training_keys(cfg, catalog)
     try:
         for student in chosen:
@@ -143,9 +146,12 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
         records = [r for r in current_eval_records(cfg, catalog, store.records()) if r.id in mine]
         grade_records(run, records, cfg.evaluation.graders, catalog, store)
     except BudgetExhausted as exc:
+        stopped = str(exc)
         run.say(f"stopped: {exc}; what finished is saved, re-run to resume")
     finally:
         run.close()
     paths["records"] = path
     paths.update(write_metric_tables(cfg))
+    run.conclude([r for r in store.records() if r.id in mine],
+                 [g.label for g in cfg.evaluation.graders], "evaluation", path, stopped)
     return paths

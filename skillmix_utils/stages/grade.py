@@ -184,9 +184,10 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
                 if finish:
                     finish(rec)
             store.append(list(touched.values()))
+            run.record_spending()   # the study's budget ledger
             made += len(chunk)
             if exhausted:
-                raise BudgetExhausted("budget spent while grading")
+                raise BudgetExhausted(run.budget_message())
     return made
 
 
@@ -245,9 +246,11 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         from .current import current_data_records
         records = current_data_records(cfg, catalog, store)
     run = StageRun(cfg)
+    stopped = None
     try:
         grade_records(run, records, graders, catalog, store, finish=finish)
     except BudgetExhausted as exc:
+        stopped = str(exc)
         run.say(f"stopped: {exc}; re-run to finish")
     finally:
         run.close()
@@ -263,4 +266,6 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         items = data_items(cfg, catalog)
         paths.update(export_data(cfg, current_data_records(cfg, catalog, store, items), catalog,
                                  planned=len(items)))
+    run.conclude([r for r in records if r.status == "ok"], [g.label for g in graders],
+                 "grading", path, stopped)
     return paths

@@ -54,6 +54,8 @@ class Plan:
 
     def render(self) -> str:
         """The plan as a plain-text table with a total line."""
+        from ..llm.cost import format_usd
+
         lines = [self.title, f"{'model':40s} {'purpose':28s} {'calls':>8s} {'in tok':>10s} "
                              f"{'out tok (max)':>13s} {'est. USD':>10s}"]
         total, unknown = 0.0, False
@@ -61,10 +63,10 @@ class Plan:
             c = row.cost()
             unknown |= c is None
             total += c or 0.0
-            usd = "unpriced" if c is None else f"{c:.2f}"
+            usd = "unpriced" if c is None else format_usd(c).lstrip("$")
             lines.append(f"{row.model:40s} {row.purpose:28s} {row.calls:8d} {row.input_tokens:10d} "
                          f"{row.output_tokens:13d} {usd:>10s}")
-        lines.append(f"estimated total: ${total:.2f}" + (" + unpriced models" if unknown else "")
+        lines.append(f"estimated total: {format_usd(total)}" + (" + unpriced models" if unknown else "")
                      + " (output tokens at max_tokens: an upper bound; cache not consulted)")
         lines.extend(self.notes)
         return "\n".join(lines)
