@@ -32,6 +32,7 @@ What becomes of it (`OUT_DIR/eval/records.jsonl`, `OUT_DIR/config.yaml`, `OUT_DI
 from __future__ import annotations
 
 import csv
+import json
 import re
 import sys
 from collections import defaultdict
@@ -113,8 +114,8 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
 
     from .config import StudyConfig
     from .records import Combination, Grading, RecordStore, TextRecord, record_id
-    from .stages.scoring import derive
-    from .stages.tables import write_metric_tables
+    from .stages.scoring import score
+    from .stages.tables import IMPORTED, write_metric_tables
 
     folder, out = Path(folder), Path(out_dir)
     if not folder.is_dir():
@@ -197,13 +198,18 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
                 or [{"spec": "openai-compatible:none", "name": "none"}]}}
     cfg = StudyConfig.model_validate(tree)
     for rec in records:
-        rec.derived = derive(rec, cfg.scoring)
+        rec.derived = score(rec, cfg.scoring)        # every grading counts: all were imported
     out.mkdir(parents=True, exist_ok=True)
     store_path = out / "eval" / "records.jsonl"
-    if store_path.exists():
-        store_path.unlink()            # an import is a snapshot of the folder: write it anew
+    for old in (store_path, out / "eval" / IMPORTED):
+        if old.exists():
+            old.unlink()               # an import is a snapshot of the folder: write it anew
     RecordStore(store_path).append(records)
     (out / "config.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    # Tells write_metric_tables that these records are imported (no config draws them).
+    (out / "eval" / IMPORTED).write_text(json.dumps({
+        "source": str(folder.resolve()), "texts": len(records), "students": students,
+        "graders": sorted(graders), "skipped_text_0_gradings": skipped}, indent=2) + "\n")
     paths = {"records": store_path, "config": out / "config.yaml"}
     paths.update(write_metric_tables(cfg))
     print(f"imported {len(records)} texts of {len(students)} student(s), "

@@ -84,13 +84,21 @@ def _eval_records(setting="held_out", tuned_full=(1, 1, 1, 0), base_full=(0, 1, 
     return out
 
 
+def _scored(recs):
+    from skillmix_utils.config import ScoringSpec
+    from skillmix_utils.stages.scoring import rescore
+
+    rescore(recs, ScoringSpec(explicit_name_rule=False))    # the stored points tables use
+    return recs
+
+
 def test_partition_gain_is_paired_with_an_interval_and_drawn(tmp_path):
     from skillmix_utils.partitions import gain_rows, write_partition_gain
 
     runs = []
     for name, tuned in (("paper", (1, 1, 1, 0)), ("random-s1", (0, 1, 0, 0))):
         cfg = load_study_config(_config(tmp_path, name=name, catalog={"partition": {"name": name}}))
-        RecordStore(cfg.out / "eval" / "records.jsonl").append(_eval_records(tuned_full=tuned))
+        RecordStore(cfg.out / "eval" / "records.jsonl").append(_scored(_eval_records(tuned_full=tuned)))
         runs.append((f"partition={name}", cfg))
     rows = gain_rows(runs[0][1])
     assert len(rows) == 1
@@ -219,11 +227,11 @@ def test_parrot_line_formula_and_figure(tmp_path):
     rows = parrot_rows(cfg)
     assert [(r["k"], r["n_skills"], r["n_topics"]) for r in rows] == [(1, 3, 100), (2, 3, 100)]
     assert rows[1]["parrot_probability"] == pytest.approx(30 / (3 * 100))
-    from skillmix_utils.stages.tables import write_metric_tables
-
-    recs = [r for k in (1, 2) for r in _eval_records(setting="all:few", k=k) if r.student == "base"]
-    RecordStore(cfg.out / "eval" / "records.jsonl").append(recs)
-    write_metric_tables(cfg)
+    (cfg.out / "eval" / "tables").mkdir(parents=True)
+    pd.DataFrame([{"student": "base", "setting": "all:few", "k": k, "grader": "judge",
+                   "ratio_full_marks": 0.5 / k, "ratio_full_marks_ci_low": 0.0,
+                   "ratio_full_marks_ci_high": 0.8} for k in (1, 2)]
+                 ).to_csv(cfg.out / "eval" / "tables" / "metrics.csv", index=False)
     paths = write_uncommon(cfg)
     assert paths["uncommon_skills.png"].read_bytes().startswith(b"\x89PNG")
     assert pd.read_csv(paths["parrot_line"])["parrot_probability"].round(3).tolist() == [0.1, 0.1]

@@ -130,6 +130,9 @@ def _category_of(catalog, rec: TextRecord, i: int) -> str:
         return "unknown"
 
 
+IMPORTED = "imported.json"   # written by reference_import: the store holds imported records
+
+
 def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     """Recompute eval/tables/*.csv from eval/records.jsonl; returns the paths written.
 
@@ -143,9 +146,14 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     folder = cfg.out / "eval" / "tables"
     src = cfg.out / "eval" / "records.jsonl"
     catalog = cfg.catalog.load()
+    grading_catalog = catalog
     notes: list[str] = []
     records = []
-    if src.exists() and cfg.evaluation is not None:
+    if src.exists() and (cfg.out / "eval" / IMPORTED).exists():
+        # Records read by `skillmix import-reference`: no config draws them, so none is
+        # "current" by identity; they are tabulated as imported, with every configured grader.
+        records, graders, grading_catalog = RecordStore(src).records(), study_graders(cfg, "eval"), None
+    elif src.exists() and cfg.evaluation is not None:
         from .current import eval_planned_ids, retire
 
         store = RecordStore(src)
@@ -176,7 +184,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
             method = _method(recs, label)
             m = skillmix_metrics(points_array(recs, label, cfg, k), k, seed=cfg.evaluation.seed
                                  if cfg.evaluation else 0)
-            statuses = [g.status for r in recs for _, g in current_gradings(r, graders, catalog)
+            statuses = [g.status for r in recs for _, g in current_gradings(r, graders, grading_catalog)
                         if g.grader == label]
             combos = {r.combination.index: r.combination for r in recs}.values()
             metric_rows.append({**head, "base_model": recs[0].model, "adapter": recs[0].adapter or "",

@@ -33,7 +33,12 @@ def make_records() -> list[TextRecord]:
 def make_study(root: Path, n_texts: int = 6) -> Path:
     """Write a config and eval/records.jsonl under root; return the config path."""
     out = root / "hum"
-    RecordStore(out / "eval" / "records.jsonl").append(make_records())
+    from skillmix_utils.config import ScoringSpec
+    from skillmix_utils.stages.scoring import rescore
+
+    recs = make_records()
+    rescore(recs, ScoringSpec(explicit_name_rule=False))   # the stored points the tables would use
+    RecordStore(out / "eval" / "records.jsonl").append(recs)
     model = {"spec": "hf:smollm2-135m-instruct"}
     cfg = {"name": "hum", "output_dir": str(out),
            "evaluation": {"students": [{"name": s, "model": model} for s in STUDENTS],
