@@ -121,13 +121,14 @@ def llm_points(cfg, records, items) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def agreement_table(cfg, n_boot: int = 1000):
-    """The agreement table of a study's human grades (empty when nobody has graded yet)."""
+def agreement_table(cfg, n_boot: int = 1000, records=None):
+    """The agreement table of a study's human grades (empty when nobody has graded yet);
+    `records` defaults to the study's stored records (with the points the tables stored)."""
     import pandas as pd
 
     from .sample import human_items, source_records
 
-    records = source_records(cfg)
+    records = source_records(cfg) if records is None else records
     items = human_items(cfg, records)
     ks = {it.record_id: it.k for it in items}
     humans = human_points(cfg, items)
@@ -144,11 +145,11 @@ def agreement_table(cfg, n_boot: int = 1000):
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def write_agreement(cfg, n_boot: int = 1000) -> dict[str, Path]:
+def write_agreement(cfg, n_boot: int = 1000, records=None) -> dict[str, Path]:
     """Write outputs/<study>/human/agreement.csv and agreement.md; returns the paths."""
     from ..paper_tables import to_markdown
 
-    df = agreement_table(cfg, n_boot)
+    df = agreement_table(cfg, n_boot, records)
     folder = cfg.out / "human"
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / "agreement.csv", folder / "agreement.md"
