@@ -77,6 +77,7 @@ class Rows:
 _SEPARATOR = re.compile(r"^\s*+\|?\s*+:?-{2,}+:?\s*+(?:\|\s*+:?-{2,}+:?\s*+)*+\|?\s*+$")
 _PIPE = re.compile(r"(?<!\\)\|")          # a cell border; "\|" is a pipe inside a cell
 _MAX_CELLS = 16                          # cells of a row searched for a value (a rubric has 2-4)
+MAX_TABLE_ROWS = 256                     # rows of one table read (its last ones; a rubric has k + 4)
 
 
 def _cells(line: str) -> list[str]:
@@ -85,6 +86,8 @@ def _cells(line: str) -> list[str]:
         line = line[1:]
     if line.endswith("|") and not line.endswith("\\|"):
         line = line[:-1]
+    if "\\|" not in line:
+        return [c.strip() for c in line.split("|")]
     return [c.strip().replace("\\|", "|") for c in _PIPE.split(line)]
 
 
@@ -104,7 +107,7 @@ def read_tables(reply: str) -> list[Rows]:
         sep = next((i for i, (is_sep, _) in enumerate(block) if is_sep), None)
         header = block[sep - 1][1] if sep is not None and sep > 0 else None
         body = [cells for i, (is_sep, cells) in enumerate(block)
-                if not is_sep and (sep is None or i != sep - 1)]
+                if not is_sep and (sep is None or i != sep - 1)][-MAX_TABLE_ROWS:]
         label_col, points_col = 0, None
         if header:
             low = [h.lower() for h in header]

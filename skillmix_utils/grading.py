@@ -34,6 +34,11 @@ the rows win.
 Cell values: `1`, `0`, `0.5`, `1/1`, `0.5/1`, `1 out of 1`, `**1**`, `1 point`, `½`, and the
 marks ✓ / ✗ (read as 1 / 0). A fraction is normalised by its denominator.
 
+Bounds: every reading is linear in the reply's length (no regex here or in `grader_replies`
+can backtrack; at most MAX_ROWS rows of one reading are matched), so any reply of 16 KB is read
+in milliseconds; tests/test_parse_bounds.py checks it. A "|" inside a skill or topic name is
+read as part of the name, not as a cell border.
+
 The length verdict of a grader is later replaced by `count_sentences`, and the explicit-name
 rule by `mentions_skill_name` (both in `text_rules`, re-exported here); this module only reads.
 """
@@ -273,10 +278,9 @@ def parse_grade(reply: str | None, criteria: Sequence[str]) -> GradeParse:
     """
     if len(criteria) < 4:
         raise ValueError(f"expected k + 3 >= 4 criteria, got {len(criteria)}")
-    reply, criteria = _without_pipes_in_names(reply or "", list(criteria))
-    targets = _targets(criteria)
     try:
-        return _parse(reply, criteria, targets)
+        reply, criteria = _without_pipes_in_names(reply or "", list(criteria))
+        return _parse(reply, criteria, _targets(criteria))
     except Exception as exc:  # pragma: no cover - a bug, but one reply must never crash a run
         return GradeParse(None, "parse_failed", notes=[f"internal error: {exc!r}"])
 

@@ -186,10 +186,11 @@ class RecordStore:
     def records(self) -> list[TextRecord]:
         return list(self.load().values())
 
-    def move_out(self, ids: Iterable[str], to: str | os.PathLike) -> int:
+    def move_out(self, ids: Iterable[str], to: str | os.PathLike | None) -> int:
         """Move the records `ids` (every version) to the JSONL file `to`, appended there, and
         rewrite this file without them, atomically; returns how many records moved. Used for
-        superseded records: kept for the record, never read as part of the study."""
+        superseded records: kept for the record, never read as part of the study. `to=None`
+        only drops them here (for records that live on in another store)."""
         ids = set(ids)
         if not ids or not self.path.exists():
             return 0
@@ -198,12 +199,12 @@ class RecordStore:
             gone = [r for i, r in recs.items() if i in ids]
             if not gone:
                 return 0
-            other = Path(to)
-            with open(other, "a", encoding="utf-8") as fh:
-                for r in gone:
-                    fh.write(r.model_dump_json() + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            if to is not None:
+                with open(Path(to), "a", encoding="utf-8") as fh:
+                    for r in gone:
+                        fh.write(r.model_dump_json() + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
             with open(tmp, "w", encoding="utf-8") as fh:
                 for i, r in recs.items():

@@ -9,7 +9,8 @@ its identity (`identity.text_identity`) is the one the configured writer would g
 `retire` moves records that the config no longer plans (fewer combinations, a setting or a
 student removed) out of records.jsonl into records.superseded.jsonl, so that nothing that reads
 the store (the report's samples, the notebooks) shows them; nothing is deleted. Records of a
-student whose weights cannot be resolved yet are left where they are.
+student whose weights cannot be resolved yet are left where they are. When the config plans
+them again, made the same way, `revive` brings them back instead of paying for them twice.
 """
 from __future__ import annotations
 
@@ -40,6 +41,25 @@ def retire(store, planned_ids, keep=lambda rec: False) -> int:
     `records.superseded.jsonl` beside it; returns how many moved."""
     gone = [r.id for r in store.records() if r.id not in planned_ids and not keep(r)]
     return store.move_out(gone, store.path.with_name(SUPERSEDED)) if gone else 0
+
+
+def revive(store, want: dict[str, str]) -> int:
+    """Bring back from records.superseded.jsonl the records the config plans again, made the
+    way it makes them now (`want`: {id: identity}), unless the store already holds a successful
+    one: a setting dropped and restored costs nothing. Returns how many came back."""
+    from ..records import RecordStore
+
+    aside_path = store.path.with_name(SUPERSEDED)
+    if not aside_path.exists():
+        return 0
+    aside = RecordStore(aside_path)
+    have = store.load()
+    back = [r for r in aside.records() if want.get(r.id) is not None and r.identity == want[r.id]
+            and not (r.id in have and have[r.id].status == "ok")]
+    if back:
+        store.append(back)
+        aside.move_out([r.id for r in back], None)   # they live on in the store
+    return len(back)
 
 
 def eval_planned_ids(cfg, catalog) -> set[str]:

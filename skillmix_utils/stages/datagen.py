@@ -77,6 +77,9 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
         rec.kept = keep_rule(rec, labels)
 
     writer = Writer(cfg.data.teacher, catalog)
+    from .current import revive
+    if revive(store, {p.id: writer.identity(p) for p in items}):
+        existing = read_existing(path)
     other = written_by_others(items, existing, writer)
     if other:   # ids name neither the teacher nor its settings: never mix two ways of making
         run.say(f"{other} existing texts were made otherwise (another teacher, sampling "

@@ -36,10 +36,22 @@ def data_items(cfg, catalog) -> list[Pending]:
     return items
 
 
+_TRAINING_KEYS: dict = {}       # a paper config draws 25,000 data combinations: once is enough
+
+
 def training_keys(cfg, catalog) -> set[tuple[frozenset, str]]:
     """Every (skill set, topic) the study's training data is drawn from (empty without data)."""
-    return {combination_key(p.combination.skills, p.combination.topic)
-            for p in data_items(cfg, catalog)}
+    if cfg.data is None:
+        return set()
+    memo = (cfg.data.model_dump_json(),
+            tuple((s.name, s.split) for s in catalog.skills),
+            tuple((t.name, t.split) for t in catalog.topics))
+    if memo not in _TRAINING_KEYS:
+        if len(_TRAINING_KEYS) > 8:
+            _TRAINING_KEYS.clear()
+        _TRAINING_KEYS[memo] = frozenset(combination_key(p.combination.skills, p.combination.topic)
+                                         for p in data_items(cfg, catalog))
+    return set(_TRAINING_KEYS[memo])
 
 
 def eval_combinations(cfg, catalog, setting: str, k: int, exclude=None) -> list:

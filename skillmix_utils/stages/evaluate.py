@@ -23,7 +23,7 @@ from .draws import eval_items, training_keys
 from .students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
 from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
-from .current import current_eval_records
+from .current import current_eval_records, revive
 from .grade import grade_records, grader_rounds, ungraded
 
 
@@ -128,6 +128,8 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
             spec, adapter = resolve_student(cfg, student)
             weights = weights_fingerprint(spec, adapter)
             writer = Writer(spec, catalog, adapter=adapter, weights=weights)
+            if revive(store, {p.id: writer.identity(p) for p in items}):
+                existing = read_existing(path)
             stale = written_by_others(items, existing, writer)
             if stale:
                 run.say(f"student {student.name}: {stale} texts were made otherwise (other "

@@ -235,6 +235,16 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
     if stage == "datagen" and cfg.data:
         labels = [g.label for g in cfg.data.graders]
         finish = lambda rec: setattr(rec, "kept", keep_rule(rec, labels))  # noqa: E731
+    # The study's own records: only the current ones are worth grading (a superseded text is
+    # never counted, so grading it would be money spent for nothing).
+    if stage == "eval" and cfg.evaluation and \
+            path.resolve() == (cfg.out / "eval" / "records.jsonl").resolve():
+        from .current import current_eval_records
+        records = current_eval_records(cfg, catalog, records)
+    elif stage == "datagen" and cfg.data and \
+            path.resolve() == (cfg.out / "data" / "records.jsonl").resolve():
+        from .current import current_data_records
+        records = current_data_records(cfg, catalog, store)
     run = StageRun(cfg)
     stopped = None
     try:

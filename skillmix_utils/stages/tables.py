@@ -156,6 +156,9 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
         records = current_eval_records(cfg, catalog, store.records(), notes)
         graders = study_graders(cfg, "eval")
         store.append(rescore(records, cfg.scoring, graders, catalog))
+        for note in notes:
+            import sys
+            print(f"skillmix: {note} (its texts are left out of the tables)", file=sys.stderr)
     else:
         graders = []
     train = overlap_keys(cfg, catalog)

@@ -113,9 +113,13 @@ def test_cli_evaluation_excludes_training_data_and_reruns_only_what_changed(api_
     assert metrics.n_combinations.tolist() == [3]
 
     calls = sum(server.calls.values())
+    lines = [len((out / d / "records.jsonl").read_text().splitlines()) for d in ("data", "eval")]
     _cli(tmp_path, tree, "evaluate")                          # unchanged: no request at all
     _cli(tmp_path, tree, "generate-data")
     assert sum(server.calls.values()) == calls
+    # ... and nothing rewritten: the stored points were already the current ones.
+    assert [len((out / d / "records.jsonl").read_text().splitlines())
+            for d in ("data", "eval")] == lines
 
     # A student's temperature changes its texts: all 3 are written and graded again.
     tree["evaluation"]["students"][0]["model"]["temperature"] = 1.0
@@ -159,3 +163,10 @@ def test_cli_evaluation_excludes_training_data_and_reruns_only_what_changed(api_
     assert ids == {"eval/stud/train/k2/c0/g0", "eval/stud/train/k2/c1/g0"}
     aside = RecordStore(out / "eval" / "records.superseded.jsonl").records()
     assert [r.id for r in aside] == ["eval/stud/train/k2/c2/g0"]
+
+    # Asked for again, made the same way: it comes back, and nothing is paid twice.
+    tree["evaluation"]["n_combinations"] = 3
+    _cli(tmp_path, tree, "evaluate")
+    assert sum(server.calls.values()) == calls
+    assert pd.read_csv(out / "eval" / "tables" / "metrics.csv").n_combinations.tolist() == [3]
+    assert not RecordStore(out / "eval" / "records.superseded.jsonl").records()
