@@ -88,7 +88,7 @@ texts = report.records_frame(RecordStore(cfg.out / "data" / "records.jsonl").rec
 display(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12))
 
 # %% [markdown]
-# How the answer was cut out of the teacher's reply (PROTOCOL §3: after the last "Answer:",
+# How the answer was cut out of the teacher's reply (docs/protocol.md §3: after the last "Answer:",
 # before the first "Explanation"; other shapes are handled and counted):
 
 # %%

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ..errors import SkillmixError
 from .cache import NullCache, ResponseCache, cache_key
 from .cost import price_of, request_cost
+from .failures import DEFAULT_THRESHOLD, CircuitBreaker
 from .limits import RateLimits
 from .loop import LoopThread
 from .redact import describe_error
@@ -102,7 +103,8 @@ class Backend:
                  concurrency: int = 8, budget_usd: float | None = None, rpm=None, tpm=None,
                  base_url: str | None = None, prices: dict | None = None, progress: bool = True,
                  malformed_retries: int = 3, batch: bool = False, poll_interval: float = 30.0,
-                 batch_timeout: float | None = None, **_ignored):
+                 batch_timeout: float | None = None, circuit_breaker: int = DEFAULT_THRESHOLD,
+                 **_ignored):
         self.model = model
         self.base_url = base_url
         self.concurrency = max(1, int(concurrency))
@@ -121,6 +123,7 @@ class Backend:
         self.spent_usd = 0.0
         self._reserved = 0.0
         self._secrets: tuple[str, ...] = ()
+        self.breaker = CircuitBreaker(f"{self.kind}:{model}", circuit_breaker)
         if use_cache:
             from ..models import cache_dir as skillmix_cache
             self.cache = ResponseCache(cache_dir or skillmix_cache() / "llm")
@@ -241,14 +244,19 @@ class Backend:
                     stop = True
                     out[job.key] = {"error": BUDGET_EXCEEDED}
                     return
+                if self.breaker.open:   # refused or down: send nothing more
+                    out[job.key] = {"error": "not_sent"}
+                    return
                 self._reserved += usd
                 try:
                     current_ticket.set(await self.limits.acquire(tokens))
                     reply = await self._call_with_retries(job, temperature, max_tokens)
                     out[job.key] = self._record(job, reply)
                     self._learn_tokens(job, reply)
+                    self.breaker.success()
                 except Exception as exc:  # noqa: BLE001 - failures are data
                     out[job.key] = {"error": describe_error(exc, self._secrets)}
+                    self.breaker.failure(exc, out[job.key]["error"])
                     log.warning("%s request failed: %s", self.spec, out[job.key]["error"])
                 finally:
                     self._reserved -= usd
@@ -264,6 +272,7 @@ class Backend:
             self._probed = True
             await asyncio.gather(*(one(jb) for jb in jobs))
         bar.close()
+        self.breaker.check()   # a refusal or a dead endpoint stops the stage, loudly
         return out
 
     def _bar(self, total: int, unit: str):

@@ -11,7 +11,10 @@ message batches), with injectable faults, latency and per-request counters.
 Faults (each attempt draws one with probability `fault_rate`, or takes the next from
 `fault_script`): "429" (Retry-After 0.05 s), "500" (its body echoes the Authorization header,
 to test redaction), "timeout" (no answer for `timeout_sleep` s, then the connection closes),
-"cut" (connection closed without a response), "malformed" (200 with a truncated JSON body).
+"cut" (connection closed without a response), "malformed" (200 with a truncated JSON body);
+scripted only: "400", "401", "403", "404" (a refusal no retry fixes), "echo" (a 500 whose body
+echoes the key's suffix, upper-cased and URL-encoded). `api_key` set: any other key
+gets 401 on every request. `hold.clear()` stalls every reply until `hold.set()`.
 A success is counted only when the reply is written to a client that is still connected.
 
 Rate limits (`rpm=`, `tpm=`): token buckets refilled at limit/60 per second holding `burst`
@@ -291,6 +294,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        elif fault == "echo":   # a 500 echoing the key the way some providers do: in part,
+            from urllib.parse import quote   # upper-cased, URL-encoded
+            auth = self.headers.get("Authorization") or ""
+            key = self.headers.get("x-api-key") or auth.removeprefix("Bearer ")
+            err["error"]["message"] = (f"bad key ...{key[-12:]} / {key.upper()} / "
+                                       f"{quote(key + '+', safe='')}")
+            self._send(500, err)
+        elif fault in ("401", "403", "404", "400"):
+            kinds = {"401": "authentication_error", "403": "permission_error",
+                     "404": "not_found_error", "400": "invalid_request_error"}
+            self._send(int(fault), {"error": {"type": kinds[fault], "message": f"injected {fault}"}})
         elif fault == "malformed":
             self._send(200, None, raw=b'{"id": "x", "choices": [{"message": ')
         return True
