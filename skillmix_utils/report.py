@@ -22,6 +22,19 @@ import pandas as pd
 from . import paper_tables as pt
 from .records import RecordStore, TextRecord
 
+METRIC_DEFINITIONS = {
+    "Ratio of Full Marks": "share of combinations whose best generation earned all k + 3 points "
+                           "(every skill, the topic, makes sense, the length limit)",
+    "Ratio of All Skills": "share of combinations whose best generation earned all k skill points "
+                           "and at least 2 of the other 3",
+    "Skills Fraction": "mean fraction of the k skill points earned, counting a generation only when "
+                       "it earned all 3 other points (else 0)",
+    "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in brackets",
+    "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
+             "deterministic sentence count, and naming a skill verbatim loses that skill's point",
+}
+METRIC_DEFINITIONS_MD = "\n".join(f"* **{k}**: {v}" for k, v in METRIC_DEFINITIONS.items())
+
 SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
 
 
@@ -115,9 +128,9 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     g = pt.main_grader(metrics, grader)
     sections = []
     if not metrics.empty:
-        sections.append(("Ratio of Full Marks (Tables 2-3)", _html_table(pt.metric_table(metrics, "ratio_full_marks", g), "data metrics")))
-        sections.append(("Skills Fraction (Tables 2-3)", _html_table(pt.metric_table(metrics, "skills_fraction", g), "data metrics")))
-        sections.append(("Ratio of All Skills", _html_table(pt.metric_table(metrics, "ratio_all_skills", g), "data metrics")))
+        sections.append(("Ratio of Full Marks (Tables 2-3)", _html_table(pt.metric_table(metrics, "ratio_full_marks", g, with_n=True), "data metrics")))
+        sections.append(("Skills Fraction (Tables 2-3)", _html_table(pt.metric_table(metrics, "skills_fraction", g, with_n=True), "data metrics")))
+        sections.append(("Ratio of All Skills", _html_table(pt.metric_table(metrics, "ratio_all_skills", g, with_n=True), "data metrics")))
         for title, df in (("Data efficiency (Table 4)", pt.data_efficiency_table(metrics, grader=g)),
                           ("Graders compared (Table 5)", pt.grader_table(metrics)),
                           ("Grader agreement (Table 6)", pt.agreement_table(tables_dir / "agreement.csv")),
@@ -181,3 +194,49 @@ def combinations_frame(combinations) -> pd.DataFrame:
     """Sampled combinations as a table: setting, k, index, skills, categories, topic."""
     return pd.DataFrame([{"setting": c.setting, "k": c.k, "index": c.index, "skills": ", ".join(c.skills),
                           "categories": ", ".join(c.categories), "topic": c.topic} for c in combinations])
+
+
+def local_judges(cfg) -> list[str]:
+    """Labels of the config's graders that are local models (hf:) rather than a GPT-4-class API."""
+    out = []
+    for section in (cfg.data, cfg.evaluation):
+        for g in (section.graders if section is not None else []):
+            if (g.spec.startswith(("hf:", "vllm:")) or g.method == "yes_no_logprob") and g.label not in out:
+                out.append(g.label)
+    return out
+
+
+def judge_banner(cfg_or_labels) -> str | None:
+    """A Markdown warning when the study is graded by a local model, not the paper's GPT-4; None
+    when every grader is an API model. Notebooks and the report show it at the top.
+
+    >>> judge_banner(["smollm2-yes-no"]).splitlines()[0]
+    '> **Not GPT-4.** This study is graded by `smollm2-yes-no`, a small local model asked yes/no'
+    """
+    labels = cfg_or_labels if isinstance(cfg_or_labels, (list, tuple)) else local_judges(cfg_or_labels)
+    if not labels:
+        return None
+    return (f"> **Not GPT-4.** This study is graded by {', '.join(f'`{x}`' for x in labels)}, a small local model asked yes/no\n"
+            "> per rubric criterion (see the method column). Its grades show that the pipeline runs end to end and\n"
+            "> how the numbers are computed; they are not the paper's GPT-4 grades, and a difference between\n"
+            "> students here says what this judge prefers, not whether a model composes skills.")
+
+
+def count_frame(per_k: dict) -> pd.DataFrame:
+    """The data card's per-k counts as a table with integer counts and the keep rate in percent."""
+    df = pd.DataFrame(per_k).T.rename_axis("k")
+    for c in df.columns:
+        if c == "keep_rate":
+            df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.1%}")
+        elif pd.api.types.is_numeric_dtype(df[c]) or df[c].map(lambda v: isinstance(v, (int, float))).all():
+            df[c] = df[c].astype("Int64")
+    return df
+
+
+def texts_view(df: pd.DataFrame):
+    """A records table for a notebook with answers shown as written (line breaks kept)."""
+    if df.empty or "answer" not in df.columns:
+        return df
+    return (df.style.hide(axis="index")
+            .set_properties(subset=["answer"], **{"white-space": "pre-wrap", "text-align": "left",
+                                                  "min-width": "28em"}))

@@ -71,6 +71,8 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
     backend = run.backend(spec, adapter=adapter)
     chunk_size = chunk_size or run.chunk_size
     made: list[TextRecord] = []
+    phase = run.progress.phase(f"{'student ' + student if student else stage + ' ' + spec.spec}: write",
+                               len(items))
     by_round: dict[int, list[Pending]] = {}
     for p in items:
         by_round.setdefault(p.generation_round, []).append(p)
@@ -114,5 +116,8 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
             made.extend(recs)
             if on_chunk:
                 on_chunk(recs)
+            run.progress.advance(len(chunk), failed=sum(r.status != "ok" for r in recs),
+                                 usd=sum(r.cost_usd or 0.0 for r in list(first) + list(second.values())
+                                         if not r.cached), index=phase)
             run.account(list(first) + list(second.values()))
     return made
