@@ -5,8 +5,6 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -101,8 +99,8 @@ if have_data:
     display(report.texts_view(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12)))
 
 # %% [markdown]
-# How the answer was cut out of the teacher's reply (docs/protocol.md, answer extraction: after
-# the last "Answer:", before the first "Explanation"; other shapes are handled and counted):
+# How the answer was cut out of the teacher's reply (docs/protocol.md §3: after the last "Answer:",
+# before the first "Explanation"; other shapes are handled and counted):
 
 # %%
 if have_data:

@@ -10,7 +10,9 @@
     skillmix cache info | clear [llm|models|all]       the response cache and converted models
     skillmix --version
 
-Every error about input is one line on stderr naming the file and field, and exit status 2.
+Every error is one line on stderr naming the file and field; the exit status says what kind
+(0 finished, 1 failed items left, 2 bad input, 3 budget spent, 4 request refused, 5 output folder
+in use, 130 interrupted: see errors.py and README "Exit status").
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SkillmixError
+from .errors import EXIT_INTERRUPTED, SkillmixError
 
 
 def _parse_sets(pairs: list[str]) -> dict:
@@ -34,14 +36,33 @@ def _parse_sets(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise SkillmixError(f"--set takes field=value, got {pair!r}", field="--set")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise SkillmixError(f"the value {value!r} is not valid YAML "
+                                f"({getattr(exc, 'problem', None) or exc.__class__.__name__})",
+                                field=f"--set {key.strip()}") from None
     return out
 
 
-def _config(args):
+def _config(args, sections=(), keys: bool = True):
+    """The validated config, after the checks that need no output (preflight.py): paths,
+    catalog pools, API keys (not on a dry run) and adapters of `sections`."""
     from .config import load_study_config
+    from .preflight import check_study
 
-    return load_study_config(args.config, overrides=_parse_sets(args.set))
+    cfg = load_study_config(args.config, overrides=_parse_sets(args.set))
+    check_study(cfg, args.config, sections, keys=keys)
+    return cfg
+
+
+def _locked(cfg, args):
+    """The output folder's lock (folder_lock.py) for a run that writes; nothing on a dry run."""
+    import contextlib
+
+    from .folder_lock import output_lock
+
+    return contextlib.nullcontext() if getattr(args, "dry_run", False) else output_lock(cfg.out)
 
 
 def _print_paths(paths) -> None:
@@ -58,26 +79,37 @@ def cmd_catalog(args) -> int:
 
 
 def cmd_generate_data(args) -> int:
-    cfg = _config(args)  # validate before importing the heavy stage
+    cfg = _config(args, ["data"], keys=not args.dry_run)  # before importing the heavy stage
     from .stages.datagen import run_datagen
 
-    _print_paths(run_datagen(cfg, dry_run=args.dry_run))
+    with _locked(cfg, args):
+        _print_paths(run_datagen(cfg, dry_run=args.dry_run))
     return 0
 
 
 def cmd_train(args) -> int:
-    cfg = _config(args)
+    cfg = _config(args, ["train"])
     from .train import run_training
 
-    _print_paths(run_training(cfg, resume=not args.restart))
+    with _locked(cfg, args):
+        _print_paths(run_training(cfg, resume=not args.restart))
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    cfg = _config(args)
-    from .stages.evaluate import run_evaluation
+    cfg = _config(args, ["evaluation"], keys=not args.dry_run)
+    from .stages.evaluate import resolve_student, run_evaluation, selected_students
 
-    _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))
+    if not args.dry_run:    # "@train" students need the training output before anything is written
+        for st in selected_students(cfg, args.student):
+            try:
+                resolve_student(cfg, st)
+            except SkillmixError as exc:
+                raise SkillmixError(exc.reason, file=args.config,
+                                    field=f"evaluation.students[{st.name}].adapter") from None
+
+    with _locked(cfg, args):
+        _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))
     return 0
 
 
@@ -106,20 +138,28 @@ def _grade_plan(cfg, records_path: Path, grader_names) -> int:
 
 
 def cmd_grade(args) -> int:
-    cfg = _config(args)
-    if args.dry_run:
-        return _grade_plan(cfg, Path(args.records), args.grader)
+    if args.dry_run:     # no key check: a plan asks nothing of the provider
+        return _grade_plan(_config(args), Path(args.records), args.grader)
+    from .preflight import records_stage
+
+    cfg = _config(args, [f"graders:{records_stage(args.records)}"])
     from .stages.grade import grade_file
 
-    _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
+    with _locked(cfg, args):
+        _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
     return 0
 
 
 def cmd_metrics(args) -> int:
     cfg = _config(args)
+    records = cfg.out / "eval" / "records.jsonl"
+    if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
+        raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
+                            file=str(records))
     from .stages.tables import write_metric_tables
 
-    _print_paths(write_metric_tables(cfg))
+    with _locked(cfg, args):
+        _print_paths(write_metric_tables(cfg))
     return 0
 
 
@@ -218,10 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SkillmixError as err:
         print(f"skillmix: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_status
     except KeyboardInterrupt:
         print("skillmix: interrupted; what finished is saved, re-run to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

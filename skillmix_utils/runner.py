@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from .config import StudyConfig, load_study_config
-from .errors import SkillmixError
+from .errors import SkillmixError, exit_status_of
 from .grid import grid_points, link_shared_data, summarize_grid  # noqa: F401  (grid_points: public)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -58,7 +58,8 @@ STAGE_OUTPUTS = {"02": ["data/data_card.json"], "03": ["train/*/train_summary.js
                  "04": ["eval/tables/metrics.csv"], "05": ["report.html"]}
 SHARED_PREFIXES = ("data.", "catalog.", "scoring.")
 # Config fields that change neither what a stage makes nor where: left out of fingerprints.
-NOT_FINGERPRINTED = {"description", "concurrency", "budget_usd", "output_dir", "grid"}
+NOT_FINGERPRINTED = {"description", "concurrency", "budget_usd", "run_budget_usd", "output_dir",
+                     "grid"}
 
 
 # --- what notebooks call ----------------------------------------------------------------------
@@ -286,6 +287,16 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
+class StageFailure(str):
+    """A notebook's one-line error, with the exit status of the skillmix error it raised
+    (errors.py: 1 failed items, 3 budget, 4 refused key, ...; 1 for any other error)."""
+
+    def __new__(cls, text: str, status: int | None = None):
+        obj = super().__new__(cls, text)
+        obj.status = status or 1
+        return obj
+
+
 def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fingerprint: str,
             progress: str, estimate_usd: float | None = None) -> str | None:
     """Run one notebook into `<out>/notebooks/`; writes the done marker on success.
@@ -311,8 +322,10 @@ def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fin
                                 # The kernel's own start-up chatter (a TCP warning) is noise here.
                                 extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as err:
-        return (f"notebook {st.path.name} failed in cell {err.exec_count or err.cell_index}: "
-                f"{err.ename}: {_first_line(err.evalue)} (executed copy with the error: {target})")
+        return StageFailure(
+            f"notebook {st.path.name} failed in cell {err.exec_count or err.cell_index}: "
+            f"{err.ename}: {_first_line(err.evalue)} (executed copy with the error: {target})",
+            exit_status_of(err.ename))
     except Exception as err:  # kernel died, could not start, ...
         return f"notebook {st.path.name} failed: {err.__class__.__name__}: {_first_line(str(err))} ({target})"
     seconds = time.time() - start
@@ -408,24 +421,56 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
         error = execute(st, cfg, config_path, overrides, fps[st.id], progress, estimate)
         if error:
             print(f"skillmix: error: {error}", file=sys.stderr, flush=True)
-            return 1
+            return getattr(error, "status", 1)
     return 0
 
 
 def _print_total(usd: float, grid: bool = False) -> None:
     note = ("; each grid run counts its base students again, though the response cache makes "
             "repeated requests free" if grid else "")
-    print(f"dry run: estimated API cost of what would run: ${usd:,.2f} (an upper bound: output at "
+    from .llm.cost import format_usd
+
+    print(f"dry run: estimated API cost of what would run: {format_usd(usd)} (an upper bound: output at "
           f"max_tokens, cache not consulted{note})")
+
+
+STAGE_SECTIONS = {"02": "data", "03": "train", "04": "evaluation"}
 
 
 def run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
               force: bool = False, notebooks_dir=None) -> int:
-    """Execute the numbered notebooks for a study config; returns the exit status (0 ok, 1 a
-    notebook failed). Bad config or parameters raise SkillmixError before anything runs.
+    """Execute the numbered notebooks for a study config; returns the exit status (0 ok, else
+    the status of the first notebook's error: errors.py). Bad config, overrides, paths, pools,
+    keys or adapters raise SkillmixError before anything runs or is written; a folder in use by
+    another run raises FolderInUse (status 5).
 
     Example: ``run_study("configs/demo.yaml", stages=["04", "05"])``.
     """
+    from .folder_lock import output_lock
+    from .preflight import check_study
+
+    cfg = notebook_config(str(Path(config_path).resolve()), dict(overrides or {}))
+    wanted = {str(s).zfill(2)[:2] for s in stages} if stages else set(STAGE_SECTIONS)
+    sections = [STAGE_SECTIONS[s] for s in sorted(wanted) if s in STAGE_SECTIONS]
+    runs = [cfg]
+    for label, point in grid_points(cfg.grid) if cfg.grid else []:
+        try:
+            runs.append(notebook_config(str(Path(config_path).resolve()),
+                                        {**(overrides or {}), "grid": {}, **point}))
+        except SkillmixError as exc:
+            raise SkillmixError(f"grid run {label}: {exc}", field="grid") from None
+    for c in runs:
+        enabled = [s for s in sections if getattr(c, s) is not None and getattr(c, s).enabled]
+        check_study(c, config_path, enabled, keys=not dry_run)
+    if dry_run:
+        return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
+    with output_lock(cfg.out, command=f"skillmix run {config_path}"):
+        return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
+
+
+def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
+               force: bool = False, notebooks_dir=None) -> int:
+    """run_study's work, once its checks passed and its lock is held."""
     config_path = Path(config_path).resolve()
     overrides = dict(overrides or {})
     cfg = notebook_config(str(config_path), overrides)          # validates; raises SkillmixError

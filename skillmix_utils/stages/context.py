@@ -3,6 +3,9 @@
 A stage opens a `StageRun`; it writes `outputs/<study>/config.yaml` (not on a dry run), builds
 backends lazily with the budget still left, and stops cleanly (`BudgetExhausted`) when a backend
 answers `budget_exceeded`: what finished is already on disk, and a re-run resumes from it.
+Spending goes to the study's ledger (`budget_ledger.jsonl`), so `budget_usd` caps the study
+across runs and `run_budget_usd` one run. `StageRun.conclude` ends a stage: it raises
+`BudgetSpent` (exit 3) after a budget stop and `ItemsFailed` (exit 1) when items still failed.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from pathlib import Path
 import yaml
 
 from ..config import ModelSpec, StudyConfig
+from ..errors import BudgetSpent, ItemsFailed
+from ..llm.cost import BudgetLedger, format_usd
 
 
 class BudgetExhausted(Exception):
@@ -64,6 +69,11 @@ class StageRun:
             self._progress = StageProgress(self.stage, self.cfg.out, stream=self.log)
         return self._progress
 
+    def __post_init__(self):
+        self.ledger = BudgetLedger(self.cfg.out)
+        self.before_usd = self.ledger.total()   # what earlier runs of this study paid
+        self._ledgered = 0.0
+
     @property
     def chunk_size(self) -> int:
         """Items per batched call: enough to keep `concurrency` requests in flight, small
@@ -71,9 +81,31 @@ class StageRun:
         return max(16, 4 * self.cfg.concurrency)
 
     def remaining_usd(self) -> float | None:
-        if self.cfg.budget_usd is None:
-            return None
-        return max(0.0, self.cfg.budget_usd - self.spent_usd)
+        """The smaller of what the study's cap (all runs) and the run's cap still allow."""
+        left = []
+        if self.cfg.budget_usd is not None:
+            left.append(self.cfg.budget_usd - self.before_usd - self.spent_usd)
+        if getattr(self.cfg, "run_budget_usd", None) is not None:
+            left.append(self.cfg.run_budget_usd - self.spent_usd)
+        return max(0.0, min(left)) if left else None
+
+    def record_spending(self) -> None:
+        """Write what this run paid since the last call to the study's ledger."""
+        delta = round(self.spent_usd - self._ledgered, 10)
+        if delta > 0:
+            self.ledger.add(delta)
+            self._ledgered = self.spent_usd
+
+    def budget_message(self) -> str:
+        """Where the money stands, e.g. "study budget $0.0010: $0.0024 spent ($0.0008 this run)"."""
+        caps = []
+        if self.cfg.budget_usd is not None:
+            caps.append(f"study budget {format_usd(self.cfg.budget_usd)}")
+        if getattr(self.cfg, "run_budget_usd", None) is not None:
+            caps.append(f"run budget {format_usd(self.cfg.run_budget_usd)}")
+        return (f"{' and '.join(caps) or 'budget'} spent: "
+                f"{format_usd(self.before_usd + self.spent_usd)} paid by this study "
+                f"({format_usd(self.spent_usd)} this run)")
 
     @staticmethod
     def _key(spec: ModelSpec, adapter: str | None):
@@ -99,7 +131,9 @@ class StageRun:
             b.close()
 
     def close(self) -> None:
-        """Drop the backends (local ones hold a model in memory) and end the progress view."""
+        """Drop the backends (local ones hold a model in memory); record the spending; end the
+        progress view."""
+        self.record_spending()
         if self._progress is not None:
             self._progress.close()
         for b in self._backends.values():
@@ -111,9 +145,28 @@ class StageRun:
     def account(self, results) -> None:
         """Add what `results` cost and stop the stage if the budget is spent."""
         self.spent_usd += sum((r.cost_usd or 0.0) for r in results if not r.cached)
+        self.record_spending()
         if any(r.error == "budget_exceeded" for r in results):
-            raise BudgetExhausted(
-                f"budget of ${self.cfg.budget_usd:.2f} spent (${self.spent_usd:.2f} this run)")
+            raise BudgetExhausted(self.budget_message())
+
+    def conclude(self, records, grader_labels, what: str, records_path, stopped: str | None = None
+                 ) -> None:
+        """End a stage loudly: `BudgetSpent` after a budget stop, `ItemsFailed` when texts or
+        gradings by `grader_labels` still failed after the retries (they are recorded, and a
+        re-run retries only them). Returns quietly when everything was made."""
+        if stopped:
+            raise BudgetSpent(f"{stopped}; what finished is saved in {records_path}; raise "
+                              "budget_usd (or run_budget_usd) and re-run to continue",
+                              field="budget_usd")
+        texts = [r for r in records if r.status == "error"]
+        gradings = [g for r in records if r.status == "ok" for g in r.gradings
+                    if g.status == "error" and g.grader in set(grader_labels)]
+        if texts or gradings:
+            first = (texts[0].error if texts else gradings[0].error) or "?"
+            raise ItemsFailed(f"{what}: {len(texts)} of {len(records)} texts and {len(gradings)} "
+                              f"gradings failed after the retries (first: {first[:200]}); they are "
+                              f"recorded in {records_path}; re-run the same command to retry only "
+                              "them")
 
     def say(self, message: str) -> None:
         print(f"skillmix: {message}", file=self.log, flush=True)

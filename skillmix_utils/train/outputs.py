@@ -84,7 +84,7 @@ def model_card(cfg: StudyConfig, summary: dict) -> str:
 # {summary['run']}: {base_hub_id(t.base_model)} fine-tuned on D_SKILL-MIX ({summary['data']})
 
 Study `{cfg.name}`. Mode **{t.mode}**; output `{out}`{' (merged into model/)' if t.merge_adapter else ''}.
-Recipe of "Can Models Learn Skill Composition from Examples?" (NeurIPS 2024), docs/protocol.md (training):
+Recipe of "Can Models Learn Skill Composition from Examples?" (NeurIPS 2024), docs/protocol.md §7:
 Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only on the two answers.
 
 ## Data

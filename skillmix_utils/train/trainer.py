@@ -1,4 +1,4 @@
-"""The training loop: the paper's recipe (PROTOCOL §7) with LoRA, QLoRA or full fine-tuning.
+"""The training loop: the paper's recipe (docs/protocol.md §7) with LoRA, QLoRA or full fine-tuning.
 
     python -m skillmix_utils.train --config outputs/demo/train/lora-k1-2/study_config.json
 
