@@ -70,6 +70,12 @@ class StageRun:
         return self._progress
 
     def __post_init__(self):
+        # One run per output folder, also for a notebook opened in JupyterLab (the command line
+        # and `skillmix run` already hold the lock; then this is a no-op). Released by close().
+        from ..folder_lock import output_lock
+
+        self._lock = output_lock(self.cfg.out)
+        self._lock.__enter__()
         self.ledger = BudgetLedger(self.cfg.out)
         self.before_usd = self.ledger.total()   # what earlier runs of this study paid
         self._ledgered = 0.0
@@ -133,14 +139,19 @@ class StageRun:
     def close(self) -> None:
         """Drop the backends (local ones hold a model in memory); record the spending; end the
         progress view."""
-        self.record_spending()
-        if self._progress is not None:
-            self._progress.close()
-        for b in self._backends.values():
-            close = getattr(b, "close", None)
-            if callable(close):
-                close()
-        self._backends.clear()
+        try:
+            self.record_spending()
+            if self._progress is not None:
+                self._progress.close()
+            for b in self._backends.values():
+                close = getattr(b, "close", None)
+                if callable(close):
+                    close()
+            self._backends.clear()
+        finally:
+            lock, self._lock = getattr(self, "_lock", None), None
+            if lock is not None:
+                lock.__exit__(None, None, None)
 
     def account(self, results) -> None:
         """Add what `results` cost and stop the stage if the budget is spent."""
