@@ -86,6 +86,7 @@ def main(argv=None) -> int:
         wanted = {w.strip() for w in args.only.split(",")}
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in wanted]
     started = dt.datetime.now(dt.timezone.utc)
+    where = machine()  # at the start: the commit that is measured
     load_before = os.getloadavg()
     rows, failed, commands = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     if failed:
         print("failed:", ", ".join(failed))
     if not args.no_write and rows:
-        m = machine()
+        m = where
         versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
         load = (f"1-minute load average {load_before[0]:.2f} at the start, "
                 f"{load_after[0]:.2f} at the end")

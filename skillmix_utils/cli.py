@@ -7,6 +7,8 @@
     skillmix grade CONFIG --records FILE                grade existing records (e.g. a second grader)
     skillmix metrics CONFIG                             recompute the metric tables from records
     skillmix run CONFIG [--stages ...] [--dry-run]      the numbered notebooks, in order, via papermill
+    skillmix cache info | clear [llm|models|all]       the response cache and converted models
+    skillmix --version
     skillmix human CONFIG [--rater NAME] [--port N]     blind human grading page on 127.0.0.1
     skillmix human-agreement CONFIG                     human vs LLM graders and human vs human
     skillmix import-reference FOLDER OUT_DIR            read the Skill-Mix reference code's results
@@ -114,7 +116,33 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _grade_plan(cfg, records_path: Path, grader_names) -> int:
+    """`grade --dry-run`: the gradings still owed per grader and their estimated cost."""
+    from .records import RecordStore
+    from .stages.grade import _graders_for, pending_gradings
+    from .stages.plan import Plan, approx_tokens, plan_grading
+
+    if not records_path.exists():
+        raise SkillmixError("no such records file", file=str(records_path))
+    records = RecordStore(records_path).records()
+    if not records:
+        raise SkillmixError("no records in the file", file=str(records_path))
+    catalog = cfg.catalog.load()
+    plan = Plan(f"skillmix grade {cfg.name}: dry run on {records_path} (nothing is written)")
+    for g in _graders_for(cfg, records[0].stage, grader_names):
+        pairs = pending_gradings(records, g)
+        answers = [approx_tokens(rec.answer or "") for rec, _ in pairs]
+        plan_grading(plan, g, [rec.combination for rec, _ in pairs], catalog,
+                     answer_tokens=round(sum(answers) / len(answers)) if answers else 0,
+                     label=records[0].stage, rounds=1)
+        plan.notes.append(f"{g.label}: {len(pairs)} gradings owed on {len(records)} records")
+    print(plan.render())
+    return 0
+
+
 def cmd_grade(args) -> int:
+    if args.dry_run:     # no key check: a plan asks nothing of the provider
+        return _grade_plan(_config(args), Path(args.records), args.grader)
     from .preflight import records_stage
 
     cfg = _config(args, [f"graders:{records_stage(args.records)}"])
@@ -145,6 +173,43 @@ def cmd_run(args) -> int:
                      overrides=_parse_sets(args.set), force=args.force)
 
 
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def cmd_cache(args) -> int:
+    """`cache info`: where the cache is and what it holds; `cache clear WHAT`: delete a part."""
+    import shutil
+
+    from .models import cache_dir
+
+    root = cache_dir()
+    parts = {"llm": root / "llm", "models": root / "models"}
+    if args.action == "info":
+        print(f"cache: {root}  (set SKILLMIX_CACHE to move it)")
+        db = parts["llm"] / "responses.sqlite"
+        entries = "no responses yet"
+        if db.exists():
+            import sqlite3
+
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                n = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+                jobs = con.execute("SELECT COUNT(*) FROM batch_jobs").fetchone()[0]
+            entries = f"{n} cached responses, {jobs} batch jobs"
+        print(f"  llm     {_size(parts['llm']) / 1e6:9.1f} MB  {entries} (paid replies: clearing "
+              "them means paying again)")
+        models = sorted(p.name for p in parts["models"].iterdir() if p.is_dir()) if parts["models"].exists() else []
+        print(f"  models  {_size(parts['models']) / 1e6:9.1f} MB  {', '.join(models) or 'none'} "
+              "(converted once from GGUF; rebuilt on next use)")
+        return 0
+    chosen = list(parts) if args.what == "all" else [args.what]
+    for name in chosen:
+        size = _size(parts[name])
+        shutil.rmtree(parts[name], ignore_errors=True)
+        print(f"removed {parts[name]} ({size / 1e6:.1f} MB)")
+    return 0
+
+
 def cmd_human(args) -> int:
     cfg = _config(args)
     from .human.server import serve
@@ -169,7 +234,10 @@ def cmd_import_reference(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="skillmix", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"skillmix {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("catalog", help="show and validate a skill/topic catalog")
@@ -195,11 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     g = with_config("grade", cmd_grade, "grade an existing records file")
     g.add_argument("--records", required=True, help="records JSONL to grade")
     g.add_argument("--grader", action="append", help="only these graders (by name or spec)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the gradings still owed and their estimated cost only")
     with_config("metrics", cmd_metrics, "recompute metric tables from records")
     r = with_config("run", cmd_run, "run the numbered notebooks with papermill")
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")
     r.add_argument("--dry-run", action="store_true", help="say what would run and its API cost")
     r.add_argument("--force", action="store_true", help="re-run stages whose outputs are complete")
+    k = sub.add_parser("cache", help="show or clear the response cache and converted models")
+    k.add_argument("action", choices=["info", "clear"])
+    k.add_argument("what", nargs="?", choices=["llm", "models", "all"], default="models",
+                   help="clear: which part (default models; llm holds paid replies)")
+    k.set_defaults(func=cmd_cache)
     h = with_config("human", cmd_human, "serve the blind human grading page on 127.0.0.1")
     h.add_argument("--rater", help="serve this rater only (default: the page asks for a name)")
     h.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")

@@ -231,6 +231,10 @@ class TrainSpec(_Strict):
     gradient_checkpointing: bool = False
     checkpoint_every: int = 500
     merge_adapter: bool = False
+    # Where training reports (train/tracking.py): tensorboard (offline), wandb, mlflow; [] for none.
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=lambda: ["tensorboard"])
+    eval_every: int = Field(0, ge=0)        # steps between held-out losses (0: never)
+    eval_examples: int = Field(0, ge=0)     # skill-mix examples kept out of training for that loss
     launcher: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
     num_processes: int = 1
     seed: int = 0

@@ -88,8 +88,9 @@ def _ordered_settings(values) -> list[str]:
 
 
 def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None = None,
-                 rows: str = "student") -> pd.DataFrame:
-    """Wide table of "mean ± SEM": one row per (student or `rows` column, setting), one column per k."""
+                 rows: str = "student", with_n: bool = False) -> pd.DataFrame:
+    """Wide table of "mean ± SEM": one row per (student or `rows` column, setting), one column per k.
+    `with_n=True` adds the number of combinations behind each cell: "0.50 ± 0.50 (n=2)"."""
     df = read_table(metrics)
     if df.empty:
         return pd.DataFrame()
@@ -98,6 +99,9 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
         df = df[df["grader"].astype(str) == g]
     df = df.assign(_row=student_label(df) if rows == "student" else df[rows].astype(str))
     df = df.assign(_cell=[fmt_mean_sem(m, s) for m, s in zip(df[metric], df.get(f"{metric}_sem", [None] * len(df)))])
+    if with_n and "n_combinations" in df.columns:
+        df = df.assign(_cell=[c if pd.isna(n) else f"{c} (n={int(n)})"
+                              for c, n in zip(df["_cell"], df["n_combinations"])])
     wide = df.pivot_table(index=["_row", "setting"], columns="k", values="_cell", aggfunc="first", sort=False)
     wide = wide.reindex(columns=sorted(wide.columns))
     wide.columns = [f"k={k}" for k in wide.columns]

@@ -56,9 +56,26 @@ class StageRun:
     cfg: StudyConfig
     spent_usd: float = 0.0
     log: object = field(default_factory=lambda: sys.stderr)
+    stage: str = "stage"
     _backends: dict = field(default_factory=dict)
+    _progress: object = None
+
+    @property
+    def progress(self):
+        """This run's `progress.StageProgress` (counts, failures, cost, ETA; see progress.py)."""
+        if self._progress is None:
+            from ..progress import StageProgress
+
+            self._progress = StageProgress(self.stage, self.cfg.out, stream=self.log)
+        return self._progress
 
     def __post_init__(self):
+        # One run per output folder, also for a notebook opened in JupyterLab (the command line
+        # and `skillmix run` already hold the lock; then this is a no-op). Released by close().
+        from ..folder_lock import output_lock
+
+        self._lock = output_lock(self.cfg.out)
+        self._lock.__enter__()
         self.ledger = BudgetLedger(self.cfg.out)
         self.before_usd = self.ledger.total()   # what earlier runs of this study paid
         self._ledgered = 0.0
@@ -106,9 +123,11 @@ class StageRun:
         if key not in self._backends:
             from ..llm import get_backend
 
+            # progress=False: the stage's own StageProgress shows counts, cost and ETA.
             self._backends[key] = get_backend(
                 spec.spec, base_url=spec.base_url, concurrency=self.cfg.concurrency,
-                budget_usd=self.remaining_usd(), adapter=adapter, **spec.options)
+                budget_usd=self.remaining_usd(), adapter=adapter,
+                **{"progress": False, **spec.options})
         return self._backends[key]
 
     def release(self, spec: ModelSpec, adapter: str | None = None) -> None:
@@ -118,13 +137,21 @@ class StageRun:
             b.close()
 
     def close(self) -> None:
-        """Drop the backends (local ones hold a model in memory); record the spending."""
-        self.record_spending()
-        for b in self._backends.values():
-            close = getattr(b, "close", None)
-            if callable(close):
-                close()
-        self._backends.clear()
+        """Drop the backends (local ones hold a model in memory); record the spending; end the
+        progress view."""
+        try:
+            self.record_spending()
+            if self._progress is not None:
+                self._progress.close()
+            for b in self._backends.values():
+                close = getattr(b, "close", None)
+                if callable(close):
+                    close()
+            self._backends.clear()
+        finally:
+            lock, self._lock = getattr(self, "_lock", None), None
+            if lock is not None:
+                lock.__exit__(None, None, None)
 
     def account(self, results) -> None:
         """Add what `results` cost and stop the stage if the budget is spent."""

@@ -97,6 +97,9 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
     backend = run.backend(spec, adapter=adapter)
     chunk_size = chunk_size or run.chunk_size
     made: list[TextRecord] = []
+    # Counted in turns (two per text) so that a chunk shows progress halfway through.
+    phase = run.progress.phase(f"{'student ' + student if student else stage + ' ' + spec.spec}: write",
+                               2 * len(items), unit="turns")
     by_round: dict[int, list[Pending]] = {}
     for p in items:
         by_round.setdefault(p.generation_round, []).append(p)
@@ -109,6 +112,7 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
             turns = [writer.turns(p) for p in chunk]
             turn1, turn2 = [t[0] for t in turns], [t[1] for t in turns]
             first = backend.chat([[{"role": "user", "content": t}] for t in turn1], **params)
+            run.progress.advance(len(chunk), failed=sum(not r.ok for r in first), index=phase)
             second_idx = [i for i, r in enumerate(first) if r.ok]
             convs2 = [[{"role": "user", "content": turn1[i]},
                        {"role": "assistant", "content": first[i].text or ""},
@@ -141,5 +145,9 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
             made.extend(recs)
             if on_chunk:
                 on_chunk(recs)
+            run.progress.advance(len(chunk), failed=sum(r.status != "ok" and (r.error or "").startswith("turn 2")
+                                                        for r in recs),
+                                 usd=sum(r.cost_usd or 0.0 for r in list(first) + list(second.values())
+                                         if not r.cached), index=phase)
             run.account(list(first) + list(second.values()))
     return made

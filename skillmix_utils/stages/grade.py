@@ -159,6 +159,7 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
         if entry.needs == "yes_no_probabilities":
             local_judge.check_backend(backend, grader.spec)
         run.say(f"grading {len(pairs)} text-rounds with {grader.label} ({grader.method})")
+        phase = run.progress.phase(f"grader {grader.label}: grade", len(pairs), unit="gradings")
         for start in range(0, len(pairs), chunk_size):
             chunk = pairs[start:start + chunk_size]
             exhausted = None
@@ -184,6 +185,9 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
                 if finish:
                     finish(rec)
             store.append(list(touched.values()))
+            run.progress.advance(len(chunk), failed=sum(g.status != "ok" for g in gradings),
+                                 usd=sum(g.usage.cost_usd or 0.0 for g in gradings if not g.usage.cached),
+                                 index=phase)
             run.record_spending()   # the study's budget ledger
             made += len(chunk)
             if exhausted:

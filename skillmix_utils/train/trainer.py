@@ -29,6 +29,7 @@ import torch
 from ..config import StudyConfig
 from ..errors import SkillmixError
 from . import checkpoint as ckpt
+from . import tracking
 from .formatting import Example, find_mix, format_rows, load_rows, mix_name
 from .memory import estimate_for_model, format_estimate
 from .packing import collate, summed_loss
@@ -203,7 +204,7 @@ def settings_fingerprint(cfg: StudyConfig) -> dict:
     merging, and how the same effective batch is spread over devices and processes."""
     return cfg.train.model_dump(mode="json", exclude={
         "steps", "checkpoint_every", "enabled", "merge_adapter", "per_device_batch_size",
-        "launcher", "num_processes", "gradient_checkpointing"})
+        "launcher", "num_processes", "gradient_checkpointing", "report_to", "eval_every"})
 
 
 def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None = None,
@@ -234,6 +235,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     ckpt_root = root / "checkpoints"
     tok = load_tokenizer(t.base_model)
     examples, data_info = build_examples(cfg, tok, data_path)
+    examples, heldout = tracking.split_heldout(examples, t.eval_examples, t.seed)
     log(f"[train] effective batch {t.batch_size} = {t.per_device_batch_size} per device x "
         f"{accum} accumulation x {world} process(es)")
     log(f"[train] data: {data_info['skillmix_examples']} skill-mix examples "
@@ -283,6 +285,8 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     accelerator.wait_for_everyone()
 
     totals = {"real": 0, "total": 0, "seconds": 0.0}
+    tracker = tracking.Tracker(t.report_to, root, settings_fingerprint(cfg), accelerator.is_main_process,
+                               run_name=f"{cfg.name}/{run_name(cfg)}")
     for step in range(start, t.steps):
         t0 = time.perf_counter()
         idx = step_indices(step, t.batch_size, len(examples), t.seed)
@@ -305,6 +309,8 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
                 loss_sum = summed_loss(logits, b.labels)
                 accelerator.backward(loss_sum * (world * accum / n_labels))
             step_loss += loss_sum.detach()
+        gnorm = tracking.grad_norm(params)
+        lr = scheduler.get_last_lr()[0]          # the rate this step uses (read before stepping)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -313,9 +319,13 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         totals["real"] += int(counts[1])
         totals["total"] += int(counts[2])
         totals["seconds"] += dt
-        lr = scheduler.get_last_lr()[0]
-        history.append({"step": step + 1, "loss": step_loss, "lr": lr,
+        history.append({"step": step + 1, "loss": step_loss, "lr": lr, "grad_norm": gnorm,
                         "real_tokens": int(counts[1]), "tokens": int(counts[2]), "seconds": dt})
+        tracker.log(step + 1, {"train/loss": step_loss, "train/lr": lr, "train/grad_norm": gnorm,
+                               "train/tokens_per_second": int(counts[1]) / dt})
+        if heldout and t.eval_every and ((step + 1) % t.eval_every == 0 or step + 1 == t.steps):
+            history[-1]["eval_loss"] = mean_loss(model, heldout, pad_id=pad_id, packed=t.packing)
+            tracker.log(step + 1, {"eval/loss": history[-1]["eval_loss"]})
         log(f"[train] step {step + 1}/{t.steps} loss {step_loss:.4f} lr {lr:.2e} "
             f"{int(counts[1]) / dt:.0f} real tok/s")
         if t.checkpoint_every and (step + 1) % t.checkpoint_every == 0 and step + 1 < t.steps:
@@ -325,6 +335,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
             if accelerator.is_main_process:  # the curve so far, readable while training runs
                 (root / "loss.json").write_text(json.dumps(history, indent=1))
 
+    tracker.close()
     unwrapped = accelerator.unwrap_model(model)
     probe_end = mean_loss(unwrapped, probe_set, pad_id=pad_id) if probe_set else None
     summary = {

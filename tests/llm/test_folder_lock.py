@@ -16,6 +16,7 @@ def start(tmp_path, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKILLMIX_CACHE": str(tmp_path / "cache"),
            "OPENAI_API_KEY": KEY}
     env.pop("OPENAI_BASE_URL", None)
+    env.pop("SKILLMIX_HELD_LOCKS", None)     # a command run from another terminal
     return subprocess.Popen([sys.executable, "-m", "skillmix_utils.cli", *args], env=env,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -75,3 +76,22 @@ def test_interrupted_run_exits_130_and_releases_the_folder(tmp_path, srv):
     assert "interrupted; what finished is saved, re-run to resume" in err and "Traceback" not in err
     assert not (tmp_path / "out" / ".skillmix.lock.json").exists()
     assert cli(tmp_path, "generate-data", str(cfg)).returncode == 0
+
+
+def test_a_stage_run_from_a_notebook_holds_the_folder_too(tmp_path, srv, monkeypatch):
+    # What a notebook in JupyterLab does (no `skillmix run` around it): the stage's StageRun
+    # takes the lock, so a command-line run on the same folder meanwhile refuses.
+    import yaml
+
+    from skillmix_utils.config import StudyConfig
+    from skillmix_utils.stages.context import StageRun
+
+    monkeypatch.delenv("SKILLMIX_HELD_LOCKS", raising=False)
+    cfg = write_cfg(tmp_path, srv)
+    run = StageRun(StudyConfig.model_validate(yaml.safe_load(cfg.read_text())))
+    try:
+        proc = cli(tmp_path, "generate-data", str(cfg))
+        assert proc.returncode == 5 and f"in use by pid {os.getpid()}" in error_lines(proc)[0]
+    finally:
+        run.close()
+    assert srv.attempts == 0

@@ -46,6 +46,7 @@ def cli(tmp_path, *args, key=KEY, timeout=120):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKILLMIX_CACHE": str(tmp_path / "cache"),
            "OPENAI_API_KEY": key, "ANTHROPIC_API_KEY": key.replace("sk-", "sk-ant-", 1)}
     env.pop("OPENAI_BASE_URL", None)
+    env.pop("SKILLMIX_HELD_LOCKS", None)     # a command run from another terminal
     env.pop("ANTHROPIC_BASE_URL", None)
     return subprocess.run([sys.executable, "-m", "skillmix_utils.cli", *args], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
