@@ -2,7 +2,7 @@
 
     skillmix catalog [--skills FILE --topics FILE]      counts per category and split; validates
     skillmix generate-data CONFIG [--set field=value]   D_SKILL-MIX(k): teacher, grader, filter, export
-    skillmix train CONFIG                               fine-tune the student (LoRA / QLoRA / full)
+    skillmix train CONFIG [--dry-run]                   fine-tune the student (LoRA / QLoRA / full)
     skillmix evaluate CONFIG                            SKILL-MIX(k) for every student and setting
     skillmix grade CONFIG --records FILE                grade existing records (e.g. a second grader)
     skillmix metrics CONFIG                             recompute the metric tables from records
@@ -65,6 +65,15 @@ def cmd_generate_data(args) -> int:
 
 def cmd_train(args) -> int:
     cfg = _config(args)
+    if args.dry_run:
+        from .train.plan import dry_run_report
+
+        if cfg.train is None:
+            raise SkillmixError("the study config has no train section", file=args.config,
+                                field="train")
+        text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
+        print(text)
+        return 0 if fits else 1
     from .train import run_training
 
     _print_paths(run_training(cfg, resume=not args.restart))
@@ -121,8 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_config("generate-data", cmd_generate_data, "generate and filter D_SKILL-MIX").add_argument(
         "--dry-run", action="store_true", help="print the planned calls and estimated cost only")
-    with_config("train", cmd_train, "fine-tune the student").add_argument(
-        "--restart", action="store_true", help="ignore existing checkpoints")
+    t = with_config("train", cmd_train, "fine-tune the student")
+    t.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
+    t.add_argument("--dry-run", action="store_true",
+                   help="print memory per device and time, exit 1 if it will not fit")
+    t.add_argument("--device-gib", type=float, default=80.0,
+                   help="memory of one GPU for --dry-run (default 80)")
+    t.add_argument("--device-tflops", type=float, default=312.0,
+                   help="dense bf16 TFLOP/s of one GPU for --dry-run (default 312, A100)")
     e = with_config("evaluate", cmd_evaluate, "evaluate students with SKILL-MIX")
     e.add_argument("--student", action="append", help="only these students (by name)")
     e.add_argument("--dry-run", action="store_true", help="print the planned calls and cost only")

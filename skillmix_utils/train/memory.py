@@ -29,8 +29,8 @@ key/value width, L layers, V vocabulary, T tokens per micro-batch on the device,
   attention probabilities add heads x S x c per token (S the packed row's length) and k, v are
   repeated to all heads. Gradient checkpointing keeps only each layer's input (r.h) plus one
   layer's activations during its recomputation.
-- logits: T x V x (c + 8): the logits, the fp32 log-softmax kept for backward, and its fp32
-  gradient at the start of backward.
+- logits: T x V x (c + 12): the logits (the loop holds them), and at the start of backward the
+  fp32 log-softmax kept for it, its incoming gradient and the gradient it passes on.
 - CUDA adds its context and allocator slack (`overhead_gib`, 1 GiB by default; 0 on a CPU).
 
 Accumulation keeps the gradients while the next micro-batch runs forward, so the parts add up.
@@ -139,7 +139,7 @@ def estimate_memory(shape: ModelShape, mode: str, *, processes: int = 1, shardin
 
     >>> e = estimate_memory(LLAMA2_13B, "full", processes=4, sharding="fsdp")
     >>> round(e["total"], 1), e["fits_80gb"]
-    (63.5, True)
+    (57.2, True)
     """
     if mode not in ("full", "lora", "qlora"):
         raise ValueError(f"mode must be full, lora or qlora, not {mode!r}")
@@ -173,7 +173,7 @@ def estimate_memory(shape: ModelShape, mode: str, *, processes: int = 1, shardin
         s, mode, cuda=cuda, flash=flash, row_tokens=row_tokens or T, lora_dropout=lora_dropout)
     r = 4 if (mode == "qlora" or not cuda) else 2
     acts = T * (s.layers * r * s.hidden + per_layer) if checkpointing else T * s.layers * per_layer
-    logits = T * s.vocab * (c + 8)
+    logits = T * s.vocab * (c + 12)
     overhead = (1.0 if cuda else 0.0) if overhead_gib is None else overhead_gib
     total = sum(parts.values()) + acts + logits + overhead * GIB
     out = {"model": s.name, "mode": mode, "processes": processes, "sharding": sharding,
@@ -202,7 +202,7 @@ def format_estimate(e: dict, device_gib: float | None = None) -> str:
     """One line for the log (with "will not fit" when a device size is given and exceeded).
 
     >>> format_estimate(estimate_memory(MISTRAL_7B, "qlora", lora_r=64), 24)[:43]
-    'estimated memory per device: 12.5 GiB (fits'
+    'estimated memory per device: 12.0 GiB (fits'
     """
     verdict = ""
     if device_gib is not None:

@@ -39,8 +39,9 @@ from ..config import StudyConfig
 from ..errors import SkillmixError
 from . import checkpoint as ckpt
 from .formatting import Example, find_mix, format_rows, load_rows, mix_name
-from .memory import estimate_for_model, format_estimate
+from .memory import format_estimate, model_shape
 from .packing import collate, summed_loss
+from .plan import estimate_for_config
 from .pretrain import load_corpus, pretrain_examples, tokens_for_ratio
 
 
@@ -337,9 +338,9 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     model = _load_model(cfg, accelerator)
     sharding = {"FSDP": "fsdp", "DEEPSPEED": "deepspeed"}.get(accelerator.distributed_type.name,
                                                                "none")
-    est = estimate_for_model(model.config, t.mode, processes=world, sharding=sharding,
-                             tokens_per_device=t.per_device_batch_size * t.max_length,
-                             gradient_checkpointing=t.gradient_checkpointing or t.mode == "qlora")
+    est = estimate_for_config(cfg, processes=world, sharding=sharding, cuda=cuda,
+                              flash=_attention_kind(model) == "flash",
+                              shape=model_shape(model.config, t.base_model))
     log("[train] " + format_estimate(est))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     probe_set = [e for e in examples if e.source == "skillmix"][:probe]

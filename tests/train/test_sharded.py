@@ -44,12 +44,18 @@ def single(tmp_path_factory, embedded_model, new_study):
     from skillmix_utils.train.trainer import run_dir, train
 
     cfg = new_study(tmp_path_factory.mktemp("single"), checkpoint_every=0, **SPEC)
-    summary = train(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # like each of the two processes; oversubscribed cores crawl
+    try:
+        summary = train(cfg)
+    finally:
+        torch.set_num_threads(threads)
     root = run_dir(cfg)
     return {"summary": summary, "curve": json.loads((root / "loss.json").read_text()),
             "weights": _weights(root / "model"), "base": embedded_model}
 
 
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("launcher,kind", [("fsdp", "FSDP"), ("deepspeed", "DEEPSPEED")])
 def test_sharded_run_matches_one_process(launcher, kind, single, tmp_path, new_study):
     if launcher == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
