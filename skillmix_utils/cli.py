@@ -7,6 +7,7 @@
     skillmix grade CONFIG --records FILE                grade existing records (e.g. a second grader)
     skillmix metrics CONFIG                             recompute the metric tables from records
     skillmix run CONFIG [--stages ...] [--dry-run]      the numbered notebooks, in order, via papermill
+    skillmix doctor [--model M]                         versions + GPU checks in one table
 
 Every error about input is one line on stderr naming the file and field, and exit status 2.
 """
@@ -104,6 +105,12 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from .doctor import main as doctor
+
+    return doctor(args.model, steps=args.steps)
+
+
 def cmd_run(args) -> int:
     from .runner import run_study
 
@@ -145,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--records", required=True, help="records JSONL to grade")
     g.add_argument("--grader", action="append", help="only these graders (by name or spec)")
     with_config("metrics", cmd_metrics, "recompute metric tables from records")
+    d = sub.add_parser("doctor", help="versions, and checks of training and serving on this machine")
+    d.add_argument("--model", default="smollm2-135m-instruct", help="model to check with")
+    d.add_argument("--steps", type=int, default=3, help="optimiser steps per training check")
+    d.set_defaults(func=cmd_doctor)
     r = with_config("run", cmd_run, "run the numbered notebooks with papermill")
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")
     r.add_argument("--dry-run", action="store_true", help="say what would run and its API cost")
