@@ -374,6 +374,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
             raise SkillmixError(f"the checkpoint {last} was made with other training settings; "
                                 "use --restart to start again", field="train")
         start, history = state["step"], state["history"]
+        updates[0] = 0   # loading a sharded optimiser state runs one empty step to build it
         log(f"[train] resumed from {last} at step {start}")
     elif accelerator.is_main_process and ckpt_root.exists() and not resume:
         import shutil
