@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-full clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,7 +33,12 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
+# Short runs of every benchmark (bounded time on 2 cores); bench-full for the longer ones.
+# Both print one table and write benchmarks/RESULTS.md.
 bench: setup
+	$(BIN)/python -m benchmarks --quick
+
+bench-full: setup
 	$(BIN)/python -m benchmarks
 
 clean:

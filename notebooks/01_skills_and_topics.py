@@ -84,15 +84,17 @@ display(topics.groupby("split")["topic"].apply(lambda s: ", ".join(s.head(12)) +
 #
 # The data stage draws from the pools of `data.pools` (k = 1: all skills with training topics;
 # k = 2, 3: training skills and topics); the evaluation draws, for each setting, skills and topics
-# from the same pool (`train`, `held_out` or `all`).
+# from the same pool (`train`, `held_out` or `all`), never a combination of the training data
+# (docs/protocol.md §2). The first three of each setting and k:
 
 # %%
+from skillmix_utils.stages.draws import eval_combinations
+
 drawn = []
 if cfg.evaluation is not None:
     for setting in cfg.evaluation.settings:
         for k in cfg.evaluation.ks:
-            drawn += sample_combinations(catalog, k, min(3, cfg.evaluation.n_combinations),
-                                         seed=cfg.evaluation.seed, skills=setting, topics=setting)
+            drawn += eval_combinations(cfg, catalog, setting, k)[:3]
 display(report.combinations_frame(drawn))
 
 # %% [markdown]

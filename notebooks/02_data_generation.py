@@ -52,10 +52,15 @@ cfg = notebook_config(config_path, overrides, output_dir)
 print(f"study {cfg.name!r}, outputs in {cfg.out}")
 print(f"teacher {cfg.data.teacher.spec}; graders " + ", ".join(f"{g.label} ({g.method}, {g.rounds} rounds)" for g in cfg.data.graders))
 print("generations per k:", dict(cfg.data.counts))
+if report.judge_banner(cfg):
+    display(Markdown(report.judge_banner(cfg)))
 
 # %% [markdown]
 # ## Run the stage
-# First the plan and its estimated cost (nothing is written), then the stage itself.
+# First the plan and its estimated cost (nothing is written), then the stage itself, shown as
+# one progress display (texts written and graded of those planned, failures, cost, ETA). With
+# `dry_run = True` the notebook stops after the plan: the cells below show outputs only when
+# they exist.
 
 # %%
 _ = run_datagen(cfg, dry_run=True)   # prints the plan
@@ -64,32 +69,39 @@ _ = run_datagen(cfg, dry_run=True)   # prints the plan
 paths = {} if dry_run else run_datagen(cfg)
 for name, path in paths.items():
     print(f"{name}: {path}")
+card_path = cfg.out / "data" / "data_card.json"
+have_data = card_path.exists()
+if not have_data:
+    print("dry run: nothing written yet, so the data card and texts below are skipped")
 
 # %% [markdown]
 # ## The data card
 
 # %%
-card = json.loads((cfg.out / "data" / "data_card.json").read_text())
-display(pd.DataFrame(card["per_k"]).T.rename_axis("k"))
-print(f"kept {card['total']['kept']} of {card['total']['graded']} graded; cost ${card['cost_usd']['total']:.4f}; "
-      f"contamination check {'passed' if card['contamination_check']['passed'] else 'FAILED'}")
-display(pd.DataFrame([{"mix": name, "rows": m["rows"], "per k": m["per_k"]}
-                      for name, m in {**card["mixes"], **card["subsamples"]}.items()]))
-kr = figures.keep_rate(card, cfg.out / "figures")
-if kr:
-    display(Image(filename=str(kr[0])))
+if have_data:
+    card = json.loads(card_path.read_text())
+    display(report.count_frame(card["per_k"]))
+    print(f"kept {card['total']['kept']} of {card['total']['graded']} graded; cost ${card['cost_usd']['total']:.4f}; "
+          f"contamination check {'passed' if card['contamination_check']['passed'] else 'FAILED'}")
+    display(pd.DataFrame([{"mix": name, "rows": m["rows"], "per k": m["per_k"]}
+                          for name, m in {**card["mixes"], **card["subsamples"]}.items()]))
+    kr = figures.keep_rate(card, cfg.out / "figures")
+    if kr:
+        display(Image(filename=str(kr[0])))
 
 # %% [markdown]
 # ## What the teacher wrote
 # Kept texts first; the voted points are in rubric order (skills, topic, sense, length).
 
 # %%
-texts = report.records_frame(RecordStore(cfg.out / "data" / "records.jsonl").records())
-display(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12))
+if have_data:
+    texts = report.records_frame(RecordStore(cfg.out / "data" / "records.jsonl").records())
+    display(report.texts_view(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12)))
 
 # %% [markdown]
-# How the answer was cut out of the teacher's reply (PROTOCOL §3: after the last "Answer:",
+# How the answer was cut out of the teacher's reply (docs/protocol.md §3: after the last "Answer:",
 # before the first "Explanation"; other shapes are handled and counted):
 
 # %%
-display(pd.Series(card["extraction_rules"], name="texts").rename_axis("extraction rule"))
+if have_data:
+    display(pd.Series(card["extraction_rules"], name="texts").rename_axis("extraction rule"))

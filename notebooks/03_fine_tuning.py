@@ -32,7 +32,9 @@
 #
 # Training runs in a **separate process** (`skillmix train`), never inside this kernel: a crash or
 # an out-of-memory error cannot take the notebook down, and multi-GPU launchers (`accelerate`) need
-# their own processes. Its output streams into this cell and into `train/train.log`.
+# their own processes. This cell shows its notes and one progress line (step, loss, ETA); the whole
+# output is in `train/train.log`. Loss, learning rate, gradient norm, tokens/s and a held-out loss
+# (`train.eval_every`) also go to TensorBoard: `tensorboard --logdir outputs/<study>/train`.
 
 # %% tags=["parameters"]
 config_path = "../configs/demo.yaml"   # the study config (see configs/)
@@ -83,6 +85,12 @@ if curve:
     display(Image(filename=str(curve[0])))
 
 # %%
+# The card is also the adapter folder's README.md, ready for the Hugging Face hub: YAML front
+# matter (base model by hub id, licence, tags, data), then the recipe.
 card = root / "model_card.md"
 if card.exists():
-    display(Markdown(card.read_text()))
+    text = card.read_text()
+    meta, body = (text.split("---\n", 2)[1:] if text.startswith("---\n") else ("", text))
+    if meta:
+        print(meta)
+    display(Markdown(body.replace("\n# ", "\n### ", 1)))

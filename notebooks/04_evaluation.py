@@ -56,10 +56,13 @@ print("students:", ", ".join(s.name + (f" (+ {s.adapter})" if s.adapter else "")
 print(f"settings {ev.settings}, k in {ev.ks}, {ev.n_combinations} combinations, "
       f"{ev.generation_rounds} generation rounds; graders "
       + ", ".join(f"{g.label} ({g.method}, {g.rounds} rounds)" for g in ev.graders))
+if report.judge_banner(cfg):
+    display(Markdown(report.judge_banner(cfg)))
 
 # %% [markdown]
 # ## Run the stage
-# The plan and its estimated cost first, then the evaluation (it resumes from `eval/records.jsonl`).
+# The plan and its estimated cost first, then the evaluation (it resumes from `eval/records.jsonl`),
+# shown as one progress display. With `dry_run = True` the notebook stops after the plan.
 
 # %%
 _ = run_evaluation(cfg, dry_run=True)   # prints the plan
@@ -68,28 +71,36 @@ _ = run_evaluation(cfg, dry_run=True)   # prints the plan
 paths = {} if dry_run else run_evaluation(cfg)
 for name, path in paths.items():
     print(f"{name}: {path}")
+tables = cfg.out / "eval" / "tables"
+have_results = (tables / "metrics.csv").exists()
+if not have_results:
+    print("dry run: nothing written yet, so the results below are skipped")
 
 # %% [markdown]
 # ## Results
-# Ratio of Full Marks and Skills Fraction, mean ± SEM, for the first grader of the config.
+# Ratio of Full Marks and Skills Fraction, mean ± SEM over n combinations (n in brackets), for
+# the first grader of the config. Each combination counts the best of its generation rounds.
 
 # %%
-tables = cfg.out / "eval" / "tables"
-metrics = pd.read_csv(tables / "metrics.csv")
-display(Markdown("**Ratio of Full Marks**"))
-display(paper_tables.metric_table(metrics, "ratio_full_marks"))
-display(Markdown("**Skills Fraction**"))
-display(paper_tables.metric_table(metrics, "skills_fraction"))
+if have_results:
+    metrics = pd.read_csv(tables / "metrics.csv")
+    display(Markdown(report.METRIC_DEFINITIONS_MD))
+    display(Markdown("**Ratio of Full Marks**"))
+    display(paper_tables.metric_table(metrics, "ratio_full_marks", with_n=True))
+    display(Markdown("**Skills Fraction**"))
+    display(paper_tables.metric_table(metrics, "skills_fraction", with_n=True))
 
 # %%
-fig = figures.figure2_full_marks(metrics, cfg.out / "figures")
-display(Image(filename=str(fig[0])))
+if have_results:
+    fig = figures.figure2_full_marks(metrics, cfg.out / "figures")
+    display(Image(filename=str(fig[0])))
 
 # %% [markdown]
 # Gradings that could not be read or failed, per student, setting, k and grader:
 
 # %%
-display(paper_tables.read_table(tables / "parse_failures.csv"))
+if have_results:
+    display(paper_tables.read_table(tables / "parse_failures.csv"))
 
 # %% [markdown]
 # ## What the students wrote
@@ -97,5 +108,6 @@ display(paper_tables.read_table(tables / "parse_failures.csv"))
 # reply).
 
 # %%
-texts = report.records_frame(RecordStore(cfg.out / "eval" / "records.jsonl").records())
-display(texts.groupby(["student", "k"]).head(1))
+if have_results:
+    texts = report.records_frame(RecordStore(cfg.out / "eval" / "records.jsonl").records())
+    display(report.texts_view(texts.groupby(["student", "k"]).head(1)))

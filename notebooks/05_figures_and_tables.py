@@ -17,7 +17,7 @@
 # Everything here is recomputed from the records of notebooks 2–4 (no model is called):
 #
 # * **Figure 2**: Ratio of Full Marks against k, base (dashed) vs fine-tuned (solid), one panel
-#   per setting, error bars = standard error. When a student is one of the paper's models, the
+#   per setting, error bars = ±1 standard error of the mean (SEM) over the n combinations. When a student is one of the paper's models, the
 #   numbers the paper quotes appear as stars (hollow: base, filled: fine-tuned).
 # * **Tables 2–3**: each student (or data mix, in a grid) × setting × k, Ratio of Full Marks and
 #   Skills Fraction with standard errors.
@@ -43,6 +43,8 @@ from skillmix_utils.stages.tables import write_metric_tables
 
 cfg = notebook_config(config_path, overrides, output_dir)
 print(f"study {cfg.name!r}, outputs in {cfg.out}")
+if report.judge_banner(cfg):
+    display(Markdown(report.judge_banner(cfg)))
 
 # %% [markdown]
 # The metric tables are recomputed from `eval/records.jsonl` with the current `scoring` settings

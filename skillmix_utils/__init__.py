@@ -1,15 +1,89 @@
 """skillmix_utils: the library behind the skillmix notebooks and command line.
 
-The pieces, one module each (see docs/architecture.md):
-catalog, sampling, prompts, generation (answer extraction), grading (rubric parser, sentence
-counter, explicit-name rule), metrics, llm (model backends), records (the one record shape),
-config (study configs), stages (data generation, evaluation), train (fine-tuning), figures,
-report, runner (papermill batch runs), cli.
+The public API, `import skillmix_utils as sm` (each name is imported on first use, so
+`import skillmix_utils` needs neither torch nor an SDK and takes milliseconds):
 
-Submodules are imported on use so that `import skillmix_utils` needs neither torch nor an SDK.
+| name | what |
+|---|---|
+| `load_config(path, overrides=None)` | a validated study config (`configs/*.yaml`) |
+| `load_catalog(skills=None, topics=None)` | the skills and topics (the built-in open catalog by default) |
+| `sample_combinations(catalog, k, n, seed, skills=, topics=)` | seeded k-skill + topic combinations |
+| `generation_prompt(skills, topic)` / `followup_prompt(k)` | the two turns a writer receives |
+| `grading_prompt(skills, topic, answer, variant=)` | the k + 3 point rubric prompt |
+| `rubric(skills, topic)` | the k + 3 criteria, in order |
+| `parse_grade(reply, criteria)` | a grader's reply as points per criterion (or parse_failed) |
+| `count_sentences(text)` | the deterministic length rule's sentence counter |
+| `skillmix_metrics(points, k)` | Ratio of Full Marks / All Skills / Skills Fraction with SEM and CI |
+| `get_backend(spec)` | a model by spec: `openai:`, `anthropic:`, `hf:`, `vllm:` ... |
+| `run_stage(name, cfg)` | run one stage ("data", "train", "evaluate", "metrics") on a config |
+| `run_study(config_path)` | all numbered notebooks through papermill (`skillmix run`) |
+| `build_report(out_dir)` | the self-contained report.html of a study |
+
+The modules behind them (see docs/architecture.md): catalog, sampling, prompts, generation,
+grading, text_rules, metrics, llm, records, config, stages, train, figures, report, runner, cli.
 """
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
 from .errors import SkillmixError  # noqa: E402
 
-__all__ = ["SkillmixError", "__version__"]
+_LAZY = {
+    "load_config": ("config", "load_study_config"),
+    "load_catalog": ("catalog", "load_catalog"),
+    "sample_combinations": ("sampling", "sample_combinations"),
+    "generation_prompt": ("prompts", "generation_turn1"),
+    "followup_prompt": ("prompts", "generation_turn2"),
+    "grading_prompt": ("prompts", "grading_prompt"),
+    "rubric": ("grading", "rubric_items"),
+    "parse_grade": ("grading", "parse_grade"),
+    "count_sentences": ("text_rules", "count_sentences"),
+    "skillmix_metrics": ("metrics", "skillmix_metrics"),
+    "get_backend": ("llm", "get_backend"),
+    "run_study": ("runner", "run_study"),
+    "build_report": ("report", "build_report"),
+}
+
+__all__ = ["SkillmixError", "__version__", "run_stage", *_LAZY]
+
+
+def run_stage(name: str, cfg, **options):
+    """Run one stage of a study in this process and return the paths it wrote.
+
+    `name`: "data" (generate and filter D_SKILL-MIX), "train" (fine-tune), "evaluate" (write,
+    grade and tabulate SKILL-MIX), "metrics" (recompute the tables from records). `cfg` is a
+    config from `load_config` or a path to one; `options` go to the stage (e.g. dry_run=True,
+    students=["base"]). Example: ``sm.run_stage("evaluate", "configs/demo.yaml", dry_run=True)``.
+    """
+    if not hasattr(cfg, "model_dump"):
+        from .runner import notebook_config
+
+        cfg = notebook_config(str(cfg))
+    if name in ("data", "generate-data", "datagen"):
+        from .stages.datagen import run_datagen
+        return run_datagen(cfg, **options)
+    if name == "train":
+        from .train import run_training
+        return run_training(cfg, **options)
+    if name in ("evaluate", "eval"):
+        from .stages.evaluate import run_evaluation
+        return run_evaluation(cfg, **options)
+    if name == "metrics":
+        from .stages.tables import write_metric_tables
+        return write_metric_tables(cfg)
+    raise SkillmixError(f"unknown stage {name!r} (data, train, evaluate, metrics)", field="stage")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'skillmix_utils' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

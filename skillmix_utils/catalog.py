@@ -6,7 +6,7 @@
     >>> cat.skill("Red Herring").category
     'rhetorical'
 
-What `load_catalog(skills=PATH, topics=PATH)` reads (PROTOCOL §1):
+What `load_catalog(skills=PATH, topics=PATH)` reads (docs/protocol.md §1):
 - skills: a YAML catalog shaped like the built-in one; the Skill-Mix reference CSV (header
   `category,skill,definition,example,comments,status,added by`; rows whose status is `remove`,
   `in review` or `maybe` are dropped; split by category, literary + rhetorical = train, unless
@@ -35,7 +35,7 @@ from .errors import SkillmixError
 
 SPLITS = ("train", "held_out")
 POOLS = ("train", "held_out", "all")
-DEFAULT_TRAIN_CATEGORIES = ("literary", "rhetorical")      # the paper's S_train (PROTOCOL §1)
+DEFAULT_TRAIN_CATEGORIES = ("literary", "rhetorical")      # the paper's S_train (docs/protocol.md §1)
 SKILLMIX_CSV_COLUMNS = ("category", "skill", "definition", "example", "comments", "status",
                         "added by")
 SKILLMIX_DROPPED_STATUSES = frozenset({"remove", "in review", "maybe"})

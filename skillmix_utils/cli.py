@@ -8,8 +8,12 @@
     skillmix metrics CONFIG                             recompute the metric tables from records
     skillmix run CONFIG [--stages ...] [--dry-run]      the numbered notebooks, in order, via papermill
     skillmix doctor [--model M]                         versions + GPU checks in one table
+    skillmix cache info | clear [llm|models|all]       the response cache and converted models
+    skillmix --version
 
-Every error about input is one line on stderr naming the file and field, and exit status 2.
+Every error is one line on stderr naming the file and field; the exit status says what kind
+(0 finished, 1 failed items left, 2 bad input, 3 budget spent, 4 request refused, 5 output folder
+in use, 130 interrupted: see errors.py and README "Exit status").
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SkillmixError
+from .errors import EXIT_INTERRUPTED, SkillmixError
 
 
 def _parse_sets(pairs: list[str]) -> dict:
@@ -33,14 +37,33 @@ def _parse_sets(pairs: list[str]) -> dict:
         if "=" not in pair:
             raise SkillmixError(f"--set takes field=value, got {pair!r}", field="--set")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise SkillmixError(f"the value {value!r} is not valid YAML "
+                                f"({getattr(exc, 'problem', None) or exc.__class__.__name__})",
+                                field=f"--set {key.strip()}") from None
     return out
 
 
-def _config(args):
+def _config(args, sections=(), keys: bool = True):
+    """The validated config, after the checks that need no output (preflight.py): paths,
+    catalog pools, API keys (not on a dry run) and adapters of `sections`."""
     from .config import load_study_config
+    from .preflight import check_study
 
-    return load_study_config(args.config, overrides=_parse_sets(args.set))
+    cfg = load_study_config(args.config, overrides=_parse_sets(args.set))
+    check_study(cfg, args.config, sections, keys=keys)
+    return cfg
+
+
+def _locked(cfg, args):
+    """The output folder's lock (folder_lock.py) for a run that writes; nothing on a dry run."""
+    import contextlib
+
+    from .folder_lock import output_lock
+
+    return contextlib.nullcontext() if getattr(args, "dry_run", False) else output_lock(cfg.out)
 
 
 def _print_paths(paths) -> None:
@@ -57,51 +80,93 @@ def cmd_catalog(args) -> int:
 
 
 def cmd_generate_data(args) -> int:
-    cfg = _config(args)  # validate before importing the heavy stage
+    cfg = _config(args, ["data"], keys=not args.dry_run)  # before importing the heavy stage
     from .stages.datagen import run_datagen
 
-    _print_paths(run_datagen(cfg, dry_run=args.dry_run))
+    with _locked(cfg, args):
+        _print_paths(run_datagen(cfg, dry_run=args.dry_run))
     return 0
 
 
 def cmd_train(args) -> int:
-    cfg = _config(args)
+    cfg = _config(args, ["train"])
     if args.dry_run:
         from .train.plan import dry_run_report
 
-        if cfg.train is None:
-            raise SkillmixError("the study config has no train section", file=args.config,
-                                field="train")
         text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
         print(text)
         return 0 if fits else 1
     from .train import run_training
 
-    _print_paths(run_training(cfg, resume=not args.restart))
+    with _locked(cfg, args):
+        _print_paths(run_training(cfg, resume=not args.restart))
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    cfg = _config(args)
-    from .stages.evaluate import run_evaluation
+    cfg = _config(args, ["evaluation"], keys=not args.dry_run)
+    from .stages.evaluate import resolve_student, run_evaluation, selected_students
 
-    _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))
+    if not args.dry_run:    # "@train" students need the training output before anything is written
+        for st in selected_students(cfg, args.student):
+            try:
+                resolve_student(cfg, st)
+            except SkillmixError as exc:
+                raise SkillmixError(exc.reason, file=args.config,
+                                    field=f"evaluation.students[{st.name}].adapter") from None
+
+    with _locked(cfg, args):
+        _print_paths(run_evaluation(cfg, students=args.student, dry_run=args.dry_run))
+    return 0
+
+
+def _grade_plan(cfg, records_path: Path, grader_names) -> int:
+    """`grade --dry-run`: the gradings still owed per grader and their estimated cost."""
+    from .records import RecordStore
+    from .stages.grade import _graders_for, pending_gradings
+    from .stages.plan import Plan, approx_tokens, plan_grading
+
+    if not records_path.exists():
+        raise SkillmixError("no such records file", file=str(records_path))
+    records = RecordStore(records_path).records()
+    if not records:
+        raise SkillmixError("no records in the file", file=str(records_path))
+    catalog = cfg.catalog.load()
+    plan = Plan(f"skillmix grade {cfg.name}: dry run on {records_path} (nothing is written)")
+    for g in _graders_for(cfg, records[0].stage, grader_names):
+        pairs = pending_gradings(records, g)
+        answers = [approx_tokens(rec.answer or "") for rec, _ in pairs]
+        plan_grading(plan, g, [rec.combination for rec, _ in pairs], catalog,
+                     answer_tokens=round(sum(answers) / len(answers)) if answers else 0,
+                     label=records[0].stage, rounds=1)
+        plan.notes.append(f"{g.label}: {len(pairs)} gradings owed on {len(records)} records")
+    print(plan.render())
     return 0
 
 
 def cmd_grade(args) -> int:
-    cfg = _config(args)
+    if args.dry_run:     # no key check: a plan asks nothing of the provider
+        return _grade_plan(_config(args), Path(args.records), args.grader)
+    from .preflight import records_stage
+
+    cfg = _config(args, [f"graders:{records_stage(args.records)}"])
     from .stages.grade import grade_file
 
-    _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
+    with _locked(cfg, args):
+        _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
     return 0
 
 
 def cmd_metrics(args) -> int:
     cfg = _config(args)
+    records = cfg.out / "eval" / "records.jsonl"
+    if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
+        raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
+                            file=str(records))
     from .stages.tables import write_metric_tables
 
-    _print_paths(write_metric_tables(cfg))
+    with _locked(cfg, args):
+        _print_paths(write_metric_tables(cfg))
     return 0
 
 
@@ -118,8 +183,48 @@ def cmd_run(args) -> int:
                      overrides=_parse_sets(args.set), force=args.force)
 
 
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def cmd_cache(args) -> int:
+    """`cache info`: where the cache is and what it holds; `cache clear WHAT`: delete a part."""
+    import shutil
+
+    from .models import cache_dir
+
+    root = cache_dir()
+    parts = {"llm": root / "llm", "models": root / "models"}
+    if args.action == "info":
+        print(f"cache: {root}  (set SKILLMIX_CACHE to move it)")
+        db = parts["llm"] / "responses.sqlite"
+        entries = "no responses yet"
+        if db.exists():
+            import sqlite3
+
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                n = con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+                jobs = con.execute("SELECT COUNT(*) FROM batch_jobs").fetchone()[0]
+            entries = f"{n} cached responses, {jobs} batch jobs"
+        print(f"  llm     {_size(parts['llm']) / 1e6:9.1f} MB  {entries} (paid replies: clearing "
+              "them means paying again)")
+        models = sorted(p.name for p in parts["models"].iterdir() if p.is_dir()) if parts["models"].exists() else []
+        print(f"  models  {_size(parts['models']) / 1e6:9.1f} MB  {', '.join(models) or 'none'} "
+              "(converted once from GGUF; rebuilt on next use)")
+        return 0
+    chosen = list(parts) if args.what == "all" else [args.what]
+    for name in chosen:
+        size = _size(parts[name])
+        shutil.rmtree(parts[name], ignore_errors=True)
+        print(f"removed {parts[name]} ({size / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="skillmix", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"skillmix {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("catalog", help="show and validate a skill/topic catalog")
@@ -151,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = with_config("grade", cmd_grade, "grade an existing records file")
     g.add_argument("--records", required=True, help="records JSONL to grade")
     g.add_argument("--grader", action="append", help="only these graders (by name or spec)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the gradings still owed and their estimated cost only")
     with_config("metrics", cmd_metrics, "recompute metric tables from records")
     d = sub.add_parser("doctor", help="versions, and checks of training and serving on this machine")
     d.add_argument("--model", default="smollm2-135m-instruct", help="model to check with")
@@ -160,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")
     r.add_argument("--dry-run", action="store_true", help="say what would run and its API cost")
     r.add_argument("--force", action="store_true", help="re-run stages whose outputs are complete")
+    k = sub.add_parser("cache", help="show or clear the response cache and converted models")
+    k.add_argument("action", choices=["info", "clear"])
+    k.add_argument("what", nargs="?", choices=["llm", "models", "all"], default="models",
+                   help="clear: which part (default models; llm holds paid replies)")
+    k.set_defaults(func=cmd_cache)
     return p
 
 
@@ -169,10 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SkillmixError as err:
         print(f"skillmix: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_status
     except KeyboardInterrupt:
         print("skillmix: interrupted; what finished is saved, re-run to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SkillmixError
+from .llm.redact import find_credential
 
 Pool = Literal["train", "held_out", "all"]
 
@@ -49,6 +50,8 @@ class ModelSpec(_Strict):
         kinds = ("openai:", "anthropic:", "openai-compatible:", "hf:", "vllm:")
         if not v.startswith(kinds):
             raise ValueError(f"{v!r} must start with one of {', '.join(kinds)}")
+        if not v.split(":", 1)[1].strip():
+            raise ValueError(f"{v!r} names no model: write e.g. {v}gpt-4o-mini")
         return v
 
 
@@ -58,7 +61,9 @@ class GraderSpec(ModelSpec):
     name: str | None = None            # short label for tables, default: the spec
     method: Literal["table", "point_earned", "yes_no_logprob"] = "table"
     rounds: int = Field(3, ge=1)
-    temperature: float = 0.0
+    # The provider's default (1.0), so that rounds are independent samples; at 0 several rounds
+    # are copies of one grading, and the grade stage warns.
+    temperature: float = 1.0
 
     @property
     def label(self) -> str:
@@ -73,6 +78,9 @@ class PoolSpec(_Strict):
 class ScoringSpec(_Strict):
     explicit_name_rule: bool = True                        # the paper's harder variant
     sentence_counter: Literal["reference", "improved"] = "reference"
+    # How an unreadable grading (parse_failed) counts: "exclude" leaves it out of the vote (it is
+    # counted and re-gradable); "zero" scores it 0 on every criterion, as the reference code did.
+    unreadable: Literal["exclude", "zero"] = "exclude"
 
 
 class CatalogSpec(_Strict):
@@ -97,11 +105,11 @@ class SubsampleSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """Generating D_SKILL-MIX(k) (PROTOCOL §6)."""
+    """Generating D_SKILL-MIX(k) (docs/protocol.md §6)."""
     enabled: bool = True
     teacher: ModelSpec
     graders: list[GraderSpec] = Field(min_length=1)
-    counts: dict[int, int]                                  # generations per k
+    counts: dict[int, Annotated[int, Field(ge=1)]]          # generations per k (leave a k out to skip it)
     pools: dict[int, PoolSpec] = Field(default_factory=lambda: {
         1: PoolSpec(skills="all", topics="train"),
         2: PoolSpec(skills="train", topics="train"),
@@ -138,7 +146,7 @@ class PretrainSpec(_Strict):
 
 
 class TrainSpec(_Strict):
-    """Fine-tuning the student (PROTOCOL §7)."""
+    """Fine-tuning the student (docs/protocol.md §7)."""
     enabled: bool = True
     base_model: str                                  # hf alias, folder or hub id
     mode: Literal["lora", "qlora", "full"] = "lora"
@@ -160,6 +168,10 @@ class TrainSpec(_Strict):
     max_grad_norm: float = Field(1.0, ge=0)
     checkpoint_every: int = 500
     merge_adapter: bool = False
+    # Where training reports (train/tracking.py): tensorboard (offline), wandb, mlflow; [] for none.
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=lambda: ["tensorboard"])
+    eval_every: int = Field(0, ge=0)        # steps between held-out losses (0: never)
+    eval_examples: int = Field(0, ge=0)     # skill-mix examples kept out of training for that loss
     launcher: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
     num_processes: int = 1
     seed: int = 0
@@ -178,7 +190,7 @@ class StudentSpec(_Strict):
 
 
 class EvaluationSpec(_Strict):
-    """Evaluating with SKILL-MIX (PROTOCOL §8)."""
+    """Evaluating with SKILL-MIX (docs/protocol.md §8)."""
     enabled: bool = True
     students: list[StudentSpec] = Field(min_length=1)
     settings: list[Literal["train", "held_out", "all"]] = Field(
@@ -204,11 +216,21 @@ class StudyConfig(_Strict):
     catalog: CatalogSpec = Field(default_factory=CatalogSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     concurrency: int = Field(8, ge=1)
-    budget_usd: float | None = None
+    budget_usd: float | None = Field(None, ge=0)       # cap for the study, over all its runs
+    run_budget_usd: float | None = Field(None, ge=0)   # cap for one run of one stage
     data: DataSpec | None = None
     train: TrainSpec | None = None
     evaluation: EvaluationSpec | None = None
     grid: dict[str, list] = Field(default_factory=dict)   # dotted field -> values: one run each
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, tree):
+        if isinstance(tree, dict):
+            found = find_credential(tree)
+            if found:
+                raise ValueError(f"{found[0]}: {found[1]}")
+        return tree
 
     @property
     def out(self) -> Path:
@@ -216,25 +238,57 @@ class StudyConfig(_Strict):
 
 
 def _set_dotted(tree: dict, dotted: str, value, file: str) -> None:
+    """Set `a.b.0.c` in a config tree; a path through a value or past a list's end is an error.
+
+    >>> t = {"name": "x", "data": {"graders": [{"rounds": 3}]}}
+    >>> _set_dotted(t, "data.graders.0.rounds", 1, "c.yaml"); t["data"]["graders"]
+    [{'rounds': 1}]
+    >>> _set_dotted(t, "name.sub", 1, "c.yaml")
+    Traceback (most recent call last):
+    ...
+    skillmix_utils.errors.SkillmixError: c.yaml: --set name.sub: name is a value ('x'), not a section with fields
+    """
     node = tree
     keys = dotted.split(".")
-    for key in keys[:-1]:
+    if not dotted or any(not k for k in keys):
+        raise SkillmixError("an empty field name", file=file, field=f"--set {dotted}")
+    for depth, key in enumerate(keys):
+        here = ".".join(keys[:depth]) or "(top level)"
+        last = depth == len(keys) - 1
         if isinstance(node, list):
-            key = int(key)
-        elif key not in node or node[key] is None:
-            node[key] = {}
-        node = node[key]
-    last = keys[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+            if not key.lstrip("-").isdigit():
+                raise SkillmixError(f"{here} is a list: use a number, not {key!r}",
+                                    file=file, field=f"--set {dotted}")
+            i = int(key)
+            if not -len(node) <= i < len(node):
+                raise SkillmixError(f"{here} has {len(node)} entr{'y' if len(node) == 1 else 'ies'}"
+                                    f" (0-{len(node) - 1}), no entry {i}",
+                                    file=file, field=f"--set {dotted}")
+            key = i
+        elif isinstance(node, dict):
+            if not last and (key not in node or node[key] is None):
+                node[key] = {}
+        else:
+            raise SkillmixError(f"{here} is a value ({node!r}), not a section with fields",
+                                file=file, field=f"--set {dotted}")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def refuse_credentials(tree: dict, file: str) -> None:
+    """Refuse a config holding anything that looks like a credential, naming the field: keys
+    are read from the environment only, and a config is copied into outputs and notebooks."""
+    found = find_credential(tree)
+    if found:
+        raise SkillmixError(found[1], file=file, field=found[0])
 
 
 def _pydantic_message(err: ValidationError) -> tuple[str, str]:
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown field (check the spelling against README.md, 'Study config')"
     more = len(err.errors()) - 1
@@ -246,15 +300,23 @@ def load_study_config(path: str | Path, overrides: dict | None = None) -> StudyC
     path = Path(path)
     if not path.exists():
         raise SkillmixError("no such study config file", file=str(path))
+    if path.is_dir():
+        raise SkillmixError("is a folder; give a study config YAML file", file=str(path))
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise SkillmixError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
     except yaml.YAMLError as exc:
-        raise SkillmixError(f"not valid YAML ({exc.__class__.__name__}: {exc})", file=str(path))
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise SkillmixError(f"not valid YAML{at}: {getattr(exc, 'problem', None) or exc}",
+                            file=str(path)) from None
     if not isinstance(tree, dict):
         raise SkillmixError("a study config must be a mapping of fields", file=str(path))
     tree = copy.deepcopy(tree)
     for dotted, value in (overrides or {}).items():
         _set_dotted(tree, dotted, value, str(path))
+    refuse_credentials(tree, str(path))
     try:
         return StudyConfig.model_validate(tree)
     except ValidationError as err:

@@ -1,9 +1,22 @@
-"""The one error type a user sees: it names the file and the field that are wrong.
+"""The error types a user sees, and the exit status each one gives.
 
-The command line catches it, prints its message on one line and exits with status 2, so bad
-input never ends in a traceback or a half-written output.
+Every error names what is wrong on one line. The command line prints it as
+`skillmix: error: <message>` and exits with the error's `exit_status`, so bad input never ends
+in a traceback or a half-written output, and a script can tell a failed run from a finished one:
+
+    status  meaning                                           error type
+    0       finished: every planned item is made and graded
+    1       finished with failed items (recorded; a re-run retries only them), or a notebook failed
+    2       bad input: config, override, catalog, path, missing key (nothing was written)
+    3       the budget is spent (what finished is saved; raise budget_usd and re-run)
+    4       the provider refused the request: key, permission, unknown model, invalid request
+    5       the output folder is in use by another skillmix run
+    130     interrupted (Ctrl-C); what finished is saved, re-run to resume
 """
 from __future__ import annotations
+
+EXIT_OK, EXIT_FAILURES, EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_REFUSED, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130
 
 
 class SkillmixError(Exception):
@@ -13,7 +26,42 @@ class SkillmixError(Exception):
     'cat.yaml: skills[3].split: must be one of train, held_out'
     """
 
+    exit_status = EXIT_BAD_INPUT
+
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
         self.file, self.field, self.reason = file, field, message
         parts = [p for p in (file and str(file), field, message) if p]
-        super().__init__(": ".join(parts))
+        super().__init__(" ".join(": ".join(parts).split()))   # always one line
+
+
+class ItemsFailed(SkillmixError):
+    """A stage ended with items whose calls still failed after the retries (they are recorded
+    and a re-run retries them), or an endpoint failed everything and the stage stopped early."""
+    exit_status = EXIT_FAILURES
+
+
+class BudgetSpent(SkillmixError):
+    """The study's or the run's budget is spent; what finished is saved."""
+    exit_status = EXIT_BUDGET
+
+
+class RequestRefused(SkillmixError):
+    """The provider refused a request in a way no retry fixes (key, permission, model, request)."""
+    exit_status = EXIT_REFUSED
+
+
+class FolderInUse(SkillmixError):
+    """Another skillmix process holds the output folder's lock."""
+    exit_status = EXIT_BUSY
+
+
+def exit_status_of(name: str) -> int | None:
+    """The exit status of a skillmix error class by name (for errors raised inside a notebook).
+
+    >>> exit_status_of("BudgetSpent"), exit_status_of("ValueError")
+    (3, None)
+    """
+    for cls in (SkillmixError, ItemsFailed, BudgetSpent, RequestRefused, FolderInUse):
+        if cls.__name__ == name:
+            return cls.exit_status
+    return None

@@ -28,8 +28,28 @@ import seaborn as sns  # noqa: E402
 from .paper_tables import (  # noqa: E402
     METRIC_LABELS, _ordered_settings, is_tuned, main_grader, paper_reference, read_table, student_label)
 
-SETTING_TITLES = {"train": "SKILL-MIX$_{train}$", "held_out": "SKILL-MIX$_{held-out}$",
-                  "all": "SKILL-MIX$_{all}$", "custom": "custom"}
+# Plain text, not mathtext: "$_{held-out}$" renders a minus sign, not a hyphen.
+SETTING_TITLES = {"train": "SKILL-MIX (train)", "held_out": "SKILL-MIX (held-out)",
+                  "all": "SKILL-MIX (all)", "custom": "custom"}
+
+
+def _legend_labels(df: pd.DataFrame) -> pd.Series:
+    """Legend entries: the student, and for fine-tuned students of a grid the data mix they were
+    trained on ("tuned · D(1,2,3)") rather than the run's folder name. Base students, the same
+    in every run, get one entry."""
+    if "train_data" in df.columns and df["train_data"].nunique() > 1:
+        tuned = [is_tuned(a) for a in df.get("adapter", [None] * len(df))]
+        return pd.Series([f"{s} · {d}" if t and isinstance(d, str) else str(s)
+                          for s, d, t in zip(df["student"], df["train_data"], tuned)], index=df.index)
+    return student_label(df)
+
+
+def _n_note(df: pd.DataFrame) -> str:
+    """ "n = 6" (or "n = 4-6") combinations per point, from the n_combinations column."""
+    if "n_combinations" not in df.columns or df["n_combinations"].dropna().empty:
+        return ""
+    lo, hi = int(df["n_combinations"].min()), int(df["n_combinations"].max())
+    return f"n = {lo}" if lo == hi else f"n = {lo}–{hi}"
 
 
 def _save(fig, out_dir, name: str) -> list[Path]:
@@ -55,7 +75,8 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
     g = main_grader(df, grader)
     if g is not None:
         df = df[df["grader"].astype(str) == g]
-    df = df.assign(_label=student_label(df), _tuned=[is_tuned(a) for a in df.get("adapter", [None] * len(df))])
+    df = df.assign(_label=_legend_labels(df), _tuned=[is_tuned(a) for a in df.get("adapter", [None] * len(df))])
+    df = df.drop_duplicates(subset=["_label", "setting", "k"])
     settings = _ordered_settings(df["setting"])
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(settings), figsize=(3.6 * len(settings), 3.2), sharey=True, squeeze=False)
@@ -86,6 +107,9 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
         ax.set_xticks(ks)
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric) + (f"\n(grader: {g})" if g else ""))
+    note = _n_note(df)
+    fig.suptitle(f"error bars: ±1 SEM over combinations{', ' + note if note else ''}", fontsize=8,
+                 y=1.0, color="0.35")
     handles, names = {}, []
     for ax in axes[0]:
         for h, n in zip(*ax.get_legend_handles_labels()):
@@ -211,14 +235,26 @@ def catalog_counts(catalog, out_dir, name: str = "catalog_counts") -> list[Path]
 
 
 def keep_rate(data_card: dict, out_dir, name: str = "keep_rate") -> list[Path]:
-    """Kept vs graded teacher texts per k, from data/data_card.json (as a dict)."""
+    """The keep rate (kept / graded teacher texts) per k with ±1 SEM, each bar labelled with
+    its counts, from data/data_card.json (as a dict)."""
     per_k = pd.DataFrame(data_card.get("per_k", {})).T
-    if per_k.empty:
+    if per_k.empty or "graded" not in per_k.columns:
         return []
     per_k.index.name = "k"
-    long = per_k.reset_index().melt(id_vars="k", value_vars=["graded", "kept"], var_name="", value_name="texts")
+    df = per_k.reset_index()
+    df["graded"] = df["graded"].astype(int)
+    df["kept"] = df["kept"].astype(int)
+    df["rate"] = [k / g if g else float("nan") for k, g in zip(df["kept"], df["graded"])]
+    df["sem"] = [(r * (1 - r) / g) ** 0.5 if g else float("nan") for r, g in zip(df["rate"], df["graded"])]
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(4.5, 3))
-    sns.barplot(long, x="k", y="texts", hue="", ax=ax, palette="colorblind")
-    ax.set_title("teacher texts graded and kept (full marks)")
+    colour = sns.color_palette("colorblind")[0]
+    ax.bar(df["k"].astype(str), df["rate"], yerr=df["sem"], capsize=3, color=colour)
+    for i, r in df.iterrows():
+        ax.annotate(f"{r['kept']}/{r['graded']}", (i, (r["rate"] if r["rate"] == r["rate"] else 0) + 0.03),
+                    ha="center", fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("k")
+    ax.set_ylabel("keep rate (kept / graded)")
+    ax.set_title("teacher texts kept (full marks), ±1 SEM")
     return _save(fig, out_dir, name)

@@ -32,7 +32,7 @@ def read_value(cell: str, *, bounded: bool = True) -> float | None:
     [1.0, 0.5, 1.0, 0.0, 1.0, None, None, 1.0, None]
     """
     m = _VALUE.search(cell)
-    if m is not None and bounded and re.search(r"[-\u2212]\s*$", cell[:m.start()]):
+    if m is not None and bounded and cell[:m.start()].rstrip().endswith(("-", "\u2212")):
         return None            # "-1": a negative point is no point we know how to count
     if m is None:
         for mark, v in _MARKS.items():
@@ -51,9 +51,14 @@ def read_value(cell: str, *, bounded: bool = True) -> float | None:
     return value
 
 
+_TOTAL_LABEL = re.compile(r"^\W*+(?:grand\s++)?total\b", re.I)
+_GRADE_LABEL = re.compile(r"^\W*+(?:final\s++|overall\s++)?(?:grade|score)\W*+$", re.I)
+
+
 def is_total(label: str) -> bool:
-    return bool(re.match(r"^\W*(?:grand\s+)?total\b", label.strip(), re.I)) or \
-        bool(re.match(r"^\W*(?:final\s+|overall\s+)?(?:grade|score)\W*$", label.strip(), re.I))
+    """Whether a row label is the grader's total ("Total Points Earned", "Grade", "Score")."""
+    label = label.strip()
+    return bool(_TOTAL_LABEL.match(label) or _GRADE_LABEL.match(label))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,23 +72,31 @@ class Rows:
     notes: list[str] = field(default_factory=list)
 
 
-_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+# Possessive quantifiers (*+, ++) throughout: no regex here may backtrack, so that every reply
+# is read in time linear in its length (a 2 KB reply once took minutes; docs/protocol.md §4).
+_SEPARATOR = re.compile(r"^\s*+\|?\s*+:?-{2,}+:?\s*+(?:\|\s*+:?-{2,}+:?\s*+)*+\|?\s*+$")
+_PIPE = re.compile(r"(?<!\\)\|")          # a cell border; "\|" is a pipe inside a cell
+_MAX_CELLS = 16                          # cells of a row searched for a value (a rubric has 2-4)
+MAX_TABLE_ROWS = 256                     # rows of one table read (its last ones; a rubric has k + 4)
 
 
 def _cells(line: str) -> list[str]:
     line = line.strip()
     if line.startswith("|"):
         line = line[1:]
-    if line.endswith("|"):
+    if line.endswith("|") and not line.endswith("\\|"):
         line = line[:-1]
-    return [c.strip() for c in line.split("|")]
+    if "\\|" not in line:
+        return [c.strip() for c in line.split("|")]
+    return [c.strip().replace("\\|", "|") for c in _PIPE.split(line)]
 
 
 def read_tables(reply: str) -> list[Rows]:
     blocks, current = [], []
     for line in reply.splitlines():
-        if "|" in line and len(_cells(line)) >= 2:
-            current.append(line)
+        cells = _cells(line) if "|" in line else []
+        if len(cells) >= 2:
+            current.append((bool("-" in line and _SEPARATOR.match(line)), cells))
         elif current:
             blocks.append(current)
             current = []
@@ -91,10 +104,10 @@ def read_tables(reply: str) -> list[Rows]:
         blocks.append(current)
     out = []
     for block in blocks:
-        sep = next((i for i, l in enumerate(block) if _SEPARATOR.match(l)), None)
-        header = _cells(block[sep - 1]) if sep is not None and sep > 0 else None
-        body = [_cells(l) for i, l in enumerate(block)
-                if not _SEPARATOR.match(l) and (sep is None or i != sep - 1)]
+        sep = next((i for i, (is_sep, _) in enumerate(block) if is_sep), None)
+        header = block[sep - 1][1] if sep is not None and sep > 0 else None
+        body = [cells for i, (is_sep, cells) in enumerate(block)
+                if not is_sep and (sep is None or i != sep - 1)][-MAX_TABLE_ROWS:]
         label_col, points_col = 0, None
         if header:
             low = [h.lower() for h in header]
@@ -115,16 +128,16 @@ def read_tables(reply: str) -> list[Rows]:
             if points_col is not None and points_col < len(cells):
                 value = cells[points_col]
             else:   # no usable header: the first readable cell after the label
-                rest = [c for i, c in enumerate(cells) if i != label_col]
-                value = next((c for c in rest if read_value(c, bounded=False) is not None), "")
+                rest = [c for i, c in enumerate(cells[:_MAX_CELLS]) if i != label_col]
+                value = next((c for c in rest if c and read_value(c, bounded=False) is not None), "")
             rows.append((label, value))
         out.append(Rows("table", rows))
     return out
 
 
-_POINT_EARNED = re.compile(r"points?\s+earned\s*\**\s*[:=\-]?\s*\**\s*(" + _NUM
-                           + r"(?:\s*/\s*" + _NUM + r")?)[*_]*", re.I)
-_GRADE = re.compile(r"\b(?:final\s+)?grade\b\s*\**\s*[:=]\s*\**\s*" + _NUM, re.I)
+_POINT_EARNED = re.compile(r"points?\s++earned[\s*]*+(?:[:=\-][\s*]*+)?(" + _NUM
+                           + r"(?:\s*+/\s*+" + _NUM + r")?)[*_]*+", re.I)
+_GRADE = re.compile(r"\b(?:final\s++)?grade\b[\s*]*+[:=][\s*]*+" + _NUM, re.I)
 _LIST_START = re.compile(r"^\s*(?:\d+[.)]|[-*+•]|#+|\*\*)")
 
 
@@ -171,8 +184,8 @@ def read_point_earned(reply: str, label_rank: Callable[[str], tuple] = lambda s:
 
 # "label: 1", "label - 1/1", "label ... 0.5 points" at the end of a line. Searched from the end
 # of short lines only (no nested lazy groups: a long line must not cost quadratic time).
-_LINE_SCORE = re.compile(r"(?:[:=]|\s[-–—]|\.{2,})[\s*_]*(" + _NUM + r"(?:\s*/\s*" + _NUM
-                         + r")?)[\s*_]*(?:points?|pts?)?[\s.*_)]*$", re.I)
+_LINE_SCORE = re.compile(r"(?:[:=]|\s[-–—]|(?<!\.)\.{2,}+)[\s*_]*+(" + _NUM + r"(?:\s*+/\s*+"
+                         + _NUM + r")?)[\s*_]*+(?:points?|pts?)?[\s.*_)]*+$", re.I)
 _LINE_MARKER = re.compile(r"^\s*(?:\d+[.)]\s*|[-*+•]\s*)?")
 _MAX_LINE = 400
 

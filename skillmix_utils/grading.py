@@ -1,4 +1,4 @@
-"""From a grader's reply to k + 3 points in rubric order (PROTOCOL §4).
+"""From a grader's reply to k + 3 points in rubric order (docs/protocol.md §4).
 
     >>> crit = rubric_items(["metaphor", "red herring"], "Beekeeping")
     >>> crit
@@ -34,6 +34,11 @@ the rows win.
 Cell values: `1`, `0`, `0.5`, `1/1`, `0.5/1`, `1 out of 1`, `**1**`, `1 point`, `½`, and the
 marks ✓ / ✗ (read as 1 / 0). A fraction is normalised by its denominator.
 
+Bounds: every reading is linear in the reply's length (no regex here or in `grader_replies`
+can backtrack; at most MAX_ROWS rows of one reading are matched), so any reply of 16 KB is read
+in milliseconds; tests/test_parse_bounds.py checks it. A "|" inside a skill or topic name is
+read as part of the name, not as a cell border.
+
 The length verdict of a grader is later replaced by `count_sentences`, and the explicit-name
 rule by `mentions_skill_name` (both in `text_rules`, re-exported here); this module only reads.
 """
@@ -44,23 +49,10 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .grader_replies import Rows, is_total, read_lines, read_point_earned, read_tables, read_value
-from .prompts import number_words, sentence_limit
+from .prompts import rubric_items  # noqa: F401  (re-exported: the rubric lives with the prompts)
 from .text_rules import count_sentences, mentions_skill_name, name_patterns  # noqa: F401  (re-exported)
 
 __all__ = ["GradeParse", "rubric_items", "parse_grade", "count_sentences", "mentions_skill_name"]
-
-
-def rubric_items(skills: Sequence, topic: str) -> list[str]:
-    """The k + 3 criteria in rubric order: one per skill (name in lower case), then topic,
-    sense and length. `skills` are names (or objects with `.name`).
-
-    >>> rubric_items(["Metaphor", "modus ponens", "red herring"], "Knots")[-3:]
-    ['Pertains to Knots', 'Text makes sense', 'At most two sentences']
-    """
-    names = [getattr(s, "name", s) for s in skills]
-    return ([f"Correctly illustrates {n.lower()}" for n in names]
-            + [f"Pertains to {topic}", "Text makes sense",
-               f"At most {number_words(sentence_limit(len(names)))}"])
 
 
 @dataclass
@@ -183,6 +175,9 @@ def _label_rank(text: str, targets: list[_Target]) -> tuple[bool, bool, float]:
 # ---------------------------------------------------------------------------------------------
 # Mapping rows onto criteria
 
+MAX_ROWS = 200      # rows of one reading that are matched to criteria (a rubric has k + 3)
+
+
 def _map(rows: Rows, criteria: Sequence[str], targets: list[_Target]) -> GradeParse:
     n = len(criteria)
     notes = list(rows.notes)
@@ -196,11 +191,18 @@ def _map(rows: Rows, criteria: Sequence[str], targets: list[_Target]) -> GradePa
             continue
         crit_rows.append((label, value))
 
+    if len(crit_rows) > MAX_ROWS:    # no rubric has this many rows: read the last ones only
+        notes.append(f"{len(crit_rows) - MAX_ROWS} rows before the last {MAX_ROWS} ignored")
+        crit_rows = crit_rows[-MAX_ROWS:]
+
     # Each row claims the criterion it matches best, if that best is unique and good enough.
     claims: dict[int, list[int]] = {}
     row_scores = []
+    seen: dict[str, list[float]] = {}
     for r, (label, _) in enumerate(crit_rows):
-        scores = _scores(label, targets)
+        scores = seen.get(label)
+        if scores is None:
+            scores = seen[label] = _scores(label, targets)
         row_scores.append(scores)
         best = max(scores) if scores else 0.0
         winners = [c for c, s in enumerate(scores) if s == best]
@@ -276,14 +278,37 @@ def parse_grade(reply: str | None, criteria: Sequence[str]) -> GradeParse:
     """
     if len(criteria) < 4:
         raise ValueError(f"expected k + 3 >= 4 criteria, got {len(criteria)}")
-    targets = _targets(criteria)
     try:
-        return _parse(reply or "", criteria, targets)
+        reply, criteria = _without_pipes_in_names(reply or "", list(criteria))
+        return _parse(reply, criteria, _targets(criteria))
     except Exception as exc:  # pragma: no cover - a bug, but one reply must never crash a run
         return GradeParse(None, "parse_failed", notes=[f"internal error: {exc!r}"])
 
 
-_TOTAL_LINE = re.compile(r"\btotal(?:\s+points?)?(?:\s+earned)?\W{0,6}?[:=]\W{0,4}(\d+(?:\.\d+)?)", re.I)
+_NAME_PART = re.compile(r"^(?:correctly\s+illustrates?|pertains?\s+to)\s+(.*)$", re.I)
+_STAND_IN = "\u00a6"       # broken bar: what a "|" inside a skill or topic name is read as
+
+
+def _without_pipes_in_names(reply: str, criteria: list[str]) -> tuple[str, list[str]]:
+    """A "|" inside a skill or topic name would split a table row: replace it, in the criteria
+    and wherever the reply repeats the name (as written or escaped "\\|", any case), by a
+    stand-in that is not a cell border.
+
+    >>> r, c = _without_pipes_in_names("| Pertains to Cats | Dogs | 1 |", ["Pertains to Cats | Dogs"])
+    >>> r, c
+    ('| Pertains to Cats ¦ Dogs | 1 |', ['Pertains to Cats ¦ Dogs'])
+    """
+    if not any("|" in c for c in criteria):
+        return reply, criteria
+    names = {m.group(1) for c in criteria if "|" in c and (m := _NAME_PART.match(c))}
+    for name in sorted(names, key=len, reverse=True):
+        safe = name.replace("|", _STAND_IN)
+        for written in (name, name.replace("|", "\\|")):
+            reply = re.sub(re.escape(written), lambda _: safe, reply, flags=re.I)
+    return reply, [c.replace("|", _STAND_IN) for c in criteria]
+
+
+_TOTAL_LINE = re.compile(r"\btotal(?:\s++points?)?(?:\s++earned)?\W{0,6}?[:=]\W{0,4}(\d++(?:\.\d+)?)", re.I)
 
 
 def _parse(reply: str, criteria: Sequence[str], targets: list[_Target]) -> GradeParse:

@@ -1,4 +1,4 @@
-"""The SKILL-MIX metrics (PROTOCOL §5): vote over grading rounds, score each generation, take the
+"""The SKILL-MIX metrics (docs/protocol.md §5): vote over grading rounds, score each generation, take the
 best generation per combination, average over combinations with error bars.
 
     >>> import numpy as np

@@ -14,7 +14,7 @@ the paper printed no error bars, we always do. Which paper table each file mirro
 | table4_data_efficiency | Table 4 | training data (mix or sub-sample) x setting, k; grids only |
 | table5_graders | Table 5 | student x setting x k, one column per grader |
 | table6_agreement | Table 6 | grader agreement as `agreement.csv` holds it |
-| paper_comparison | the numbers quoted in the text (PROTOCOL §8) | where a student is a paper model |
+| paper_comparison | the numbers quoted in the text (docs/protocol.md §8), each beside the run with the same student and data mix | where a student is a paper model |
 """
 from __future__ import annotations
 
@@ -88,8 +88,9 @@ def _ordered_settings(values) -> list[str]:
 
 
 def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None = None,
-                 rows: str = "student") -> pd.DataFrame:
-    """Wide table of "mean ± SEM": one row per (student or `rows` column, setting), one column per k."""
+                 rows: str = "student", with_n: bool = False) -> pd.DataFrame:
+    """Wide table of "mean ± SEM": one row per (student or `rows` column, setting), one column per k.
+    `with_n=True` adds the number of combinations behind each cell: "0.50 ± 0.50 (n=2)"."""
     df = read_table(metrics)
     if df.empty:
         return pd.DataFrame()
@@ -98,6 +99,9 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
         df = df[df["grader"].astype(str) == g]
     df = df.assign(_row=student_label(df) if rows == "student" else df[rows].astype(str))
     df = df.assign(_cell=[fmt_mean_sem(m, s) for m, s in zip(df[metric], df.get(f"{metric}_sem", [None] * len(df)))])
+    if with_n and "n_combinations" in df.columns:
+        df = df.assign(_cell=[c if pd.isna(n) else f"{c} (n={int(n)})"
+                              for c, n in zip(df["_cell"], df["n_combinations"])])
     wide = df.pivot_table(index=["_row", "setting"], columns="k", values="_cell", aggfunc="first", sort=False)
     wide = wide.reindex(columns=sorted(wide.columns))
     wide.columns = [f"k={k}" for k in wide.columns]
@@ -156,7 +160,8 @@ def _paper_yaml() -> dict:
 
 
 def paper_numbers() -> pd.DataFrame:
-    """PROTOCOL §8's quoted results: columns model, label, setting, k, base, tuned, data_mix."""
+    """The paper's quoted results (docs/protocol.md §8): columns model, label, setting, k, base,
+    tuned, data_mix."""
     doc = _paper_yaml()
     df = pd.DataFrame(doc["results"])
     df["label"] = df["model"].map(lambda m: doc["models"][m]["label"])
@@ -198,27 +203,78 @@ def paper_reference(metrics) -> pd.DataFrame:
     return ref[ref["model"].isin(models)].reset_index(drop=True)
 
 
+def _mix_key(value) -> str | None:
+    """A data mix as comparable text: "D(1,2,3)", "1,2,3", "[3, 2, 1]", "k1-2-3" -> "1,2,3";
+    a sub-sample name or nothing -> None (no paper number is for a sub-sample).
+
+    >>> _mix_key("D(1,2,3)"), _mix_key("3, 2, 1"), _mix_key("k1-2"), _mix_key("sub8000"), _mix_key(None)
+    ('1,2,3', '1,2,3', '1,2', None, None)
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    m = re.fullmatch(r"(?:D\(|k|\[)?\s*(\d+(?:\s*[,\-]\s*\d+)*)\s*[)\]]?", text)
+    if not m:
+        return None
+    return ",".join(str(k) for k in sorted({int(x) for x in re.findall(r"\d+", m.group(1))}))
+
+
+def _rows(df: pd.DataFrame, mask) -> pd.DataFrame:
+    """The rows where `mask` (a list of booleans) holds; an empty mask gives no row."""
+    import numpy as np
+
+    return df[np.asarray(list(mask), dtype=bool)] if len(df) else df
+
+
+def _where(row) -> str:
+    """How a metrics row is named in the comparison: grid run (if any) / student."""
+    run = getattr(row, "run", None)
+    return f"{run} / {row.student}" if isinstance(run, str) and run else str(row.student)
+
+
 def paper_comparison_table(metrics, grader: str | None = None) -> pd.DataFrame:
-    """The paper's quoted base -> tuned numbers beside this study's, for matching rows."""
+    """The paper's quoted base -> tuned numbers beside this study's, each matched to the row
+    with the same student model, setting, k and **training data mix** (a tuned row's
+    `train_data`; in a grid, the run that trained on that mix). The columns "ours base from" and
+    "ours tuned from" name the run and student each number was taken from; "–" where the study
+    has no such row (e.g. no run trained on D(1,2,3))."""
     df = read_table(metrics)
     ref = paper_reference(df)
     if ref.empty:
         return pd.DataFrame()
     g = main_grader(df, grader)
     df = df[df["grader"].astype(str) == g] if g else df
+    has_mix = "train_data" in df.columns
     rows = []
     for r in ref.itertuples():
         # A quoted number whose setting the paper does not state is set beside our "all" rows.
         setting = r.setting if isinstance(r.setting, str) else "all"
         mine = df[(df["k"] == r.k) & (df["setting"] == setting)]
-        mine = mine[[match_paper_model([str(b), str(s)]) == r.model
-                     for b, s in zip(mine.get("base_model", mine["student"]), mine["student"])]]
-        base = mine[[not is_tuned(a) for a in mine.get("adapter", [None] * len(mine))]]
-        tuned = mine[[is_tuned(a) for a in mine.get("adapter", [None] * len(mine))]]
-        cell = lambda d: fmt_mean_sem(d["ratio_full_marks"].iloc[0], d["ratio_full_marks_sem"].iloc[0]) if len(d) else "–"
-        rows.append({"model": r.label, "setting": r.setting if isinstance(r.setting, str) else "not stated (ours: all)",
-                     "k": r.k, "paper base": f"{r.base:.2f}", "paper tuned": f"{r.tuned:.2f}",
-                     "ours base": cell(base), "ours tuned": cell(tuned)})
+        mine = _rows(mine, [match_paper_model([str(b), str(s)]) == r.model for b, s in
+                            zip(mine.get("base_model", mine["student"]), mine["student"])])
+        adapters = mine.get("adapter", pd.Series([None] * len(mine), index=mine.index))
+        base = _rows(mine, [not is_tuned(a) for a in adapters])
+        tuned = _rows(mine, [is_tuned(a) for a in adapters])
+        note = ""
+        if has_mix:
+            tuned = _rows(tuned, [_mix_key(m) == _mix_key(r.data_mix) for m in tuned["train_data"]])
+        elif len(tuned) > 1:      # several tuned rows and no record of their data: no guess
+            tuned, note = tuned.iloc[0:0], " (data mix of the tuned rows not recorded)"
+        elif len(tuned) == 1:
+            note = " (data mix not recorded)"
+
+        def cell(d):
+            return fmt_mean_sem(d["ratio_full_marks"].iloc[0], d["ratio_full_marks_sem"].iloc[0]) \
+                if len(d) else "–"
+
+        rows.append({"model": r.label,
+                     "setting": r.setting if isinstance(r.setting, str) else "not stated (ours: all)",
+                     "k": r.k, "data mix": f"D({r.data_mix})",
+                     "paper base": f"{r.base:.2f}", "paper tuned": f"{r.tuned:.2f}",
+                     "ours base": cell(base), "ours tuned": cell(tuned),
+                     "ours base from": _where(next(base.itertuples())) if len(base) else "–",
+                     "ours tuned from": (_where(next(tuned.itertuples())) + note) if len(tuned)
+                     else "no run trained on " + f"D({r.data_mix})" + note})
     return pd.DataFrame(rows)
 
 

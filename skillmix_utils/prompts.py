@@ -1,19 +1,24 @@
-"""The generation and grading prompts of PROTOCOL §3–4, kept as versioned text files.
+"""The generation and grading prompts of docs/protocol.md §3–4, kept as versioned text files.
 
-    >>> generation_turn2(3).splitlines()[0].endswith("only contains up to two sentences.")
+    >>> generation_turn2(3).splitlines()[0].endswith("only contains up to two sentences. ")
     True
 
 The templates live in `skillmix_utils/data/prompts/<PROMPT_VERSION>/*.txt` with `{placeholders}`
 and are rendered with `str.format`, so the text sent to a model is exactly the published one.
-A new wording is a new folder (v2/...), never an edit of v1: records name the version they used.
+A new wording is a new folder (v3/...), never an edit of an old one: records name the version
+they used, and a text made with another version is written anew (data/prompts/README.md says
+what changed between versions).
+
+This module also owns the rubric (`rubric_items`): the criteria are part of what the grader is
+asked, and the parser (`grading`) imports them from here, never the other way round.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Literal, Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"
 
 _NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                  "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
@@ -52,7 +57,7 @@ def number_words(n: int) -> str:
 
 
 def sentence_limit(k: int) -> int:
-    """At most max(1, k - 1) sentences for k skills (PROTOCOL §3).
+    """At most max(1, k - 1) sentences for k skills (docs/protocol.md §3).
 
     >>> [sentence_limit(k) for k in (1, 2, 3, 5)]
     [1, 1, 2, 4]
@@ -105,10 +110,24 @@ def generation_turn2(k: int) -> str:
         num_sentences_str=number_words(sentence_limit(k)))
 
 
+def rubric_items(skills: Sequence, topic: str) -> list[str]:
+    """The k + 3 criteria in rubric order: one per skill (name in lower case), then topic,
+    sense and length. `skills` are names (or objects with `.name`).
+
+    >>> rubric_items(["Metaphor", "modus ponens", "red herring"], "Knots")[-3:]
+    ['Pertains to Knots', 'Text makes sense', 'At most two sentences']
+    """
+    names = [getattr(s, "name", s) for s in skills]
+    return ([f"Correctly illustrates {n.lower()}" for n in names]
+            + [f"Pertains to {topic}", "Text makes sense",
+               f"At most {number_words(sentence_limit(len(names)))}"])
+
+
 def grading_prompt(skills: Sequence[SkillLike], topic: str, answer: str,
-                   variant: Literal["table", "point_earned"] = "table") -> str:
+                   variant: str = "table") -> str:
     """The grading prompt for a student's `answer`.
 
+    `variant` is a grading method of data/grader_methods.yaml, which names the template:
     "table" is the published GPT-4 prompt (definitions with examples, a rubric table);
     "point_earned" is the open-weight grader variant (definitions only, 'Point earned: 1' lines
     and a final 'Grade:').
@@ -119,15 +138,32 @@ def grading_prompt(skills: Sequence[SkillLike], topic: str, answer: str,
     >>> p.split("criteria: ")[1].split(". For each")[0]
     'Correctly illustrates metaphor, Pertains to Knots, Text makes sense, At most one sentence'
     """
-    from .grading import rubric_items  # the rubric is the grader's contract; it lives there
+    from .grader_methods import method
 
+    entry = method(variant)
+    if entry.parser != "rubric_reply":
+        raise ValueError(f"grading method {variant!r} is not asked with one prompt")
     k = len(skills)
-    fields = dict(num_sentences_str=number_words(sentence_limit(k)), topic=topic,
-                  skills_str=_skills_str(skills), student_answer=answer,
-                  rubric_items=", ".join(rubric_items([s.name for s in skills], topic)))
-    if variant == "table":
-        return load_template("grading_table").format(
-            skills_defs_and_examples_simple=skills_defs_and_examples_simple(skills), **fields)
-    if variant == "point_earned":
-        return load_template("grading_point_earned").format(skills_defs=skills_defs(skills), **fields)
-    raise ValueError(f"unknown grading prompt variant {variant!r}: use 'table' or 'point_earned'")
+    return load_template(entry.prompt).format(
+        num_sentences_str=number_words(sentence_limit(k)), topic=topic,
+        skills_str=_skills_str(skills), student_answer=answer,
+        rubric_items=", ".join(rubric_items([s.name for s in skills], topic)),
+        skills_defs=skills_defs(skills),
+        skills_defs_and_examples_simple=skills_defs_and_examples_simple(skills))
+
+
+def judge_prompts(skills: Sequence[SkillLike], topic: str, answer: str) -> list[str]:
+    """The k + 3 yes/no questions of the local judge for one text, in rubric order.
+
+    >>> from types import SimpleNamespace as S
+    >>> m = S(name="metaphor", definition="A comparison.", example="Time is a thief.")
+    >>> qs = judge_prompts([m], "Knots", "A knot is a promise.")
+    >>> len(qs), qs[0].splitlines()[-1]
+    (4, 'Does the text meet this criterion: "Correctly illustrates metaphor"? Answer with Yes or No.')
+    """
+    template = load_template("judge_yes_no")
+    fields = dict(num_sentences_str=number_words(sentence_limit(len(skills))), topic=topic,
+                  skills_str=_skills_str(skills), skills_defs=skills_defs(skills),
+                  student_answer=answer)
+    return [template.format(criterion=c, **fields)
+            for c in rubric_items([s.name for s in skills], topic)]

@@ -30,6 +30,7 @@ class Combination(BaseModel):
     setting: str = "custom"
     index: int = 0          # position in the seeded draw; stable across rounds
     categories: tuple[str, ...] = ()
+    excluded_draws: int = 0  # draws rejected before this one (they were training combinations)
 
 
 class Usage(BaseModel):
@@ -51,15 +52,21 @@ class Grading(BaseModel):
     stated_total: float | None = None
     error: str | None = None
     usage: Usage = Field(default_factory=Usage)
+    identity: str | None = None      # grader, method, prompt and sampling (identity.py)
+    parse: dict | None = None        # the parser's diagnostics: shape, matched_by, notes, ...
 
 
 class Derived(BaseModel):
-    """Deterministic adjustments and the vote, per grader (keyed by grader spec)."""
+    """A text's points as `stages.scoring.score` derived them, per grader (keyed by label); the
+    one stored result every table, figure and report reads."""
     sentence_count: int | None = None
     length_point: float | None = None            # replaces the graders' length verdict
     explicit_names: list[str] = Field(default_factory=list)  # skills named verbatim in the text
+    # grader -> {round: k + 3 corrected points} of the gradings that count (None = unreadable)
+    round_points: dict[str, dict[int, list[float | None]]] = Field(default_factory=dict)
     voted_points: dict[str, list[float | None]] = Field(default_factory=dict)
     valid_rounds: dict[str, int] = Field(default_factory=dict)
+    scoring: dict = Field(default_factory=dict)  # the scoring settings it was derived with
 
 
 class TextRecord(BaseModel):
@@ -71,6 +78,7 @@ class TextRecord(BaseModel):
     adapter: str | None = None                   # LoRA adapter or checkpoint folder, if any
     weights: str | None = None                   # fingerprint of local weights (adapter/checkpoint)
     student: str | None = None                   # student name in an evaluation config
+    identity: str | None = None                  # what the text was made from (identity.py)
     combination: Combination
     generation_round: int = 0
     sampling: dict = Field(default_factory=dict)  # temperature, max_tokens, seed, ...
@@ -94,6 +102,24 @@ def record_id(stage: str, setting: str, k: int, index: int, generation_round: in
     """
     head = f"{stage}/{student}" if student else stage
     return f"{head}/{setting}/k{k}/c{index}/g{generation_round}"
+
+
+_WARNED: set = set()
+
+
+def _warn_damaged(path: Path, skipped: list[tuple[int, str]]) -> None:
+    """One line on stderr per damaged file state (not once per read)."""
+    import sys
+
+    key = (str(path), tuple(skipped))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    where = ", ".join(f"line {n} ({why})" for n, why in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    print(f"skillmix: warning: {path}: skipped {len(skipped)} damaged line"
+          f"{'s' * (len(skipped) > 1)}: {where}{more}; the items they held are made again",
+          file=sys.stderr, flush=True)
 
 
 class RecordStore:
@@ -125,24 +151,69 @@ class RecordStore:
             os.fsync(fh.fileno())
 
     def load(self) -> dict[str, TextRecord]:
-        """The latest version of every record, in first-seen order."""
+        """The latest version of every record, in first-seen order.
+
+        Damaged lines (a line torn by a killed writer, invalid UTF-8, NUL bytes, anything that
+        is not a record) are skipped with one warning on stderr that counts and locates them;
+        the items they held are missing, so the stage makes them again.
+        """
         out: dict[str, TextRecord] = {}
         if not self.path.exists():
             return out
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
+        skipped: list[tuple[int, str]] = []
+        with open(self.path, "rb") as fh:
+            for number, raw in enumerate(fh, 1):
+                if not raw.strip():
                     continue
                 try:
-                    rec = TextRecord.model_validate(json.loads(line))
-                except ValueError:
-                    continue  # a line torn by a killed writer; its record is redone
+                    if b"\0" in raw:
+                        raise ValueError("NUL bytes")
+                    rec = TextRecord.model_validate(json.loads(raw.decode("utf-8")))
+                except UnicodeDecodeError:
+                    skipped.append((number, "invalid UTF-8"))
+                    continue
+                except ValueError as exc:   # JSON or validation error (both are ValueErrors)
+                    why = "NUL bytes" if "NUL" in str(exc) else (
+                        "not a record" if raw.lstrip().startswith(b"{") and raw.rstrip().endswith(b"}")
+                        else "not JSON")
+                    skipped.append((number, why))
+                    continue
                 out[rec.id] = rec
+        if skipped:
+            _warn_damaged(self.path, skipped)
         return out
 
     def records(self) -> list[TextRecord]:
         return list(self.load().values())
+
+    def move_out(self, ids: Iterable[str], to: str | os.PathLike | None) -> int:
+        """Move the records `ids` (every version) to the JSONL file `to`, appended there, and
+        rewrite this file without them, atomically; returns how many records moved. Used for
+        superseded records: kept for the record, never read as part of the study. `to=None`
+        only drops them here (for records that live on in another store)."""
+        ids = set(ids)
+        if not ids or not self.path.exists():
+            return 0
+        with self._lock():
+            recs = self.load()
+            gone = [r for i, r in recs.items() if i in ids]
+            if not gone:
+                return 0
+            if to is not None:
+                with open(Path(to), "a", encoding="utf-8") as fh:
+                    for r in gone:
+                        fh.write(r.model_dump_json() + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for i, r in recs.items():
+                    if i not in ids:
+                        fh.write(r.model_dump_json() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        return len(gone)
 
     def compact(self) -> None:
         """Rewrite the file with one line per record, atomically."""

@@ -22,6 +22,19 @@ import pandas as pd
 from . import paper_tables as pt
 from .records import RecordStore, TextRecord
 
+METRIC_DEFINITIONS = {
+    "Ratio of Full Marks": "share of combinations whose best generation earned all k + 3 points "
+                           "(every skill, the topic, makes sense, the length limit)",
+    "Ratio of All Skills": "share of combinations whose best generation earned all k skill points "
+                           "and at least 2 of the other 3",
+    "Skills Fraction": "mean fraction of the k skill points earned, counting a generation only when "
+                       "it earned all 3 other points (else 0)",
+    "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in brackets",
+    "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
+             "deterministic sentence count, and naming a skill verbatim loses that skill's point",
+}
+METRIC_DEFINITIONS_MD = "\n".join(f"* **{k}**: {v}" for k, v in METRIC_DEFINITIONS.items())
+
 SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
 
 
@@ -30,12 +43,59 @@ def _criteria(rec: TextRecord) -> list[str]:
     return [*c.skills, f"topic: {c.topic}", "makes sense", "length"]
 
 
-def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT) -> list[dict]:
-    """Records as small dicts for the page's sample browser (text, combination, gradings)."""
+def vote_sources(rec: TextRecord, grader: str) -> list[str]:
+    """Where each voted point of `grader` comes from: "grader", or the deterministic rule that
+    set it ("rule: length" from the sentence count, "rule: names the skill" when the text names
+    a skill verbatim), in rubric order (skills, topic, sense, length)."""
+    c = rec.combination
+    named = set(rec.derived.explicit_names)
+    out = ["rule: names the skill" if s in named else "grader" for s in c.skills]
+    out += ["grader", "grader"]
+    out.append("rule: length" if rec.derived.length_point is not None else "grader")
+    return out
+
+
+def _score(points) -> float | None:
+    if not points or any(p is None for p in points):
+        return None
+    return float(sum(points)) / len(points)
+
+
+def _disagreement(rec: TextRecord) -> bool:
+    """Graders (or a grader's rounds) that voted differently on some point of this text."""
+    votes = [v for v in rec.derived.voted_points.values() if v]
+    if len(votes) > 1 and any(len(set(col)) > 1 for col in zip(*votes)):
+        return True
+    by: dict = {}
+    for g in rec.gradings:
+        if g.status == "ok" and g.points:
+            by.setdefault(g.grader, []).append(tuple(g.points))
+    return any(len(set(rounds)) > 1 for rounds in by.values())
+
+
+def _parse_status(rec: TextRecord) -> str:
+    statuses = {g.status for g in rec.gradings}
+    if not rec.gradings:
+        return "not graded" if rec.status == "ok" else "no text"
+    for s in ("error", "parse_failed"):
+        if s in statuses:
+            return s
+    return "ok"
+
+
+def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | None = None) -> list[dict]:
+    """Records as small dicts for the page's sample browser (text, combination, gradings, the
+    score in `grader`'s vote (default: each record's first grader), parse status, grader
+    disagreement, where each voted point came from)."""
     out = []
     for rec in list(records)[:limit]:
         c = rec.combination
+        first = (rec.derived.voted_points.get(grader) if grader
+                 else next(iter(rec.derived.voted_points.values()), None))
         out.append({
+            "score": _score(first), "full": None if _score(first) is None else _score(first) == 1.0,
+            "parse": _parse_status(rec), "disagree": _disagreement(rec),
+            "sources": {g: vote_sources(rec, g) for g in rec.derived.voted_points},
             "id": rec.id, "stage": stage, "student": rec.student or rec.model, "setting": c.setting,
             "k": c.k, "skills": list(c.skills), "categories": list(c.categories), "topic": c.topic,
             "round": rec.generation_round, "answer": rec.answer, "status": rec.status, "error": rec.error,
@@ -68,6 +128,107 @@ def cost_table(stores: dict[str, list[TextRecord]]) -> pd.DataFrame:
     df.loc[len(df)] = {"stage": "total", "role": "", "model": "", **total.to_dict()}
     df["cost_usd"] = df["cost_usd"].map(lambda v: f"{v:.4f}")
     return df
+
+
+def criterion_table(records, grader: str | None = None) -> pd.DataFrame:
+    """Per student, setting and k: the share of texts that earned each kind of point (skills,
+    topic, makes sense, length) in `grader`'s vote (default: the first), with n, and which
+    criterion fails most."""
+    rows = []
+    for rec in records:
+        votes = rec.derived.voted_points
+        g = grader or next(iter(votes), None)
+        v = votes.get(g) if g else None
+        if not v or any(p is None for p in v):
+            continue
+        k = rec.combination.k
+        rows.append({"student": rec.student or rec.model, "setting": rec.combination.setting, "k": k,
+                     "skills": sum(v[:k]) / k, "topic": v[k], "makes sense": v[k + 1], "length": v[k + 2]})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    crit = ["skills", "topic", "makes sense", "length"]
+    out = df.groupby(["student", "setting", "k"], sort=False)[crit].mean()
+    out["n"] = df.groupby(["student", "setting", "k"], sort=False).size()
+    out["fails most"] = out[crit].idxmin(axis=1)
+    return out.reset_index()
+
+
+def skill_table(records, grader: str | None = None, min_n: int = 1) -> pd.DataFrame:
+    """Per skill (with its category and split): how often its point was earned in `grader`'s vote,
+    over how many texts, per student; lowest first."""
+    rows = []
+    for rec in records:
+        votes = rec.derived.voted_points
+        g = grader or next(iter(votes), None)
+        v = votes.get(g) if g else None
+        if not v:
+            continue
+        cats = list(rec.combination.categories) or [""] * rec.combination.k
+        for i, skill in enumerate(rec.combination.skills):
+            if v[i] is not None:
+                rows.append({"skill": skill, "category": cats[i] if i < len(cats) else "",
+                             "student": rec.student or rec.model, "earned": v[i]})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    out = df.groupby(["skill", "category", "student"])["earned"].agg(["mean", "size"]).reset_index()
+    out = out.rename(columns={"mean": "point earned", "size": "n"})
+    return out[out["n"] >= min_n].sort_values(["point earned", "n"], ascending=[True, False])
+
+
+def failure_gallery(records, per_cell: int = 2) -> list[dict]:
+    """A few texts that missed full marks per student and k, with the criteria they failed and
+    whether a grader or a rule took each point."""
+    seen: dict = {}
+    out = []
+    for rec in records:
+        v = next(iter(rec.derived.voted_points.values()), None)
+        g = next(iter(rec.derived.voted_points), None)
+        if not v or any(p is None for p in v) or all(p == 1 for p in v):
+            continue
+        key = (rec.student or rec.model, rec.combination.k)
+        if seen.get(key, 0) >= per_cell:
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        crit, src = _criteria(rec), vote_sources(rec, g)
+        out.append({"student": key[0], "k": key[1], "setting": rec.combination.setting,
+                    "topic": rec.combination.topic, "answer": rec.answer or "",
+                    "failed": [f"{c} ({s})" for c, s, p in zip(crit, src, v) if p != 1],
+                    "sentences": rec.derived.sentence_count})
+    return sorted(out, key=lambda r: (r["student"], r["k"]))
+
+
+def run_metadata(out_dir: Path, stores: dict) -> dict:
+    """What made this study: package versions, git commit, wall time per stage (from the done
+    markers of `skillmix run`), requests and cost per stage (from the records)."""
+    from importlib import metadata as md
+
+    versions = {}
+    for pkg in ("skillmix", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "datasets",
+                "openai", "anthropic", "papermill", "vllm"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    try:
+        from .train.trainer import git_commit
+        commit = git_commit()
+    except Exception:  # noqa: BLE001 - metadata is best effort (torch may be missing)
+        commit = "unknown"
+    stages = []
+    for marker in sorted((out_dir / ".runner").glob("*.done.json")):
+        data = _read_json(marker) or {}
+        stages.append({"stage": data.get("notebook", marker.stem), "wall time (s)": data.get("seconds"),
+                       "finished": data.get("finished")})
+    per_stage = []
+    for stage, recs in stores.items():
+        calls = sum(1 + len(r.gradings) for r in recs)
+        cached = sum(int(r.usage.cached) + sum(int(g.usage.cached) for g in r.gradings) for r in recs)
+        usd = sum(r.usage.cost_usd + sum(g.usage.cost_usd for g in r.gradings) for r in recs)
+        per_stage.append({"stage": stage, "texts": len(recs), "requests": calls, "cached": cached,
+                          "cost (USD)": round(usd, 4)})
+    return {"versions": versions, "commit": commit, "stages": stages, "requests": per_stage}
 
 
 def _html_table(df: pd.DataFrame, cls: str = "data") -> str:
@@ -115,9 +276,9 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     g = pt.main_grader(metrics, grader)
     sections = []
     if not metrics.empty:
-        sections.append(("Ratio of Full Marks (Tables 2-3)", _html_table(pt.metric_table(metrics, "ratio_full_marks", g), "data metrics")))
-        sections.append(("Skills Fraction (Tables 2-3)", _html_table(pt.metric_table(metrics, "skills_fraction", g), "data metrics")))
-        sections.append(("Ratio of All Skills", _html_table(pt.metric_table(metrics, "ratio_all_skills", g), "data metrics")))
+        sections.append(("Ratio of Full Marks (Tables 2-3)", _html_table(pt.metric_table(metrics, "ratio_full_marks", g, with_n=True), "data metrics")))
+        sections.append(("Skills Fraction (Tables 2-3)", _html_table(pt.metric_table(metrics, "skills_fraction", g, with_n=True), "data metrics")))
+        sections.append(("Ratio of All Skills", _html_table(pt.metric_table(metrics, "ratio_all_skills", g, with_n=True), "data metrics")))
         for title, df in (("Data efficiency (Table 4)", pt.data_efficiency_table(metrics, grader=g)),
                           ("Graders compared (Table 5)", pt.grader_table(metrics)),
                           ("Grader agreement (Table 6)", pt.agreement_table(tables_dir / "agreement.csv")),
@@ -131,7 +292,19 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
         data = _read_json(summary)
         if data is not None:
             train.append({"run": summary.parent.name, "json": json.dumps(data, indent=2, default=str)})
-    samples = [row for stage, recs in stores.items() for row in sample_rows(recs, stage, sample_limit)]
+    samples = [row for stage, recs in stores.items()
+               for row in sample_rows(recs, stage, sample_limit, grader=g if stage == "eval" else None)]
+    eval_recs = stores.get("eval", [])
+    analysis = []
+    for title, df in (("Which criterion fails (share of texts earning each point)", criterion_table(eval_recs, g)),
+                      ("Per skill (share of texts earning the skill's point, lowest first)", skill_table(eval_recs, g))):
+        if not df.empty:
+            analysis.append((title, _html_table(df.head(60), "data analysis")))
+    meta = run_metadata(out_dir, stores)
+    n_values = sorted({int(x) for x in metrics.get("n_combinations", pd.Series(dtype=float)).dropna()}) \
+        if not metrics.empty else []
+    labels = sorted({gr.grader for recs in stores.values() for r in recs for gr in r.gradings
+                     if gr.method == "yes_no_logprob"})
     config_text = (out_dir / "config.yaml").read_text() if (out_dir / "config.yaml").exists() else ""
     card = _read_json(out_dir / "data" / "data_card.json")
     template = resources.files("skillmix_utils").joinpath("data/templates/report.html.j2").read_text()
@@ -148,6 +321,12 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
         data_card=json.dumps(card, indent=2, default=str) if card is not None else "",
         train=train, sections=sections, figures=_figures(out_dir / "figures"),
         samples_json=_json_for_script(samples), n_samples=len(samples),
+        banner=(judge_banner(labels) or "").replace("> ", "").replace("**", "").replace("`", "").replace("\n", " "), definitions=METRIC_DEFINITIONS, analysis=analysis,
+        gallery=failure_gallery(eval_recs), meta=meta,
+        n_note=("n = " + ", ".join(map(str, n_values)) + " combinations per point") if n_values else "",
+        versions=_html_table(pd.DataFrame([meta["versions"]])),
+        stage_times=_html_table(pd.DataFrame(meta["stages"])),
+        requests=_html_table(pd.DataFrame(meta["requests"])),
         n_records={stage: len(recs) for stage, recs in stores.items()})
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".html.tmp")
@@ -181,3 +360,49 @@ def combinations_frame(combinations) -> pd.DataFrame:
     """Sampled combinations as a table: setting, k, index, skills, categories, topic."""
     return pd.DataFrame([{"setting": c.setting, "k": c.k, "index": c.index, "skills": ", ".join(c.skills),
                           "categories": ", ".join(c.categories), "topic": c.topic} for c in combinations])
+
+
+def local_judges(cfg) -> list[str]:
+    """Labels of the config's graders that are local models (hf:) rather than a GPT-4-class API."""
+    out = []
+    for section in (cfg.data, cfg.evaluation):
+        for g in (section.graders if section is not None else []):
+            if (g.spec.startswith(("hf:", "vllm:")) or g.method == "yes_no_logprob") and g.label not in out:
+                out.append(g.label)
+    return out
+
+
+def judge_banner(cfg_or_labels) -> str | None:
+    """A Markdown warning when the study is graded by a local model, not the paper's GPT-4; None
+    when every grader is an API model. Notebooks and the report show it at the top.
+
+    >>> judge_banner(["smollm2-yes-no"]).splitlines()[0]
+    '> **Not GPT-4.** This study is graded by `smollm2-yes-no`, a small local model asked yes/no'
+    """
+    labels = cfg_or_labels if isinstance(cfg_or_labels, (list, tuple)) else local_judges(cfg_or_labels)
+    if not labels:
+        return None
+    return (f"> **Not GPT-4.** This study is graded by {', '.join(f'`{x}`' for x in labels)}, a small local model asked yes/no\n"
+            "> per rubric criterion (see the method column). Its grades show that the pipeline runs end to end and\n"
+            "> how the numbers are computed; they are not the paper's GPT-4 grades, and a difference between\n"
+            "> students here says what this judge prefers, not whether a model composes skills.")
+
+
+def count_frame(per_k: dict) -> pd.DataFrame:
+    """The data card's per-k counts as a table with integer counts and the keep rate in percent."""
+    df = pd.DataFrame(per_k).T.rename_axis("k")
+    for c in df.columns:
+        if c == "keep_rate":
+            df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.1%}")
+        elif pd.api.types.is_numeric_dtype(df[c]) or df[c].map(lambda v: isinstance(v, (int, float))).all():
+            df[c] = df[c].astype("Int64")
+    return df
+
+
+def texts_view(df: pd.DataFrame):
+    """A records table for a notebook with answers shown as written (line breaks kept)."""
+    if df.empty or "answer" not in df.columns:
+        return df
+    return (df.style.hide(axis="index")
+            .set_properties(subset=["answer"], **{"white-space": "pre-wrap", "text-align": "left",
+                                                  "min-width": "28em"}))

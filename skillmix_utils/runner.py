@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from .config import StudyConfig, load_study_config
-from .errors import SkillmixError
+from .errors import SkillmixError, exit_status_of
 from .grid import grid_points, link_shared_data, summarize_grid  # noqa: F401  (grid_points: public)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -58,7 +58,8 @@ STAGE_OUTPUTS = {"02": ["data/data_card.json"], "03": ["train/*/train_summary.js
                  "04": ["eval/tables/metrics.csv"], "05": ["report.html"]}
 SHARED_PREFIXES = ("data.", "catalog.", "scoring.")
 # Config fields that change neither what a stage makes nor where: left out of fingerprints.
-NOT_FINGERPRINTED = {"description", "concurrency", "budget_usd", "output_dir", "grid"}
+NOT_FINGERPRINTED = {"description", "concurrency", "budget_usd", "run_budget_usd", "output_dir",
+                     "grid"}
 
 
 # --- what notebooks call ----------------------------------------------------------------------
@@ -114,7 +115,42 @@ def notebook_config(config_path: str, overrides="", output_dir: str = "") -> Stu
     out = Path(cfg.output_dir) if cfg.output_dir else Path("outputs") / cfg.name
     if not out.is_absolute():
         out = project_root(config_path.resolve().parent) / out
+    quiet_notebook(out / "logs" / "notebooks.log")
     return cfg.model_copy(update={"output_dir": str(out)})
+
+
+def quiet_notebook(log_path: Path) -> None:
+    """Inside a Jupyter kernel: library warnings and logs go to `log_path`, and the libraries'
+    own progress bars (weights loading, dataset saving, GGUF conversion) are off, so a notebook
+    shows one compact progress display per stage (progress.py) and nothing else on stderr.
+    Outside a kernel (the command line, tests) nothing changes."""
+    import logging
+
+    from .progress import _in_kernel
+
+    if not _in_kernel():
+        return
+    for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ[var] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logging.captureWarnings(True)
+    for name in ("py.warnings", "transformers", "datasets", "peft", "accelerate", "skillmix"):
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "baseFilename", None) == str(log_path) for h in logger.handlers):
+            for h in list(logger.handlers):
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                    logger.removeHandler(h)
+            logger.addHandler(handler)
+        logger.propagate = False
 
 
 def save_resolved_config(cfg: StudyConfig) -> Path:
@@ -125,23 +161,49 @@ def save_resolved_config(cfg: StudyConfig) -> Path:
     return path
 
 
-def launch_training(cfg: StudyConfig, restart: bool = False) -> int:
-    """Run `skillmix train` on `cfg` in a subprocess (never inside a notebook kernel), streaming
-    its output; raises SkillmixError naming the log when it fails. Returns 0."""
+_STEP_LINE = re.compile(r"\[train\] step (\d+)/(\d+) loss ([0-9.naninf]+)")
+
+
+def launch_training(cfg: StudyConfig, restart: bool = False, echo: bool | None = None) -> int:
+    """Run `skillmix train` on `cfg` in a subprocess (never inside a notebook kernel); its whole
+    output goes to `train/train.log`. Shows one progress line (step, loss, ETA) and the run's
+    "[train]" notes; `echo=True` (default outside a notebook) streams every line as well.
+    Raises SkillmixError naming the log, with its last lines, when it fails. Returns 0."""
+    from .progress import StageProgress, _in_kernel
+
     config = save_resolved_config(cfg)
     log = cfg.out / "train" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    echo = (not _in_kernel()) if echo is None else echo
     cmd = [sys.executable, "-m", "skillmix_utils.cli", "train", str(config)] + (["--restart"] if restart else [])
-    print("$", " ".join(cmd), flush=True)
+    print("$", " ".join(cmd), f"  (output: {log})", flush=True)
+    progress = StageProgress("03", cfg.out, stream=sys.stdout)
+    phase, tail = None, []
     with open(log, "a", encoding="utf-8") as fh:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         for line in proc.stdout:
             fh.write(line)
-            print(line, end="", flush=True)
+            tail = (tail + [line.rstrip()])[-15:]
+            step = _STEP_LINE.search(line)
+            if echo:
+                print(line, end="", flush=True)
+            elif step is None and line.startswith("[train]"):
+                print(line, end="", flush=True)
+            if step:
+                done, total = int(step.group(1)), int(step.group(2))
+                if phase is None:
+                    phase = progress.phase(f"train {cfg.train.mode}: step (loss {step.group(3)})",
+                                           total, unit="steps")
+                    progress.phases[phase]["done"] = done - 1
+                progress.phases[phase]["name"] = f"train {cfg.train.mode} (loss {step.group(3)})"
+                progress.advance(done - progress.phases[phase]["done"], index=phase)
         rc = proc.wait()
+    progress.close()
     if rc != 0:
-        raise SkillmixError(f"training failed with exit status {rc}; see {log}", field="train")
+        last = "\n".join(tail)
+        raise SkillmixError(f"training failed with exit status {rc}; see {log}; last lines:\n{last}",
+                            field="train")
     return 0
 
 
@@ -225,8 +287,18 @@ def _first_line(text: str) -> str:
     return text.splitlines()[0] if text else ""
 
 
+class StageFailure(str):
+    """A notebook's one-line error, with the exit status of the skillmix error it raised
+    (errors.py: 1 failed items, 3 budget, 4 refused key, ...; 1 for any other error)."""
+
+    def __new__(cls, text: str, status: int | None = None):
+        obj = super().__new__(cls, text)
+        obj.status = status or 1
+        return obj
+
+
 def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fingerprint: str,
-            progress: str) -> str | None:
+            progress: str, estimate_usd: float | None = None) -> str | None:
     """Run one notebook into `<out>/notebooks/`; writes the done marker on success.
     Returns None on success, else a one-line error."""
     import papermill as pm
@@ -239,14 +311,21 @@ def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fin
     params = {"config_path": str(config_path), "output_dir": str(cfg.out),
               "overrides": json.dumps({k: v for k, v in overrides.items() if k != "output_dir"})}
     start = time.time()
+    from .progress import watch_file
+
     try:
-        pm.execute_notebook(str(st.path), str(target), parameters=params, kernel_name=KERNEL,
-                            cwd=str(Path.cwd()), progress_bar=sys.stderr.isatty(), log_output=False,
-                            # The kernel's own start-up chatter (a TCP warning) is noise here.
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        # The stage inside the notebook writes .runner/progress.json; it is drawn here as it
+        # moves (bars on a TTY, a line every SKILLMIX_PROGRESS_EVERY seconds otherwise).
+        with watch_file(cfg.out / ".runner" / "progress.json", st.id) as watch:
+            pm.execute_notebook(str(st.path), str(target), parameters=params, kernel_name=KERNEL,
+                                cwd=str(Path.cwd()), progress_bar=False, log_output=False,
+                                # The kernel's own start-up chatter (a TCP warning) is noise here.
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as err:
-        return (f"notebook {st.path.name} failed in cell {err.exec_count or err.cell_index}: "
-                f"{err.ename}: {_first_line(err.evalue)} (executed copy with the error: {target})")
+        return StageFailure(
+            f"notebook {st.path.name} failed in cell {err.exec_count or err.cell_index}: "
+            f"{err.ename}: {_first_line(err.evalue)} (executed copy with the error: {target})",
+            exit_status_of(err.ename))
     except Exception as err:  # kernel died, could not start, ...
         return f"notebook {st.path.name} failed: {err.__class__.__name__}: {_first_line(str(err))} ({target})"
     seconds = time.time() - start
@@ -254,7 +333,10 @@ def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fin
     marker.write_text(json.dumps({"stage": st.id, "notebook": st.path.name, "fingerprint": fingerprint,
                                   "seconds": round(seconds, 1), "executed": str(target),
                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
-    print(f"{progress} {st.name}: done in {_duration(seconds)}", flush=True)
+    spent = (f"; API cost ${watch.spent_usd:.4f}" + (f" (estimated at most ${estimate_usd:.2f})"
+                                                     if estimate_usd else "")) \
+        if (watch.spent_usd or estimate_usd) else ""
+    print(f"{progress} {st.name}: done in {_duration(seconds)}{spent}", flush=True)
     return None
 
 
@@ -298,6 +380,20 @@ def _dry_run_costs(cfg: StudyConfig, st: Stage) -> float:
     return sum(float(x.replace(",", "")) for x in found)
 
 
+def _quiet_estimate(cfg: StudyConfig, st: Stage) -> float:
+    """The stage's dry-run estimate in USD, computed without printing its plan (0 if none)."""
+    import contextlib
+    import io
+
+    if st.id not in ("02", "04"):
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return _dry_run_costs(cfg, st)
+        except Exception:  # noqa: BLE001 - an estimate is a courtesy; the stage itself reports
+            return 0.0
+
+
 def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, stages: list[Stage],
               wanted: set[str] | None, dry_run: bool, force: bool, counter: list[int], total: int,
               costs: list[float]) -> int:
@@ -319,28 +415,62 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
             print(f"{progress} {st.name}: would run ({reason}) -> {cfg.out / 'notebooks' / st.path.name}")
             costs[0] += _dry_run_costs(cfg, st)
             continue
-        print(f"{progress} {st.name}: running ({reason}) ...", flush=True)
-        error = execute(st, cfg, config_path, overrides, fps[st.id], progress)
+        estimate = _quiet_estimate(cfg, st)
+        note = f"; estimated API cost at most ${estimate:,.2f}" if estimate else ""
+        print(f"{progress} {st.name}: running ({reason}{note}) ...", flush=True)
+        error = execute(st, cfg, config_path, overrides, fps[st.id], progress, estimate)
         if error:
             print(f"skillmix: error: {error}", file=sys.stderr, flush=True)
-            return 1
+            return getattr(error, "status", 1)
     return 0
 
 
 def _print_total(usd: float, grid: bool = False) -> None:
     note = ("; each grid run counts its base students again, though the response cache makes "
             "repeated requests free" if grid else "")
-    print(f"dry run: estimated API cost of what would run: ${usd:,.2f} (an upper bound: output at "
+    from .llm.cost import format_usd
+
+    print(f"dry run: estimated API cost of what would run: {format_usd(usd)} (an upper bound: output at "
           f"max_tokens, cache not consulted{note})")
+
+
+STAGE_SECTIONS = {"02": "data", "03": "train", "04": "evaluation"}
 
 
 def run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
               force: bool = False, notebooks_dir=None) -> int:
-    """Execute the numbered notebooks for a study config; returns the exit status (0 ok, 1 a
-    notebook failed). Bad config or parameters raise SkillmixError before anything runs.
+    """Execute the numbered notebooks for a study config; returns the exit status (0 ok, else
+    the status of the first notebook's error: errors.py). Bad config, overrides, paths, pools,
+    keys or adapters raise SkillmixError before anything runs or is written; a folder in use by
+    another run raises FolderInUse (status 5).
 
     Example: ``run_study("configs/demo.yaml", stages=["04", "05"])``.
     """
+    from .folder_lock import output_lock
+    from .preflight import check_study
+
+    cfg = notebook_config(str(Path(config_path).resolve()), dict(overrides or {}))
+    wanted = {str(s).zfill(2)[:2] for s in stages} if stages else set(STAGE_SECTIONS)
+    sections = [STAGE_SECTIONS[s] for s in sorted(wanted) if s in STAGE_SECTIONS]
+    runs = [cfg]
+    for label, point in grid_points(cfg.grid) if cfg.grid else []:
+        try:
+            runs.append(notebook_config(str(Path(config_path).resolve()),
+                                        {**(overrides or {}), "grid": {}, **point}))
+        except SkillmixError as exc:
+            raise SkillmixError(f"grid run {label}: {exc}", field="grid") from None
+    for c in runs:
+        enabled = [s for s in sections if getattr(c, s) is not None and getattr(c, s).enabled]
+        check_study(c, config_path, enabled, keys=not dry_run)
+    if dry_run:
+        return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
+    with output_lock(cfg.out, command=f"skillmix run {config_path}"):
+        return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
+
+
+def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
+               force: bool = False, notebooks_dir=None) -> int:
+    """run_study's work, once its checks passed and its lock is held."""
     config_path = Path(config_path).resolve()
     overrides = dict(overrides or {})
     cfg = notebook_config(str(config_path), overrides)          # validates; raises SkillmixError

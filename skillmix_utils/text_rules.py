@@ -1,4 +1,4 @@
-"""Deterministic text rules that replace or override a grader's verdict (PROTOCOL §4).
+"""Deterministic text rules that replace or override a grader's verdict (docs/protocol.md §4).
 
 - `count_sentences(text, rule="reference")`: the length point is decided by counting, not by
   the grader. "reference" is the published rule (the default, so numbers stay comparable);
@@ -17,9 +17,10 @@ from typing import Literal
 # Sentence counting
 
 _TITLES = ("Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. ")
-_QUOTE = "[\"'\u201c\u201d\u2018\u2019]"
-# terminal . ! or ?, an optional quote mark, one space, an optional quote mark, a capital letter.
-_REFERENCE_SPLIT = re.compile(rf"[.!?]{_QUOTE}? {_QUOTE}?(?=[A-Z])")
+# The reference rule as published, character for character: terminal . ! or ?, any number of
+# straight quote marks, one space, any number of straight quote marks, a capital letter.
+REFERENCE_RULE = r"""[.!?]['"]* ['"]*[A-Z]"""
+_REFERENCE_SPLIT = re.compile(REFERENCE_RULE)
 
 
 def _count_reference(text: str) -> int:
@@ -36,11 +37,13 @@ _PROTECT = re.compile(
     r"\b(?:%s)\.(?=\s)" % "|".join(_TITLES_IMPROVED)      # titles and common abbreviations
     + r"|\b(?:No|Nos|Fig|p|pp|vol|ch)\.(?=\s*\d)"           # "No. 5", "Fig. 2"
     + r"|\b(?:e\.g|i\.e|a\.m|p\.m)\."                       # e.g. i.e. a.m. p.m.
-    + r"|\b(?:[A-Za-z]\.){2,}(?=\s+[a-z])"                  # U.S. before a lower-case word
+    + r"|(?<![\w.])(?:[A-Za-z]\.){2,}+(?=\s+[a-z])"          # U.S. before a lower-case word
     + r"|(?<![\w.])[A-Z]\.(?=\s+[A-Z][a-z]*\.?\s)"          # initials: "J. K. Rowling"
     + r"|(?<![\w.])[A-Z]\.(?=\s+[A-Z][a-z]+\b)(?<!\bI\.)")  # "John F. Kennedy" (not "I.")
+# Possessive quantifiers and the look-behind (a run of stops is tried once, from its start) keep
+# the split linear in the text's length.
 _IMPROVED_SPLIT = re.compile(
-    r"(?:[.!?\u2026]+)[\"'\u201d\u2019)\]]*\s+[\"'\u201c\u2018(\[]*(?=[A-Z0-9])")
+    r"(?<![.!?\u2026])[.!?\u2026]++[\"'\u201d\u2019)\]]*+\s++[\"'\u201c\u2018(\[]*+(?=[A-Z0-9])")
 
 
 def _count_improved(text: str) -> int:
@@ -58,15 +61,22 @@ def _count_improved(text: str) -> int:
 def count_sentences(text: str, rule: Literal["reference", "improved"] = "reference") -> int:
     """Number of sentences in `text`; 0 only for empty or all-whitespace text.
 
-    The reference rule (PROTOCOL §4): join "Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. " to the next
-    word, then count the pieces of a split on: terminal `.`, `!` or `?`, an optional quote mark
-    (straight or curly, single or double), exactly one space, an optional quote mark, a capital
-    letter. So a newline or two spaces between sentences do not split, and "e.g. The" does.
+    The reference rule (docs/protocol.md §4): join "Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. " to
+    the next word, then count the pieces of `re.split(REFERENCE_RULE, text)`, REFERENCE_RULE
+    being the published regex `[.!?]['"]* ['"]*[A-Z]`: terminal `.`, `!` or `?`, any number of
+    straight quote marks, exactly one space, any number of straight quote marks, a capital
+    letter. So a newline or two spaces between sentences do not split, "e.g. The" does, and
+    curly quotes do not count as quote marks. Text that is empty or only whitespace has 0
+    sentences (the bare split would say 1).
 
     >>> count_sentences("The hive hums. Bees dance! Is it spring?")
     3
     >>> count_sentences('He said "Go." Then he left.')
     2
+    >>> count_sentences("He said \u201cGo.\u201d Then he left.")   # curly quotes: no split
+    1
+    >>> count_sentences("Why?'' 'Because.' That was all.")   # any number of straight quotes
+    3
     >>> count_sentences("Dr. Smith keeps bees. Mrs. Smith sells honey.")
     2
     >>> count_sentences("One line.\\nAnother line.")          # the reference misses newlines
@@ -76,8 +86,9 @@ def count_sentences(text: str, rule: Literal["reference", "improved"] = "referen
     >>> count_sentences("")
     0
 
-    The "improved" rule also splits at newlines and blank lines and after ellipses and closing
-    brackets, and does not split after e.g., i.e., common titles and abbreviations, or initials:
+    The "improved" rule also splits at newlines and blank lines, after curly quotes, ellipses
+    and closing brackets, and does not split after e.g., i.e., common titles and abbreviations,
+    or initials:
 
     >>> count_sentences("One line.\\nAnother line.", rule="improved")
     2

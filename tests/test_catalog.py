@@ -1,4 +1,4 @@
-"""The open catalog, its loaders and validation (PROTOCOL §1), and `skillmix catalog`."""
+"""The open catalog, its loaders and validation (docs/protocol.md §1), and `skillmix catalog`."""
 from __future__ import annotations
 
 import hashlib

@@ -1,11 +1,11 @@
-"""Answer extraction (PROTOCOL §3): after the last `Answer:`, before the first following
+"""Answer extraction (docs/protocol.md §3): after the last `Answer:`, before the first following
 `Explanation`, stripped; robust to bold markers, quotes and missing markers, naming the rule."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from skillmix_utils.generation import Extraction, extract_answer, extract_answer_with_rule
+from skillmix_utils.answers import Extraction, extract_answer, extract_answer_with_rule
 
 CASES = [
     # (reply, text, rule)

@@ -1,5 +1,5 @@
 """The grading parser on real-shaped grader replies (tests/data/grader_replies/*.txt, each with a
-YAML sidecar giving the combination and the expected reading), plus rules of PROTOCOL §4."""
+YAML sidecar giving the combination and the expected reading), plus rules of docs/protocol.md §4."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,7 +52,7 @@ def _table(rows, intro="Here's the grading table:\n\n"):
 
 
 def test_rubric_items_protocol_text():
-    # PROTOCOL §4: one per skill ("Correctly illustrates {skill name, lower case}"),
+    # docs/protocol.md §4: one per skill ("Correctly illustrates {skill name, lower case}"),
     # "Pertains to {topic}", "Text makes sense", "At most {num_sentences_str}".
     assert rubric_items(["Metaphor", "Red Herring", "Modus Ponens"], "The Ottoman Empire") == [
         "Correctly illustrates metaphor", "Correctly illustrates red herring",

@@ -1,4 +1,4 @@
-"""Metrics of PROTOCOL §5 with hand-computed values: votes, ties, NaNs, max over generations,
+"""Metrics of docs/protocol.md §5 with hand-computed values: votes, ties, NaNs, max over generations,
 exclusions, error bars, grader agreement."""
 from __future__ import annotations
 

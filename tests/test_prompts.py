@@ -1,4 +1,7 @@
-"""Prompts render PROTOCOL §3–4 exactly. The expected texts below are typed from the protocol."""
+"""Prompts render docs/protocol.md §3–4 exactly. The expected texts below are typed from the
+published templates, with their whitespace: turn 1 has a space before the blank line after
+"...found fully from the text." and turn 2 one before the line break after "...up to N sentences."
+(what reaches the API is checked on the wire in tests/llm/test_prompt_on_the_wire.py)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -21,7 +24,7 @@ TURN1 = (
     "The example should be a minimal natural piece of text with up to a few lines in the context "
     "of Beekeeping that illustrates all of the following skills: metaphor, red herring. Please "
     "keep the text as short as possible, and make sure the concepts can be found fully from the "
-    "text.\n"
+    "text. \n"
     "\n"
     "For reference, here are the definitions and examples for the concepts:\n"
     "**metaphor**: Describing one thing as another. For example, The hive is a factory.\n"
@@ -36,7 +39,7 @@ TURN1 = (
 TURN2_K3 = (
     "Thanks very much. Could you please look over your answer and improve it? Please make sure "
     "that the new answer better illustrates all skills and remains on topic. On top of that, "
-    "please also make sure the new answer only contains up to two sentences.\n"
+    "please also make sure the new answer only contains up to two sentences. \n"
     "Again, please start the improved minimal natural piece of text with 'Answer:' and start the "
     "explanation with 'Explanation:'.\n"
     "\n"
@@ -85,7 +88,10 @@ ANSWER = "The hive is a factory, but who cares about stings?"
 
 
 def test_version():
-    assert PROMPT_VERSION == "v1"
+    assert PROMPT_VERSION == "v2"
+    # v1 stays as it was (records made with it name it); only a new folder changes wording.
+    assert prompts.load_template("generation_turn1", "v1") + " " != prompts.load_template("generation_turn1")
+    assert "text.\n\nFor reference" in prompts.load_template("generation_turn1", "v1")
 
 
 def test_number_words():
@@ -104,9 +110,9 @@ def test_turn1_exact():
 
 def test_turn2_exact():
     assert generation_turn2(3) == TURN2_K3
-    assert "only contains up to one sentence.\n" in generation_turn2(1)
-    assert "only contains up to one sentence.\n" in generation_turn2(2)
-    assert "only contains up to four sentences.\n" in generation_turn2(5)
+    assert "only contains up to one sentence. \nAgain" in generation_turn2(1)
+    assert "only contains up to one sentence. \nAgain" in generation_turn2(2)
+    assert "only contains up to four sentences. \nAgain" in generation_turn2(5)
 
 
 def test_grading_table_exact():
@@ -138,7 +144,7 @@ def test_unknown_variant():
 
 def test_templates_are_data_files():
     from importlib import resources
-    folder = resources.files("skillmix_utils").joinpath("data", "prompts", "v1")
+    folder = resources.files("skillmix_utils").joinpath("data", "prompts", PROMPT_VERSION)
     names = ["generation_turn1.txt", "generation_turn2.txt", "grading_point_earned.txt",
              "grading_table.txt"]           # other prompts (a local judge's) may live beside them
     for name in names:
@@ -162,7 +168,9 @@ def test_templates_match_protocol_file_when_present():
         elif current:
             blocks.append("\n".join(current))
             current = []
-    assert blocks[:3] == [prompts.load_template(n) for n in
+    # Blockquotes cannot show a space at the end of a line: compare without them.
+    bare = lambda t: "\n".join(line.rstrip(" ") for line in t.split("\n"))  # noqa: E731
+    assert blocks[:3] == [bare(prompts.load_template(n)) for n in
                           ("generation_turn1", "generation_turn2", "grading_table")]
     tail = re.search(r'ends instead with: \*"(.*?)"\*', text, re.S).group(1)
     assert prompts.load_template("grading_point_earned").endswith(" ".join(tail.split()))

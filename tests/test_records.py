@@ -34,3 +34,19 @@ def test_torn_line_is_skipped_and_next_append_survives(tmp_path):
         fh.write('{"id": "eval/base/train/k2/c1/g0", "stage": "ev')  # writer killed here
     store.append(make(2))
     assert [r.combination.index for r in store.records()] == [0, 2]
+
+
+def test_move_out_keeps_every_record_somewhere(tmp_path):
+    """Records a config no longer plans leave the study's store for another file, whole."""
+    from skillmix_utils.records import Combination, RecordStore, TextRecord
+
+    def rec(i):
+        return TextRecord(id=f"r{i}", stage="eval", model="m",
+                          combination=Combination(skills=("metaphor",), topic="Knots", k=1))
+    store = RecordStore(tmp_path / "records.jsonl")
+    store.append([rec(0), rec(1), rec(2)])
+    store.append(rec(1))                                   # a second version of r1
+    assert store.move_out(["r1", "nope"], tmp_path / "aside.jsonl") == 1
+    assert [r.id for r in store.records()] == ["r0", "r2"]
+    assert [r.id for r in RecordStore(tmp_path / "aside.jsonl").records()] == ["r1"]
+    assert store.move_out(["r0"], None) == 1 and [r.id for r in store.records()] == ["r2"]

@@ -1,4 +1,4 @@
-"""Seeded combinations (PROTOCOL §2): pinned draws, the documented algorithm, uniformity, errors."""
+"""Seeded combinations (docs/protocol.md §2): pinned draws, the documented algorithm, uniformity, errors."""
 from __future__ import annotations
 
 import ast
@@ -170,3 +170,41 @@ def test_empty_topic_pool(synthetic):
     with pytest.raises(SkillmixError) as err:
         sample_combinations(only_train, k=1, n=1, seed=0)
     assert err.value.field == "topics"
+
+
+# --- purposes and exclusion (docs/protocol.md §2) ----------------------------------------------
+
+def test_purposes_draw_independently(synthetic):
+    data = sample_combinations(synthetic, k=2, n=20, seed=0, skills="train", topics="train",
+                               purpose="data")
+    ev = sample_combinations(synthetic, k=2, n=20, seed=0, skills="train", topics="train",
+                             purpose="eval")
+    assert [(c.skills, c.topic) for c in data] != [(c.skills, c.topic) for c in ev]
+    again = sample_combinations(synthetic, k=2, n=20, seed=0, skills="train", topics="train",
+                                purpose="eval")
+    assert again == ev
+    with pytest.raises(SkillmixError):
+        sample_combinations(synthetic, k=2, n=1, seed=0, purpose="training")
+
+
+def test_excluded_combinations_are_never_drawn_and_counted(synthetic):
+    from skillmix_utils.sampling import combination_key
+
+    skills = [s.name for s in synthetic.skills_in("train")]
+    topics = [t.name for t in synthetic.topics_in("train")]
+    every = {combination_key([s], t) for s in skills for t in topics}
+    left = combination_key([skills[3]], topics[1])
+    combos = sample_combinations(synthetic, k=1, n=5, seed=0, skills="train", topics="train",
+                                 purpose="eval", exclude=every - {left})
+    assert {combination_key(c.skills, c.topic) for c in combos} == {left}
+    assert sum(c.excluded_draws for c in combos) > 0
+    # Order does not matter: a set of skills is one combination.
+    pair = sample_combinations(synthetic, k=2, n=50, seed=1, skills="train", topics="train",
+                               purpose="eval")[0]
+    reversed_key = combination_key(tuple(reversed(pair.skills)), pair.topic)
+    again = sample_combinations(synthetic, k=2, n=50, seed=1, skills="train", topics="train",
+                                purpose="eval", exclude={reversed_key})
+    assert all(combination_key(c.skills, c.topic) != reversed_key for c in again)
+    with pytest.raises(SkillmixError, match="nothing is left"):
+        sample_combinations(synthetic, k=1, n=1, seed=0, skills="train", topics="train",
+                            purpose="eval", exclude=every)

@@ -1,4 +1,4 @@
-"""The sentence counter (PROTOCOL §4) and the explicit-name rule."""
+"""The sentence counter (docs/protocol.md §4) and the explicit-name rule."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -18,7 +18,10 @@ REFERENCE = [
     ("One.\nTwo.", 1),                        # a newline is not "one space"
     ('He said "Go." Then he left.', 2),       # quote after the stop
     ('He left. "Go," she said.', 2),          # quote before the capital
-    ("He left.\u201d \u201cGo,\u201d she said.", 2),  # curly quotes count as quote marks
+    ("He left.\u201d \u201cGo,\u201d she said.", 1),  # curly quotes are not quote marks
+    ("Why?'' 'Because.' That was all.", 3),   # any number of straight quotes around the space
+    ('He said "\'Go.\'" Then left.', 2),
+    ("One.''Two.", 1),                      # quotes but no space: no split
     ("Mr. Smith and Mrs. Jones met Ms. Lee, Dr. Who and Prof. Plum.", 1),  # titles joined
     ("Mr.Smith left. Dr.Brown stayed.", 2),
     ("He met the Dr. Then left.", 1),         # "Dr. " is joined even at a sentence end (reference)
@@ -67,6 +70,27 @@ def test_empty_is_zero():
 def test_unknown_rule():
     with pytest.raises(ValueError):
         count_sentences("x", rule="fancy")
+
+
+_PIECES = st.lists(st.sampled_from(
+    [".", "!", "?", " ", "  ", "'", '"', "\u201c", "\u201d", "\n", "A", "Z", "a", "7", "Mr. ",
+     "Mrs. ", "Dr. ", "Prof. ", "Ms. ", "Mr.", "e.g. "]), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_PIECES, st.text()))
+def test_reference_counter_is_the_published_regex(text):
+    """The `reference` counter equals the published rule on any text: join the titles, then
+    count the pieces of a split on [.!?]['"]* ['"]*[A-Z] (0 for blank text)."""
+    import re
+
+    if not text.strip():
+        assert count_sentences(text) == 0
+        return
+    joined = text
+    for title in ("Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. "):
+        joined = joined.replace(title, title[:-1])
+    assert count_sentences(text) == len(re.split(r"""[.!?]['"]* ['"]*[A-Z]""", joined))
 
 
 @settings(max_examples=400, deadline=None)

@@ -7,20 +7,27 @@ order of results, the cache, the running cost and the budget cap, lives here onc
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import weakref
 from dataclasses import dataclass, field
 
 from ..errors import SkillmixError
 from .cache import NullCache, ResponseCache, cache_key
 from .cost import price_of, request_cost
+from .failures import DEFAULT_THRESHOLD, CircuitBreaker
 from .limits import RateLimits
+from .loop import LoopThread
 from .redact import describe_error
 
 log = logging.getLogger("skillmix.llm")
 
 BUDGET_EXCEEDED = "budget_exceeded"
+
+# The rate-limit reservation of the request the current task is making: the SDK client's
+# response hook reads it to compare the provider's `remaining` with what we had sent then.
+current_ticket: contextvars.ContextVar = contextvars.ContextVar("skillmix_ticket", default=None)
 
 
 @dataclass
@@ -90,17 +97,24 @@ class Backend:
 
     kind = "base"
     malformed_errors: tuple = (MalformedReply, json.JSONDecodeError)
+    probe_first = False  # API backends: send one request alone first (see `_run_jobs`)
 
     def __init__(self, model: str, *, cache_dir=None, use_cache: bool = True,
                  concurrency: int = 8, budget_usd: float | None = None, rpm=None, tpm=None,
                  base_url: str | None = None, prices: dict | None = None, progress: bool = True,
                  malformed_retries: int = 3, batch: bool = False, poll_interval: float = 30.0,
-                 batch_timeout: float | None = None, **_ignored):
+                 batch_timeout: float | None = None, circuit_breaker: int = DEFAULT_THRESHOLD,
+                 **_ignored):
         self.model = model
         self.base_url = base_url
         self.concurrency = max(1, int(concurrency))
         self.budget_usd = budget_usd
         self.limits = RateLimits(rpm, tpm)
+        # provider tokens per estimated token (learnt from usage), for the tpm reservation
+        self._token_ratio = 1.0
+        self._probed = False
+        self._runner = LoopThread(f"skillmix-{self.kind}")
+        weakref.finalize(self, self._runner.close)
         self.price = price_of(model, prices) if self.kind not in ("hf", "vllm") else None
         self.progress = progress
         self.malformed_retries = malformed_retries
@@ -109,6 +123,7 @@ class Backend:
         self.spent_usd = 0.0
         self._reserved = 0.0
         self._secrets: tuple[str, ...] = ()
+        self.breaker = CircuitBreaker(f"{self.kind}:{model}", circuit_breaker)
         if use_cache:
             from ..models import cache_dir as skillmix_cache
             self.cache = ResponseCache(cache_dir or skillmix_cache() / "llm")
@@ -135,16 +150,16 @@ class Backend:
              seed: int | None = None) -> list[ChatResult]:
         """One ChatResult per conversation, in order; failures are results with `.error`.
 
-        Works inside a running event loop (Jupyter) by running in a worker thread.
+        Runs on the backend's own event loop in a daemon thread (kept between calls, with
+        its SDK client and open connections), so it also works inside a running event loop
+        (Jupyter).
         """
-        coro = self.achat(conversations, temperature=temperature, max_tokens=max_tokens,
-                          n=n, seed=seed)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coro)
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, coro).result()
+        return self._runner.run(self.achat(conversations, temperature=temperature,
+                                           max_tokens=max_tokens, n=n, seed=seed))
+
+    def close(self) -> None:
+        """Stop the backend's event loop thread (a later `chat` starts it again)."""
+        self._runner.close()
 
     async def achat(self, conversations, temperature: float = 0.7, max_tokens: int = 512,
                     n: int = 1, seed: int | None = None) -> list[ChatResult]:
@@ -188,7 +203,16 @@ class Backend:
     def _estimate(self, job: Job, max_tokens: int) -> tuple[int, float]:
         """Rough tokens and worst-case dollars of one request, for tpm and the budget."""
         tokens_in = sum(len(m["content"]) for m in job.messages) // 4 + 4 * len(job.messages)
-        return tokens_in + max_tokens, request_cost(self.price, tokens_in, max_tokens, self.batch)
+        return (int(tokens_in * self._token_ratio) + max_tokens,
+                request_cost(self.price, tokens_in, max_tokens, self.batch))
+
+    def _learn_tokens(self, job: Job, reply: Reply) -> None:
+        """Move the tpm estimate towards the provider's own count of input tokens."""
+        if reply.input_tokens and self.limits.tokens.per_minute:
+            est = sum(len(m["content"]) for m in job.messages) // 4 + 4 * len(job.messages)
+            ratio = reply.input_tokens / max(1, est)
+            # rise at once (too low an estimate is refused), fall slowly
+            self._token_ratio = max(ratio, 0.9 * self._token_ratio + 0.1 * ratio)
 
     def _over_budget(self, usd: float) -> bool:
         return self.budget_usd is not None and self.spent_usd + self._reserved + usd > self.budget_usd
@@ -220,13 +244,19 @@ class Backend:
                     stop = True
                     out[job.key] = {"error": BUDGET_EXCEEDED}
                     return
+                if self.breaker.open:   # refused or down: send nothing more
+                    out[job.key] = {"error": "not_sent"}
+                    return
                 self._reserved += usd
                 try:
-                    await self.limits.acquire(tokens)
+                    current_ticket.set(await self.limits.acquire(tokens))
                     reply = await self._call_with_retries(job, temperature, max_tokens)
                     out[job.key] = self._record(job, reply)
+                    self._learn_tokens(job, reply)
+                    self.breaker.success()
                 except Exception as exc:  # noqa: BLE001 - failures are data
                     out[job.key] = {"error": describe_error(exc, self._secrets)}
+                    self.breaker.failure(exc, out[job.key]["error"])
                     log.warning("%s request failed: %s", self.spec, out[job.key]["error"])
                 finally:
                     self._reserved -= usd
@@ -234,8 +264,15 @@ class Backend:
                     bar.set_postfix_str(f"${self.spent_usd:.4f}", refresh=False)
 
         async with self._session():
+            if self.probe_first and not self._probed and len(jobs) > 1:
+                # The first request of a backend's life goes alone: its response's rate-limit
+                # headers tell the limiter the provider's limits before a burst can overrun them.
+                await one(jobs[0])
+                jobs = jobs[1:]
+            self._probed = True
             await asyncio.gather(*(one(jb) for jb in jobs))
         bar.close()
+        self.breaker.check()   # a refusal or a dead endpoint stops the stage, loudly
         return out
 
     def _bar(self, total: int, unit: str):

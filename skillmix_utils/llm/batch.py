@@ -49,6 +49,8 @@ async def run_batch(backend, jobs: list[Job], temperature, max_tokens) -> dict[s
             except Exception as exc:  # noqa: BLE001 - failures are data
                 err = describe_error(exc, backend._secrets)
                 out.update({j.key: {"error": err} for j in chunk})
+                backend.breaker.failure(exc, err)
+                backend.breaker.check()   # a refused key stops here, before any polling
                 continue
             backend.cache.save_batch(bid, provider, {j.key: j.key for j in chunk},
                                      {"model": backend.model, "n": len(chunk)})

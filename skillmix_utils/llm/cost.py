@@ -76,3 +76,62 @@ def estimate_cost(spec: str, n_requests: int, input_tokens: int, output_tokens: 
     if price is None:
         return None
     return round(n_requests * request_cost(price, input_tokens, output_tokens, batch), 6)
+
+
+def format_usd(usd: float | None) -> str:
+    """Dollars with enough digits to mean something: cents above $1, else four decimals (six
+    below a hundredth of a cent).
+
+    >>> format_usd(1234.5), format_usd(0.0024), format_usd(0.0000123), format_usd(0)
+    ('$1,234.50', '$0.0024', '$0.000012', '$0.00')
+    """
+    usd = float(usd or 0.0)
+    if usd == 0:
+        return "$0.00"
+    if abs(usd) >= 1:
+        return f"${usd:,.2f}"
+    return f"${usd:.4f}" if abs(usd) >= 0.0001 else f"${usd:.6f}"
+
+
+class BudgetLedger:
+    """What a study has paid, across runs: `<output folder>/budget_ledger.jsonl`, one line per
+    payment checkpoint ({time, pid, command, usd}). A study's `budget_usd` is checked against
+    its total, so three runs under a $1 cap spend $1 in all, not $3."""
+
+    NAME = "budget_ledger.jsonl"
+
+    def __init__(self, out_dir):
+        from pathlib import Path
+
+        self.path = Path(out_dir) / self.NAME
+
+    def total(self) -> float:
+        """Dollars paid by every run so far (damaged lines are skipped)."""
+        import json
+
+        if not self.path.exists():
+            return 0.0
+        usd = 0.0
+        for line in self.path.read_bytes().splitlines():
+            try:
+                usd += float(json.loads(line)["usd"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return round(usd, 10)
+
+    def add(self, usd: float) -> None:
+        """Append one payment (durably, one whole line)."""
+        import json
+        import os
+        import sys
+        import time
+
+        if usd <= 0:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+                           "command": " ".join(sys.argv[1:2])[:100], "usd": round(usd, 10)})
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -164,7 +164,11 @@ class HFBackend(Backend):
     def yes_no_probabilities(self, conversations, batch_size: int | None = None) -> list[float]:
         """P(Yes) / (P(Yes) + P(No)) for the next token after each chat-templated prompt.
 
-        Both "Yes"/"No" and their leading-space variants count.
+        Both "Yes"/"No" and their leading-space variants count. Consecutive prompts that share a
+        long beginning (the k + 3 questions about one text differ only in their last line) are
+        scored with one pass over the shared tokens and short passes over the rest, which reuse
+        its keys and values: the same numbers as scoring each prompt whole, at a fraction of the
+        cost (the judge was most of the demo's time).
         """
         import torch
 
@@ -174,19 +178,75 @@ class HFBackend(Backend):
         convs = check_conversations(conversations)
         yes = _first_tokens(tok, ("Yes", " Yes"))
         no = _first_tokens(tok, ("No", " No"))
-        prompts = [self.render(c) for c in convs]
-        bs = batch_size or self.batch_size
+        ids = [tok(self.render(c), add_special_tokens=False)["input_ids"] for c in convs]
         out: list[float] = []
-        for start in range(0, len(prompts), bs):
-            batch = tok(prompts[start:start + bs], add_special_tokens=False, padding=True,
-                        return_tensors="pt").to(device)
+        for group in _prefix_groups(ids):
             with torch.no_grad():
-                logits = lm(**batch).logits[:, -1, :].float()
-            probs = torch.softmax(logits, dim=-1)
+                logits = self._last_logits_shared([ids[i] for i in group], device)
+            probs = torch.softmax(logits.float(), dim=-1)
             p_yes = probs[:, yes].sum(-1)
             p_no = probs[:, no].sum(-1)
             out.extend((p_yes / (p_yes + p_no).clamp_min(1e-30)).tolist())
         return out
+
+    def _last_logits_shared(self, seqs: list[list[int]], device):
+        """Next-token logits after each sequence; the sequences' common prefix is run once."""
+        import torch
+
+        lm, tok, _ = self.load()
+        n = len(seqs)
+        common = min(len(s) for s in seqs) - 1
+        for i in range(common):
+            if any(s[i] != seqs[0][i] for s in seqs):
+                common = i
+                break
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        if common < 8:      # nothing worth sharing: one right-padded batch
+            width = max(len(s) for s in seqs)
+            inp = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+            logits = lm(input_ids=inp, attention_mask=mask).logits
+            return logits[torch.arange(n), torch.tensor([len(s) - 1 for s in seqs])]
+        prefix = torch.tensor([seqs[0][:common]], device=device)
+        cache = lm(input_ids=prefix, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(n)
+        rest = [s[common:] for s in seqs]
+        width = max(len(r) for r in rest)
+        inp = torch.tensor([r + [pad] * (width - len(r)) for r in rest], device=device)
+        mask = torch.cat([torch.ones(n, common, dtype=torch.long, device=device),
+                          torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rest],
+                                       device=device)], dim=1)
+        pos = torch.arange(common, common + width, device=device).unsqueeze(0).expand(n, -1)
+        logits = lm(input_ids=inp, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                    use_cache=True).logits
+        return logits[torch.arange(n), torch.tensor([len(r) - 1 for r in rest])]
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _prefix_groups(ids: list[list[int]], max_group: int = 16, tail: int = 80) -> list[list[int]]:
+    """Indices of consecutive sequences that differ only in their last `tail` tokens, at most
+    `max_group` each (the questions about one text).
+
+    >>> _prefix_groups([[1] * 100 + [2], [1] * 100 + [3], [1] * 10 + [5] * 90])
+    [[0, 1], [2]]
+    """
+    groups: list[list[int]] = []
+    for i, s in enumerate(ids):
+        if groups and len(groups[-1]) < max_group:
+            first = ids[groups[-1][0]]
+            if _shared(first, s) >= min(len(first), len(s)) - tail:
+                groups[-1].append(i)
+                continue
+        groups.append([i])
+    return groups
 
 
 def _first_tokens(tok, words) -> list[int]:

@@ -14,8 +14,86 @@ _PATTERNS = [
     re.compile(r"(?i)(authorization\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
     re.compile(r"(?i)(x-api-key\s*['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(r"()\bsk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)()\bsk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+(?=@)"),   # user:password@host
 ]
+# What a credential in a config looks like (config.py refuses it): provider key shapes, auth
+# schemes, and passwords inside URLs. Names of fields that hold credentials, anywhere.
+CREDENTIAL_VALUES = [
+    ("a provider API key (sk-...)", re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")),
+    ("a Hugging Face token (hf_...)", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("an API key (AKIA.../AIza.../gsk_.../xai-...)",
+     re.compile(r"\b(AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{35}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})")),
+    ("an Authorization value (Bearer/Basic ...)", re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]{8,}=*")),
+    ("an auth header", re.compile(r"(?i)\b(authorization|x-api-key|api-key)\s*[:=]\s*\S")),
+    ("a password in a URL (user:password@host)", re.compile(r"(?i)[a-z][a-z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@")),
+]
+CREDENTIAL_NAMES = re.compile(
+    r"(?i)^(authorization|proxy-authorization|x-api-key|api[-_]?key|x-goog-api-key|cookie|"
+    r"password|passwd|secret|client[-_]?secret|(access|auth|bearer|id|refresh)[-_]?token|token)$")
+NOT_IN_A_CONFIG = ("API keys are read from the environment only (OPENAI_API_KEY, "
+                   "ANTHROPIC_API_KEY), never from a config, which is copied into outputs")
+
+
+def find_credential(tree, field: str = "") -> tuple[str, str] | None:
+    """(dotted field, what it looks like) of the first credential-looking value in a config
+    tree, or None. The value itself is never repeated.
+
+    >>> find_credential({"data": {"teacher": {"options": {"default_headers": {"Authorization": "x"}}}}})
+    ('data.teacher.options.default_headers.Authorization', 'a credential field; API keys are read from the environment only (OPENAI_API_KEY, ANTHROPIC_API_KEY), never from a config, which is copied into outputs')
+    >>> find_credential({"base_url": "https://u:pw@host/v1"})[0], find_credential({"x": ["ok"]})
+    ('base_url', None)
+    """
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            here = f"{field}.{k}" if field else str(k)
+            if CREDENTIAL_NAMES.match(str(k)) and v not in (None, "", {}, []):
+                return here, f"a credential field; {NOT_IN_A_CONFIG}"
+            found = find_credential(v, here)
+            if found:
+                return found
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            found = find_credential(v, f"{field}.{i}" if field else str(i))
+            if found:
+                return found
+    elif isinstance(tree, str):
+        for what, pat in CREDENTIAL_VALUES:
+            if pat.search(tree):
+                return field, f"looks like {what}; {NOT_IN_A_CONFIG}"
+        known = [os.environ.get(v) for v in SECRET_ENV]
+        if any(s and len(s) >= 8 and s in tree for s in known):
+            return field, f"holds the value of an API key variable; {NOT_IN_A_CONFIG}"
+    return None
+
+
+def _variants(secret: str) -> set[str]:
+    """The forms a provider or a URL may echo a key in: as is, case-changed, URL-encoded."""
+    from urllib.parse import quote, quote_plus
+
+    return {v.lower() for v in (secret, quote(secret, safe=""), quote_plus(secret))}
+
+
+def _mask_fragments(text: str, secret: str, min_len: int = 8) -> str:
+    """Replace every run of >= min_len characters that occurs inside `secret` (any case, or
+    URL-encoded) by ***: catches a key echoed only as its suffix or with its middle starred.
+
+    >>> _mask_fragments("key ...ABCD1234EFGH was refused", "sk-test-abcd1234efgh")
+    'key ...*** was refused'
+    """
+    low, variants = text.lower(), _variants(secret)
+    out, i = [], 0
+    while i < len(text):
+        n = 0
+        while i + n < len(text) and any(low[i:i + n + 1] in v for v in variants):
+            n += 1
+        if n >= min_len:
+            out.append("***")
+            i += n
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def redact(text: object, secrets: tuple[str, ...] | list[str] = ()) -> str:
@@ -25,11 +103,17 @@ def redact(text: object, secrets: tuple[str, ...] | list[str] = ()) -> str:
     'Error: Authorization: *** failed'
     >>> redact("key=s3cr3t-value", ["s3cr3t-value"])
     'key=***'
+    >>> redact("got S3CR3T+VALUE, ...cr3t+value and s3cr3t%2Bvalue", ["s3cr3t+value"])
+    'got ***, ...*** and ***'
+    >>> redact("https://me:hunter22@host/v1")
+    'https://***@host/v1'
     """
     out = str(text)
     known = [s for s in (*secrets, *(os.environ.get(v) for v in SECRET_ENV)) if s and len(s) >= 4]
     for s in sorted(set(known), key=len, reverse=True):
         out = out.replace(s, "***")
+        if len(s) >= 8:
+            out = _mask_fragments(out, s)
     for pat in _PATTERNS:
         out = pat.sub(lambda m: m.group(1) + "***", out)
     return out.replace("***Bearer ***", "***").replace("Bearer ***", "***")

@@ -1,13 +1,17 @@
 """What the two official-SDK backends share: the key from the environment (kept out of every
-output), the cache's host field, and one async client per session bound to the running loop."""
+output), the cache's host field, and the async client: one kept for the backend's own loop
+(`chat`), or one per `achat` call on a caller's loop. The client's response hook feeds every
+response's rate-limit headers (429s and the SDK's own retries included) to the limiter."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import time
 from urllib.parse import urlsplit
 
 from ..errors import SkillmixError
-from .base import Backend
+from .base import Backend, current_ticket
 
 
 class SDKBackend(Backend):
@@ -17,6 +21,7 @@ class SDKBackend(Backend):
     client_class = ""        # "AsyncOpenAI" | "AsyncAnthropic"
     key_env = ""             # OPENAI_API_KEY | ANTHROPIC_API_KEY
     default_host = ""
+    probe_first = True       # learn the provider's rate limits before the first burst
 
     def __init__(self, model: str, *, base_url=None, timeout=None, max_retries=None,
                  key_optional: bool = False, **options):
@@ -33,6 +38,7 @@ class SDKBackend(Backend):
         sdk = self._sdk()  # fail at get_backend, not mid-run, when the SDK is missing
         self.malformed_errors = (*self.malformed_errors, sdk.APIResponseValidationError)
         self._client = None
+        self._kept_client = None  # the client of the backend's own loop, kept between calls
 
     def _sdk(self):
         import importlib
@@ -43,22 +49,55 @@ class SDKBackend(Backend):
         # The host is part of the cache key (another server may answer differently); the key is not.
         return {"host": urlsplit(self.base_url).netloc if self.base_url else self.default_host}
 
+    async def _on_request(self, request) -> None:
+        # the moment the request goes on the wire is when the provider counts it
+        ticket = current_ticket.get()
+        if ticket is not None:
+            ticket.at = time.monotonic()
+
+    async def _on_response(self, response) -> None:
+        ticket = current_ticket.get()
+        if response.status_code == 429:
+            self.limits.refused(ticket)
+        self.limits.observe(response.headers, ticket)
+
     def make_client(self):
         """A fresh async SDK client (bound to the running event loop)."""
-        kwargs = {"api_key": self._key}
+        sdk = self._sdk()
+        kwargs = {"api_key": self._key,
+                  "http_client": sdk.DefaultAsyncHttpxClient(
+                      event_hooks={"request": [self._on_request],
+                                   "response": [self._on_response]})}
         if self.base_url:
             kwargs["base_url"] = self.base_url
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
         if self.max_retries is not None:
             kwargs["max_retries"] = self.max_retries
-        return getattr(self._sdk(), self.client_class)(**kwargs)
+        return getattr(sdk, self.client_class)(**kwargs)
 
     @contextlib.asynccontextmanager
     async def _session(self):
-        self._client = self.make_client()
-        try:
+        if self._runner.owns_running_loop():
+            # `chat`: the backend's own loop lives on, and so do the client and its connections
+            if self._kept_client is None:
+                self._kept_client = self.make_client()
+            self._client = self._kept_client
             yield self._client
+            return
+        client = self.make_client()  # a caller's loop: this call's client, closed after it
+        self._client = client
+        try:
+            yield client
         finally:
-            await self._client.close()
-            self._client = None
+            await client.close()
+            if self._client is client:
+                self._client = self._kept_client
+
+    def close(self) -> None:
+        """Close the kept client and stop the backend's loop."""
+        client, self._kept_client = self._kept_client, None
+        if client is not None and self._runner._loop is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(client.close(), self._runner.loop).result(5)
+        super().close()

@@ -3,6 +3,9 @@
 A stage opens a `StageRun`; it writes `outputs/<study>/config.yaml` (not on a dry run), builds
 backends lazily with the budget still left, and stops cleanly (`BudgetExhausted`) when a backend
 answers `budget_exceeded`: what finished is already on disk, and a re-run resumes from it.
+Spending goes to the study's ledger (`budget_ledger.jsonl`), so `budget_usd` caps the study
+across runs and `run_budget_usd` one run. `StageRun.conclude` ends a stage: it raises
+`BudgetSpent` (exit 3) after a budget stop and `ItemsFailed` (exit 1) when items still failed.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from pathlib import Path
 import yaml
 
 from ..config import ModelSpec, StudyConfig
+from ..errors import BudgetSpent, ItemsFailed
+from ..llm.cost import BudgetLedger, format_usd
 
 
 class BudgetExhausted(Exception):
@@ -51,7 +56,29 @@ class StageRun:
     cfg: StudyConfig
     spent_usd: float = 0.0
     log: object = field(default_factory=lambda: sys.stderr)
+    stage: str = "stage"
     _backends: dict = field(default_factory=dict)
+    _progress: object = None
+
+    @property
+    def progress(self):
+        """This run's `progress.StageProgress` (counts, failures, cost, ETA; see progress.py)."""
+        if self._progress is None:
+            from ..progress import StageProgress
+
+            self._progress = StageProgress(self.stage, self.cfg.out, stream=self.log)
+        return self._progress
+
+    def __post_init__(self):
+        # One run per output folder, also for a notebook opened in JupyterLab (the command line
+        # and `skillmix run` already hold the lock; then this is a no-op). Released by close().
+        from ..folder_lock import output_lock
+
+        self._lock = output_lock(self.cfg.out)
+        self._lock.__enter__()
+        self.ledger = BudgetLedger(self.cfg.out)
+        self.before_usd = self.ledger.total()   # what earlier runs of this study paid
+        self._ledgered = 0.0
 
     @property
     def chunk_size(self) -> int:
@@ -60,9 +87,31 @@ class StageRun:
         return max(16, 4 * self.cfg.concurrency)
 
     def remaining_usd(self) -> float | None:
-        if self.cfg.budget_usd is None:
-            return None
-        return max(0.0, self.cfg.budget_usd - self.spent_usd)
+        """The smaller of what the study's cap (all runs) and the run's cap still allow."""
+        left = []
+        if self.cfg.budget_usd is not None:
+            left.append(self.cfg.budget_usd - self.before_usd - self.spent_usd)
+        if getattr(self.cfg, "run_budget_usd", None) is not None:
+            left.append(self.cfg.run_budget_usd - self.spent_usd)
+        return max(0.0, min(left)) if left else None
+
+    def record_spending(self) -> None:
+        """Write what this run paid since the last call to the study's ledger."""
+        delta = round(self.spent_usd - self._ledgered, 10)
+        if delta > 0:
+            self.ledger.add(delta)
+            self._ledgered = self.spent_usd
+
+    def budget_message(self) -> str:
+        """Where the money stands, e.g. "study budget $0.0010: $0.0024 spent ($0.0008 this run)"."""
+        caps = []
+        if self.cfg.budget_usd is not None:
+            caps.append(f"study budget {format_usd(self.cfg.budget_usd)}")
+        if getattr(self.cfg, "run_budget_usd", None) is not None:
+            caps.append(f"run budget {format_usd(self.cfg.run_budget_usd)}")
+        return (f"{' and '.join(caps) or 'budget'} spent: "
+                f"{format_usd(self.before_usd + self.spent_usd)} paid by this study "
+                f"({format_usd(self.spent_usd)} this run)")
 
     @staticmethod
     def _key(spec: ModelSpec, adapter: str | None):
@@ -74,9 +123,11 @@ class StageRun:
         if key not in self._backends:
             from ..llm import get_backend
 
+            # progress=False: the stage's own StageProgress shows counts, cost and ETA.
             self._backends[key] = get_backend(
                 spec.spec, base_url=spec.base_url, concurrency=self.cfg.concurrency,
-                budget_usd=self.remaining_usd(), adapter=adapter, **spec.options)
+                budget_usd=self.remaining_usd(), adapter=adapter,
+                **{"progress": False, **spec.options})
         return self._backends[key]
 
     def release(self, spec: ModelSpec, adapter: str | None = None) -> None:
@@ -86,19 +137,47 @@ class StageRun:
             b.close()
 
     def close(self) -> None:
-        """Drop the backends (local ones hold a model in memory)."""
-        for b in self._backends.values():
-            close = getattr(b, "close", None)
-            if callable(close):
-                close()
-        self._backends.clear()
+        """Drop the backends (local ones hold a model in memory); record the spending; end the
+        progress view."""
+        try:
+            self.record_spending()
+            if self._progress is not None:
+                self._progress.close()
+            for b in self._backends.values():
+                close = getattr(b, "close", None)
+                if callable(close):
+                    close()
+            self._backends.clear()
+        finally:
+            lock, self._lock = getattr(self, "_lock", None), None
+            if lock is not None:
+                lock.__exit__(None, None, None)
 
     def account(self, results) -> None:
         """Add what `results` cost and stop the stage if the budget is spent."""
         self.spent_usd += sum((r.cost_usd or 0.0) for r in results if not r.cached)
+        self.record_spending()
         if any(r.error == "budget_exceeded" for r in results):
-            raise BudgetExhausted(
-                f"budget of ${self.cfg.budget_usd:.2f} spent (${self.spent_usd:.2f} this run)")
+            raise BudgetExhausted(self.budget_message())
+
+    def conclude(self, records, grader_labels, what: str, records_path, stopped: str | None = None
+                 ) -> None:
+        """End a stage loudly: `BudgetSpent` after a budget stop, `ItemsFailed` when texts or
+        gradings by `grader_labels` still failed after the retries (they are recorded, and a
+        re-run retries only them). Returns quietly when everything was made."""
+        if stopped:
+            raise BudgetSpent(f"{stopped}; what finished is saved in {records_path}; raise "
+                              "budget_usd (or run_budget_usd) and re-run to continue",
+                              field="budget_usd")
+        texts = [r for r in records if r.status == "error"]
+        gradings = [g for r in records if r.status == "ok" for g in r.gradings
+                    if g.status == "error" and g.grader in set(grader_labels)]
+        if texts or gradings:
+            first = (texts[0].error if texts else gradings[0].error) or "?"
+            raise ItemsFailed(f"{what}: {len(texts)} of {len(records)} texts and {len(gradings)} "
+                              f"gradings failed after the retries (first: {first[:200]}); they are "
+                              f"recorded in {records_path}; re-run the same command to retry only "
+                              "them")
 
     def say(self, message: str) -> None:
         print(f"skillmix: {message}", file=self.log, flush=True)

@@ -2,7 +2,7 @@
 
     skillmix generate-data configs/demo.yaml [--dry-run]
 
-PROTOCOL §6: k = 1 over all skills and the training topics, k = 2 and 3 over the training skills
+docs/protocol.md §6: k = 1 over all skills and the training topics, k = 2 and 3 over the training skills
 and topics (`data.pools`, `data.counts` generations per k, one generation per combination).
 Every text is graded by every `data.graders` entry; the derived points apply the deterministic
 length count and the explicit-name rule (`scoring`). **Keep rule**: a text is kept when every
@@ -16,44 +16,18 @@ from pathlib import Path
 
 from ..errors import SkillmixError
 from ..records import RecordStore, TextRecord, record_id
+from .draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, generate_texts, pending_items, written_by_others
-from .grade import grade_records, grader_rounds
-from .scoring import derive
+from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
+from .current import current_data_records
+from .grade import grade_records, grader_rounds, ungraded
+from .scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
 
-SETTING = "data"   # the setting part of datagen record ids; the pools are in the combination
-
-
-def keep_rule(rec: TextRecord, grader_labels: list[str]) -> bool | None:
-    """Full marks by every grader's vote; None while some grader has no valid round yet.
-
-    >>> from skillmix_utils.records import Combination, Derived
-    >>> r = TextRecord(id="x", stage="datagen", model="m", answer="a",
-    ...     combination=Combination(skills=("metaphor",), topic="Knots", k=1),
-    ...     derived=Derived(voted_points={"g": [1.0, 1.0, 1.0, 1.0]}))
-    >>> keep_rule(r, ["g"]), keep_rule(r, ["g", "h"])
-    (True, None)
-    """
-    if rec.status != "ok" or rec.answer is None:
-        return None
-    votes = [rec.derived.voted_points.get(label) for label in grader_labels]
-    if any(v is None for v in votes):
-        return None
-    k = rec.combination.k
-    return all(len(v) == k + 3 and all(p is not None and p >= 1.0 for p in v) for v in votes)
 
 
 def planned_items(cfg, catalog) -> list[Pending]:
-    """The datagen combinations of the config, as pending items with deterministic ids."""
-    from ..sampling import sample_combinations
-
-    items = []
-    for k, n in sorted(cfg.data.counts.items()):
-        pool = cfg.data.pools[k]
-        for c in sample_combinations(catalog, k, n, seed=cfg.data.seed,
-                                     skills=pool.skills, topics=pool.topics):
-            items.append(Pending(record_id("datagen", SETTING, k, c.index, 0), c, 0))
-    return items
+    """The datagen combinations of the config (`draws.data_items`)."""
+    return data_items(cfg, catalog)
 
 
 def _dry_run(cfg, catalog, items, existing) -> dict:
@@ -61,13 +35,10 @@ def _dry_run(cfg, catalog, items, existing) -> dict:
     from ..prompts import sentence_limit
 
     plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)")
-    todo = pending_items(items, existing, (cfg.data.teacher.spec, None, None))
+    todo = pending_items(items, existing, Writer(cfg.data.teacher, catalog))
     plan_generation(plan, cfg.data.teacher, todo, catalog, "teacher")
     for g in cfg.data.graders:
-        combos = [p.combination for p in items
-                  if not (p.id in existing and all(
-                      any(x.grader == g.label and x.round == r and x.status == "ok"
-                          for x in existing[p.id].gradings) for r in grader_rounds(g)))]
+        combos = ungraded(items, existing, todo, g, catalog)
         plan_grading(plan, g, combos, catalog,
                      answer_tokens=30 * sentence_limit(max(cfg.data.counts)),
                      label="data", rounds=len(grader_rounds(g)))
@@ -94,6 +65,8 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     if dry_run:
         return _dry_run(cfg, catalog, items, existing)
 
+    from ..preflight import check_study
+    check_study(cfg, None, ["data"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
     labels = [g.label for g in cfg.data.graders]
@@ -103,17 +76,20 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     def finish(rec: TextRecord) -> None:
         rec.kept = keep_rule(rec, labels)
 
-    writer = (cfg.data.teacher.spec, None, None)
+    writer = Writer(cfg.data.teacher, catalog)
+    from .current import revive
+    if revive(store, {p.id: writer.identity(p) for p in items}):
+        existing = read_existing(path)
     other = written_by_others(items, existing, writer)
-    if other:   # ids do not name the teacher: two teachers' texts are never mixed
-        run.say(f"{other} existing texts were written by another teacher; rewriting them")
+    if other:   # ids name neither the teacher nor its settings: never mix two ways of making
+        run.say(f"{other} existing texts were made otherwise (another teacher, sampling "
+                "setting, prompt or catalog entry); rewriting them")
     try:
         todo = pending_items(items, existing, writer)
         if todo:
             run.say(f"teacher {cfg.data.teacher.spec}: writing {len(todo)} texts")
             generate_texts(run, cfg.data.teacher, todo, catalog, store, stage="datagen")
-        mine = {p.id for p in items}
-        records = [r for r in store.records() if r.id in mine]
+        records = current_data_records(cfg, catalog, store, items)
         grade_records(run, records, cfg.data.graders, catalog, store, finish=finish)
     except BudgetExhausted as exc:
         stopped = str(exc)
@@ -121,16 +97,14 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     finally:
         run.close()
 
-    # Scoring settings may have changed since the gradings were made: re-derive (free).
-    records = [r for r in store.records() if r.id in {p.id for p in items}]
-    changed = []
-    for rec in records:
-        before = (rec.derived, rec.kept)
-        rec.derived = derive(rec, cfg.scoring)
-        finish(rec)
-        if (rec.derived, rec.kept) != before:
-            changed.append(rec)
-    store.append(changed)
+    # Scoring settings or graders may have changed since the gradings were made: score again
+    # (free) and store the result, which the keep rule, mixes and data card then read.
+    from .current import retire
+
+    retire(store, {p.id for p in items})       # no longer planned: moved aside, not deleted
+    records = current_data_records(cfg, catalog, store, items)
+    store.append(rescore(records, cfg.scoring, study_graders(cfg, "datagen"), catalog, finish))
     paths["records"] = store.path
     paths.update(export_data(cfg, records, catalog, planned=len(items), stopped=stopped))
+    run.conclude(records, labels, "data generation", store.path, stopped)   # exit != 0 unless whole
     return paths

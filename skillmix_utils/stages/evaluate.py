@@ -1,4 +1,4 @@
-"""Evaluating students with SKILL-MIX(k) (PROTOCOL §8).
+"""Evaluating students with SKILL-MIX(k) (docs/protocol.md §8).
 
     skillmix evaluate configs/demo.yaml [--student tuned] [--dry-run]
 
@@ -19,60 +19,12 @@ from pathlib import Path
 from ..config import ModelSpec, StudentSpec, StudyConfig
 from ..errors import SkillmixError
 from ..records import RecordStore, record_id
+from .draws import eval_items, training_keys
+from .students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
 from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, generate_texts, pending_items, written_by_others
-from .grade import grade_records, grader_rounds
-
-
-def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, str | None]:
-    """(model spec to load, adapter folder or None) for a student.
-
-    Example: a student `{model: {spec: hf:smollm2-135m-instruct}, adapter: "@train"}` resolves
-    to the same spec and `outputs/<study>/train/<run>/adapter`.
-    """
-    adapter = student.adapter
-    if not adapter:
-        return student.model, None
-    if adapter == "@train" or adapter.startswith("@train:"):
-        from ..train import trained_artifact
-
-        run_name = adapter.split(":", 1)[1] if ":" in adapter else None
-        # `run=` only when named: the training module's contract for a named run.
-        art = trained_artifact(cfg, run=run_name) if run_name else trained_artifact(cfg)
-        if art.get("model"):       # full fine-tuning or a merged adapter: load it alone
-            return student.model.model_copy(update={"spec": f"hf:{art['model']}"}), None
-        if art.get("adapter"):
-            return student.model, str(art["adapter"])
-        raise SkillmixError(f"training output for {adapter!r} has neither adapter nor model",
-                            field=f"evaluation.students[{student.name}].adapter")
-    path = Path(adapter).expanduser()
-    if (path / "adapter_config.json").exists():
-        return student.model, str(path)
-    if (path / "config.json").exists():   # a full checkpoint is the model itself
-        return student.model.model_copy(update={"spec": f"hf:{path}"}), None
-    raise SkillmixError(f"{adapter} is neither a LoRA adapter (adapter_config.json) nor a "
-                        "checkpoint (config.json)", field=f"evaluation.students[{student.name}].adapter")
-
-
-def weights_fingerprint(spec: ModelSpec, adapter: str | None) -> str | None:
-    """What identifies a local student's weights: the adapter's content hash, or a full
-    checkpoint's file names, sizes and times (hashing 26 GB would take minutes). None for API
-    models and aliases, whose weights the spec names."""
-    from ..llm.hf_backend import adapter_fingerprint
-
-    if adapter:
-        return adapter_fingerprint(adapter)
-    kind, _, name = spec.spec.partition(":")
-    folder = Path(name).expanduser()
-    if kind not in ("hf", "vllm") or not folder.is_dir():
-        return None
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()
+from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
+from .current import current_eval_records, revive
+from .grade import grade_records, grader_rounds, ungraded
 
 
 def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None, todo,
@@ -111,21 +63,10 @@ def selected_students(cfg: StudyConfig, names: list[str] | None) -> list[Student
     return [known[n] for n in names]
 
 
-def planned_items(cfg: StudyConfig, catalog, student: StudentSpec) -> list[Pending]:
-    """The student's texts: settings x ks x combinations x generation rounds."""
-    from ..sampling import sample_combinations
-
-    ev = cfg.evaluation
-    items = []
-    for setting in ev.settings:
-        for k in ev.ks:
-            combos = sample_combinations(catalog, k, ev.n_combinations, seed=ev.seed,
-                                         skills=setting, topics=setting)
-            for c in combos:
-                c = c.model_copy(update={"setting": setting})
-                for g in range(ev.generation_rounds):
-                    items.append(Pending(record_id("eval", setting, k, c.index, g, student=student.name), c, g))
-    return items
+def planned_items(cfg: StudyConfig, catalog, student: StudentSpec, exclude=None) -> list[Pending]:
+    """The student's texts: settings x ks x combinations x generation rounds, drawn for
+    evaluation and never a training combination (`draws.eval_items`)."""
+    return eval_items(cfg, catalog, student, exclude)
 
 
 def _dry_run(cfg, catalog, students, existing) -> dict:
@@ -133,22 +74,20 @@ def _dry_run(cfg, catalog, students, existing) -> dict:
     from .plan import Plan, plan_generation, plan_grading
 
     plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)")
+    train = training_keys(cfg, catalog)
     for student in students:
-        items = planned_items(cfg, catalog, student)
+        items = planned_items(cfg, catalog, student, train)
         try:
             spec, adapter = resolve_student(cfg, student)
-            todo = pending_items(items, existing, (spec.spec, adapter,
-                                                   weights_fingerprint(spec, adapter)))
+            todo = pending_items(items, existing, Writer(
+                spec, catalog, adapter=adapter, weights=weights_fingerprint(spec, adapter)))
         except SkillmixError as exc:   # e.g. "@train" before training: plan with the base
             spec, adapter = student.model, None
             todo = pending_items(items, existing)
             plan.notes.append(f"student {student.name}: {exc} (planned with the base model)")
         plan_generation(plan, spec, todo, catalog, f"student {student.name}")
         for g in cfg.evaluation.graders:
-            combos = [p.combination for p in items
-                      if not (p.id in existing and all(
-                          any(x.grader == g.label and x.round == r and x.status == "ok"
-                              for x in existing[p.id].gradings) for r in grader_rounds(g)))]
+            combos = ungraded(items, existing, todo, g, catalog)
             plan_grading(plan, g, combos, catalog,
                          answer_tokens=min(spec.max_tokens, 30 * sentence_limit(max(cfg.evaluation.ks))),
                          label="eval", rounds=len(grader_rounds(g)))
@@ -176,21 +115,27 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     if dry_run:
         return _dry_run(cfg, catalog, chosen, existing)
 
+    from ..preflight import check_study
+    check_study(cfg, None, ["evaluation"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
     run = StageRun(cfg)
     mine: set[str] = set()
+    stopped = None
+    train = training_keys(cfg, catalog)
     try:
         for student in chosen:
-            items = planned_items(cfg, catalog, student)
+            items = planned_items(cfg, catalog, student, train)
             mine.update(p.id for p in items)
             spec, adapter = resolve_student(cfg, student)
             weights = weights_fingerprint(spec, adapter)
-            writer = (spec.spec, adapter, weights)
+            writer = Writer(spec, catalog, adapter=adapter, weights=weights)
+            if revive(store, {p.id: writer.identity(p) for p in items}):
+                existing = read_existing(path)
             stale = written_by_others(items, existing, writer)
             if stale:
-                run.say(f"student {student.name}: {stale} texts came from other weights "
-                        "(retrained or changed); rewriting them")
+                run.say(f"student {student.name}: {stale} texts were made otherwise (other "
+                        "weights, sampling settings, prompt or catalog entries); rewriting them")
             todo = pending_items(items, existing, writer)
             if not todo:
                 continue
@@ -200,12 +145,15 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
             generate_texts(run, spec, todo, catalog, store, stage="eval", student=student.name,
                            adapter=adapter, weights=weights)
             run.release(spec, adapter)   # free a local student before the next one loads
-        records = [r for r in store.records() if r.id in mine]
+        records = [r for r in current_eval_records(cfg, catalog, store.records()) if r.id in mine]
         grade_records(run, records, cfg.evaluation.graders, catalog, store)
     except BudgetExhausted as exc:
+        stopped = str(exc)
         run.say(f"stopped: {exc}; what finished is saved, re-run to resume")
     finally:
         run.close()
     paths["records"] = path
     paths.update(write_metric_tables(cfg))
+    run.conclude([r for r in store.records() if r.id in mine],
+                 [g.label for g in cfg.evaluation.graders], "evaluation", path, stopped)
     return paths

@@ -8,9 +8,11 @@ fills the rest of `size` uniformly from the kept texts of the other k, seeded; w
 were kept it takes what there is and the data card says how many were missing.
 
 The data card (data/data_card.json and .md) gives counts per k, keep rates, skills and topics
-used, extraction rules, cost, and the contamination check: every kept text's skills and topic
-must lie in the pools its k was drawn from (`data.pools`); held-out skills/topics found where
-the pool does not allow them are listed as violations.
+used, extraction rules, cost, the contamination check (every kept text's skills and topic
+must lie in the pools its k was drawn from, `data.pools`; held-out skills/topics found where
+the pool does not allow them are listed as violations) and the evaluation overlap: per
+evaluation setting and k, how many evaluation combinations are also training combinations
+(must be 0) and how many draws the exclusion rejected.
 """
 from __future__ import annotations
 
@@ -24,13 +26,16 @@ from pathlib import Path
 from ..records import TextRecord
 
 
-def mix_name(ks) -> str:
-    """`[1, 2, 3]` -> "k1-2-3".
+def mix_name(ks, subsample: str | None = None) -> str:
+    """The one name of a training mix, whatever the order of `ks` (the data stage writes it,
+    the training stage reads it): `[3, 2, 1]` -> "k1-2-3"; a sub-sample is named by its name.
 
-    >>> mix_name([1]), mix_name([2, 1])
-    ('k1', 'k1-2')
+    >>> mix_name([1]), mix_name([2, 1]), mix_name([3, 2, 1, 1]), mix_name([1, 2, 3], "sub8k")
+    ('k1', 'k1-2', 'k1-2-3', 'sub8k')
     """
-    return "k" + "-".join(str(k) for k in sorted(ks))
+    if subsample:
+        return subsample
+    return "k" + "-".join(str(k) for k in sorted(set(int(k) for k in ks)))
 
 
 def row(rec: TextRecord) -> dict:
@@ -178,8 +183,19 @@ def data_card(cfg, records: list[TextRecord], catalog, mixes: dict, subsamples: 
                      "note": "cost of the requests behind the records (cached replies count "
                              "what they cost when first made)"},
         "contamination_check": contamination(cfg, kept, catalog),
+        "evaluation_overlap": _evaluation_overlap(cfg, catalog),
         "mixes": mixes, "subsamples": subsamples,
     }
+
+
+def _evaluation_overlap(cfg, catalog) -> dict:
+    """Per evaluation setting and k: combinations drawn, how many are training combinations
+    (must be 0) and how many draws the exclusion rejected (`draws.overlap_report`)."""
+    if cfg.evaluation is None:
+        return {}
+    from .draws import overlap_report
+
+    return overlap_report(cfg, catalog)
 
 
 def card_markdown(card: dict) -> str:
@@ -211,6 +227,18 @@ def card_markdown(card: dict) -> str:
     for k, h in c["held_out_used_per_k"].items():
         lines.append(f"- k={k}: held-out skills used {len(h['skills'])}, held-out topics used "
                      f"{len(h['topics'])} ({'allowed by the pool' if h['allowed'] else 'none allowed'})")
+    overlap = card.get("evaluation_overlap") or {}
+    if overlap:
+        total = sum(v["overlap"] for per_k in overlap.values() for v in per_k.values())
+        lines += ["", "## Evaluation overlap", "",
+                  f"{'PASSED' if total == 0 else 'FAILED'}: evaluation combinations that are also "
+                  "training combinations (same skill set and topic): must be 0. Training "
+                  "combinations are excluded from every evaluation draw.", "",
+                  "| setting | k | combinations | overlap | excluded draws |", "|---|---|---|---|---|"]
+        for setting, per_k in overlap.items():
+            for k, v in per_k.items():
+                lines.append(f"| {setting} | {k} | {v['n_combinations']} | {v['overlap']} | "
+                             f"{v['excluded_draws']} |")
     lines += ["", f"Cost: ${card['cost_usd']['total']:.4f} in total.", ""]
     return "\n".join(lines)
 

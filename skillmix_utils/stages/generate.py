@@ -1,6 +1,6 @@
 """The two-turn writing step shared by data generation (teacher) and evaluation (students).
 
-Turn 1 (PROTOCOL §3) goes out for all pending items of a chunk in one batched `chat` call, then
+Turn 1 (docs/protocol.md §3) goes out for all pending items of a chunk in one batched `chat` call, then
 turn 2 with each model's first reply; the text that counts is extracted from the second reply.
 Each record is appended to the store as soon as its text exists, so a killed run loses at most
 one chunk, and the llm cache makes redoing that chunk free.
@@ -26,25 +26,48 @@ class Pending:
     generation_round: int = 0
 
 
+class Writer:
+    """Who writes and how: the backend spec (`spec`), the label stored in records (`model`),
+    the adapter folder and the weights fingerprint. `identity(p)` is the identity of
+    the text this writer would make for pending item `p` (`identity.text_identity`)."""
+
+    def __init__(self, spec: ModelSpec, catalog, *, model: str | None = None,
+                 adapter: str | None = None, weights: str | None = None):
+        self.spec, self.catalog = spec, catalog
+        self.model, self.adapter, self.weights = model or spec.spec, adapter, weights
+
+    def turns(self, p: Pending) -> tuple[str, str]:
+        from .. import prompts
+
+        c = p.combination
+        return (prompts.generation_turn1([self.catalog.skill(s) for s in c.skills], c.topic),
+                prompts.generation_turn2(c.k))
+
+    def identity(self, p: Pending) -> str:
+        from ..identity import text_identity
+
+        return text_identity(self.model, self.weights, self.spec,
+                             round_seed(self.spec, p.generation_round), *self.turns(p))
+
+
 def pending_items(items: Iterable[Pending], existing: dict[str, TextRecord],
-                  writer: tuple | None = None) -> list[Pending]:
+                  writer: Writer | None = None) -> list[Pending]:
     """The items to write: those with no successful record yet (missing or failed ones are
-    redone) and, when `writer` = (model spec, adapter, weights) is given, those another writer
-    made (ids name the stage and student, not the weights): their new versions replace the old
-    ones, gradings included, so two models' texts are never mixed."""
+    redone) and, when `writer` is given, those whose stored text was made otherwise (another
+    model or weights, other sampling settings, another prompt or catalog entry: its identity
+    differs). Their new versions replace the old ones, gradings included."""
     def done(p: Pending) -> bool:
         r = existing.get(p.id)
         return (r is not None and r.status == "ok"
-                and (writer is None or (r.model, r.adapter, r.weights) == tuple(writer)))
+                and (writer is None or r.identity == writer.identity(p)))
     return [p for p in items if not done(p)]
 
 
 def written_by_others(items: Iterable[Pending], existing: dict[str, TextRecord],
-                      writer: tuple) -> int:
-    """How many of `items` have a successful text by a writer other than `writer`."""
+                      writer: Writer) -> int:
+    """How many of `items` have a successful text made otherwise than `writer` would make it."""
     return sum(1 for p in items if p.id in existing and existing[p.id].status == "ok"
-               and (existing[p.id].model, existing[p.id].adapter, existing[p.id].weights)
-               != tuple(writer))
+               and existing[p.id].identity != writer.identity(p))
 
 
 def _usage(*results) -> Usage:
@@ -66,11 +89,17 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
     Raises `BudgetExhausted` after saving the chunk in which the budget ran out.
     """
     from .. import prompts
-    from ..generation import extract_answer_with_rule
+    from ..answers import extract_answer_with_rule
 
+    from ..identity import output_options, text_identity
+
+    writer = Writer(spec, catalog, model=model_label, adapter=adapter, weights=weights)
     backend = run.backend(spec, adapter=adapter)
     chunk_size = chunk_size or run.chunk_size
     made: list[TextRecord] = []
+    # Counted in turns (two per text) so that a chunk shows progress halfway through.
+    phase = run.progress.phase(f"{'student ' + student if student else stage + ' ' + spec.spec}: write",
+                               2 * len(items), unit="turns")
     by_round: dict[int, list[Pending]] = {}
     for p in items:
         by_round.setdefault(p.generation_round, []).append(p)
@@ -80,10 +109,10 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
         todo = by_round[g]
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
-            turn1 = [prompts.generation_turn1([catalog.skill(s) for s in p.combination.skills],
-                                              p.combination.topic) for p in chunk]
-            turn2 = [prompts.generation_turn2(p.combination.k) for p in chunk]
+            turns = [writer.turns(p) for p in chunk]
+            turn1, turn2 = [t[0] for t in turns], [t[1] for t in turns]
             first = backend.chat([[{"role": "user", "content": t}] for t in turn1], **params)
+            run.progress.advance(len(chunk), failed=sum(not r.ok for r in first), index=phase)
             second_idx = [i for i, r in enumerate(first) if r.ok]
             convs2 = [[{"role": "user", "content": turn1[i]},
                        {"role": "assistant", "content": first[i].text or ""},
@@ -96,7 +125,9 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
                     id=p.id, stage=stage, study=run.cfg.name, model=model_label or spec.spec,
                     adapter=adapter, weights=weights, student=student, combination=p.combination,
                     generation_round=g, usage=_usage(r1, r2),
-                    sampling={**params, "prompt_version": prompts.PROMPT_VERSION})
+                    sampling={**params, "options": output_options(spec.options),
+                              "prompt_version": prompts.PROMPT_VERSION},
+                    identity=text_identity(writer.model, weights, spec, seed, turn1[i], turn2[i]))
                 rec.conversation = [{"role": "user", "content": turn1[i]}]
                 if not r1.ok:
                     rec.status, rec.error = "error", f"turn 1: {r1.error}"
@@ -114,5 +145,9 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
             made.extend(recs)
             if on_chunk:
                 on_chunk(recs)
+            run.progress.advance(len(chunk), failed=sum(r.status != "ok" and (r.error or "").startswith("turn 2")
+                                                        for r in recs),
+                                 usd=sum(r.cost_usd or 0.0 for r in list(first) + list(second.values())
+                                         if not r.cached), index=phase)
             run.account(list(first) + list(second.values()))
     return made

@@ -1,4 +1,4 @@
-"""Grading: every grader x round on every text, the raw reply kept (PROTOCOL §4).
+"""Grading: every grader x round on every text, the raw reply kept (docs/protocol.md §4).
 
     skillmix grade configs/demo.yaml --records outputs/demo/eval/records.jsonl --grader claude
 
@@ -8,6 +8,12 @@ rounds in the vote and are asked again on the next run; the llm cache answers a 
 for free, so a re-run after a parser fix re-reads the stored reply at no cost. Grading round r
 sends seed `round_seed(grader, r)`, so rounds are independent calls, not one reply copied.
 Graders are keyed in records and tables by `GraderSpec.label` (its `name`, else its spec).
+
+A grading is owed until the record holds an "ok" grading of that grader and round whose identity
+(grader, method, rendered prompt, sampling; `scoring.expected_identity`) is the one it would be
+made with now: a changed grader setting, prompt or text is graded anew. How each method is asked
+and read comes from `grader_methods` (data/grader_methods.yaml). Each grading keeps the parser's
+diagnostics (`Grading.parse`: shape read, how rows were matched, notes, or why it failed).
 """
 from __future__ import annotations
 
@@ -17,18 +23,28 @@ from typing import Callable
 from ..config import GraderSpec, StudyConfig
 from ..errors import SkillmixError
 from ..records import Grading, RecordStore, TextRecord, Usage
+from ..grader_methods import method as method_of, rounds_of
 from . import local_judge
 from .context import BudgetExhausted, StageRun, round_seed, write_resolved_config
-from .scoring import derive
+from .scoring import expected_identity, grader_prompt, keep_rule, score, study_graders
 
 
 def grader_rounds(grader: GraderSpec) -> list[int]:
-    """The rounds a grader is asked: `rounds` of them, one for the deterministic local judge."""
-    return [0] if grader.method == local_judge.METHOD else list(range(grader.rounds))
+    """The rounds a grader is asked (`grader_methods.rounds_of`)."""
+    return rounds_of(grader)
 
 
-def _done(rec: TextRecord, label: str, round_: int) -> bool:
-    return any(g.grader == label and g.round == round_ and g.status == "ok" for g in rec.gradings)
+def _done(rec: TextRecord, grader: GraderSpec, round_: int, catalog, prompt: str | None = None
+          ) -> bool:
+    if catalog is None:
+        return any(g.grader == grader.label and g.round == round_ and g.status == "ok"
+                   for g in rec.gradings)
+    mine = [g for g in rec.gradings
+            if g.grader == grader.label and g.round == round_ and g.status == "ok"]
+    if not mine:
+        return False
+    want = expected_identity(grader, rec, round_, catalog, prompt)
+    return any(g.identity == want for g in mine)
 
 
 def _put(rec: TextRecord, grading: Grading) -> None:
@@ -36,10 +52,37 @@ def _put(rec: TextRecord, grading: Grading) -> None:
                     if not (g.grader == grading.grader and g.round == grading.round)] + [grading]
 
 
-def pending_gradings(records, grader: GraderSpec) -> list[tuple[TextRecord, int]]:
-    """(record, round) pairs this grader still owes: texts that exist and lack an ok grading."""
-    return [(rec, r) for r in grader_rounds(grader) for rec in records
-            if rec.status == "ok" and rec.answer is not None and not _done(rec, grader.label, r)]
+def pending_gradings(records, grader: GraderSpec, catalog=None) -> list[tuple[TextRecord, int]]:
+    """(record, round) pairs this grader still owes: texts that exist and lack an ok grading
+    made the way this grader would make it now (with `catalog`; without it any ok grading of
+    that round counts)."""
+    out = []
+    for r in grader_rounds(grader):
+        for rec in records:
+            if rec.status != "ok" or rec.answer is None:
+                continue
+            prompt = None
+            if catalog is not None:
+                try:
+                    prompt = grader_prompt(grader, rec, catalog)
+                except Exception:
+                    _skills(catalog, rec)      # raises the clear message
+            if not _done(rec, grader, r, catalog, prompt):
+                out.append((rec, r))
+    return out
+
+
+def ungraded(items, existing: dict, todo, grader: GraderSpec, catalog) -> list:
+    """For a dry run: the combinations of `items` that `grader` would grade (texts still to be
+    written, and written texts missing a current grading of some round)."""
+    pending = {p.id for p in todo}
+    out = []
+    for p in items:
+        rec = existing.get(p.id)
+        if p.id in pending or rec is None or any(
+                not _done(rec, grader, r, catalog) for r in grader_rounds(grader)):
+            out.append(p.combination)
+    return out
 
 
 def _skills(catalog, rec: TextRecord):
@@ -50,9 +93,14 @@ def _skills(catalog, rec: TextRecord):
                             field="catalog.skills") from None
 
 
+def _diagnostics(parsed) -> dict:
+    return {"shape": parsed.shape, "matched_by": parsed.matched_by,
+            "rows_matched": parsed.rows_matched, "notes": list(parsed.notes)}
+
+
 def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
     from ..grading import parse_grade, rubric_items
-    from ..prompts import grading_prompt
+    from ..identity import grading_identity
 
     out: list[Grading | None] = [None] * len(pairs)
     by_round: dict[int, list[int]] = {}
@@ -60,8 +108,7 @@ def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -
         by_round.setdefault(r, []).append(i)
     results_all = []
     for r, idx in sorted(by_round.items()):
-        prompts_ = [grading_prompt(_skills(catalog, pairs[i][0]), pairs[i][0].combination.topic,
-                                   pairs[i][0].answer, variant=grader.method) for i in idx]
+        prompts_ = [grader_prompt(grader, pairs[i][0], catalog) for i in idx]
         results = backend.chat([[{"role": "user", "content": p}] for p in prompts_],
                                temperature=grader.temperature, max_tokens=grader.max_tokens,
                                n=1, seed=round_seed(grader, r))
@@ -69,7 +116,7 @@ def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -
         for i, p, res in zip(idx, prompts_, results):
             rec = pairs[i][0]
             g = Grading(grader=grader.label, method=grader.method, round=r, prompt=p,
-                        raw_reply=res.text,
+                        raw_reply=res.text, identity=grading_identity(grader, round_seed(grader, r), p),
                         usage=Usage(input_tokens=res.input_tokens or 0,
                                     output_tokens=res.output_tokens or 0,
                                     cost_usd=res.cost_usd or 0.0, cached=bool(res.cached)))
@@ -80,7 +127,8 @@ def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -
                                      rubric_items(list(rec.combination.skills), rec.combination.topic))
                 g.points = None if parsed.points is None else list(parsed.points)
                 g.stated_total = parsed.stated_total
-                g.status = parsed.status if parsed.status in ("ok", "parse_failed") else "parse_failed"
+                g.status = "ok" if parsed.ok else "parse_failed"
+                g.parse = _diagnostics(parsed)
             out[i] = g
     # Spending is counted here; a spent budget is raised by the caller once the chunk is saved.
     run.spent_usd += sum((r.cost_usd or 0.0) for r in results_all if not r.cached)
@@ -92,26 +140,36 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
                   finish: Callable[[TextRecord], None] | None = None) -> int:
     """Grade what is still owed by `graders` on `records` (updated in place and re-appended).
 
-    After each chunk the derived points are recomputed (`scoring.derive`), `finish(record)` runs
+    After each chunk the stored points are derived again (`scoring.score`), `finish(record)` runs
     (data generation sets `kept` there) and the records are appended. Returns the number of
     gradings made. Raises `BudgetExhausted` after saving the chunk that spent the budget.
     """
     made = 0
     chunk_size = chunk_size or run.chunk_size
     for grader in graders:
-        pairs = pending_gradings(records, grader)
+        if len(rounds_of(grader)) > 1 and grader.temperature == 0:
+            run.say(f"warning: grader {grader.label} samples {grader.rounds} rounds at "
+                    "temperature 0: they are copies of one grading, not independent votes "
+                    "(the provider default is 1.0)")
+        pairs = pending_gradings(records, grader, catalog)
         if not pairs:
             continue
         backend = run.backend(grader)
-        if grader.method == local_judge.METHOD:
+        entry = method_of(grader.method)
+        if entry.needs == "yes_no_probabilities":
             local_judge.check_backend(backend, grader.spec)
         run.say(f"grading {len(pairs)} text-rounds with {grader.label} ({grader.method})")
+        phase = run.progress.phase(f"grader {grader.label}: grade", len(pairs), unit="gradings")
         for start in range(0, len(pairs), chunk_size):
             chunk = pairs[start:start + chunk_size]
             exhausted = None
-            if grader.method == local_judge.METHOD:
+            if entry.parser == "yes_no_probabilities":
                 gradings = local_judge.judge(backend, grader.label, [
                     (_skills(catalog, rec), rec.combination.topic, rec.answer) for rec, _ in chunk])
+                from ..identity import grading_identity
+                for (rec, r), g in zip(chunk, gradings):
+                    g.identity = grading_identity(grader, round_seed(grader, r),
+                                                  grader_prompt(grader, rec, catalog))
             else:
                 gradings = _chat_gradings(run, grader, backend, catalog, chunk)
             touched = {}
@@ -120,14 +178,20 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
                     exhausted = g.error
                 _put(rec, g)
                 touched[rec.id] = rec
+            counted = list(graders) + [g for g in study_graders(run.cfg, chunk[0][0].stage)
+                                       if g.label not in {x.label for x in graders}]
             for rec in touched.values():
-                rec.derived = derive(rec, run.cfg.scoring)
+                rec.derived = score(rec, run.cfg.scoring, counted, catalog)
                 if finish:
                     finish(rec)
             store.append(list(touched.values()))
+            run.progress.advance(len(chunk), failed=sum(g.status != "ok" for g in gradings),
+                                 usd=sum(g.usage.cost_usd or 0.0 for g in gradings if not g.usage.cached),
+                                 index=phase)
+            run.record_spending()   # the study's budget ledger
             made += len(chunk)
             if exhausted:
-                raise BudgetExhausted("budget spent while grading")
+                raise BudgetExhausted(run.budget_message())
     return made
 
 
@@ -136,7 +200,7 @@ def _graders_for(cfg: StudyConfig, stage: str, names: list[str] | None) -> list[
            else cfg.data.graders if stage == "datagen" and cfg.data else [])
     if not names:
         return list(own)
-    every = own + [g for sec in (cfg.data, cfg.evaluation) if sec for g in sec.graders]
+    every = study_graders(cfg, stage)
     out = []
     for name in names:
         match = next((g for g in every if name in (g.label, g.spec)), None)
@@ -173,13 +237,24 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     finish = None
     if stage == "datagen" and cfg.data:
-        from .datagen import keep_rule
         labels = [g.label for g in cfg.data.graders]
         finish = lambda rec: setattr(rec, "kept", keep_rule(rec, labels))  # noqa: E731
+    # The study's own records: only the current ones are worth grading (a superseded text is
+    # never counted, so grading it would be money spent for nothing).
+    if stage == "eval" and cfg.evaluation and \
+            path.resolve() == (cfg.out / "eval" / "records.jsonl").resolve():
+        from .current import current_eval_records
+        records = current_eval_records(cfg, catalog, records)
+    elif stage == "datagen" and cfg.data and \
+            path.resolve() == (cfg.out / "data" / "records.jsonl").resolve():
+        from .current import current_data_records
+        records = current_data_records(cfg, catalog, store)
     run = StageRun(cfg)
+    stopped = None
     try:
         grade_records(run, records, graders, catalog, store, finish=finish)
     except BudgetExhausted as exc:
+        stopped = str(exc)
         run.say(f"stopped: {exc}; re-run to finish")
     finally:
         run.close()
@@ -189,8 +264,12 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         paths.update(write_metric_tables(cfg))
     if stage == "datagen" and cfg.data and \
             path.resolve() == (cfg.out / "data" / "records.jsonl").resolve():
-        from .datagen import planned_items
+        from .current import current_data_records
+        from .draws import data_items
         from .export import export_data
-        paths.update(export_data(cfg, store.records(), catalog,
-                                 planned=len(planned_items(cfg, catalog))))
+        items = data_items(cfg, catalog)
+        paths.update(export_data(cfg, current_data_records(cfg, catalog, store, items), catalog,
+                                 planned=len(items)))
+    run.conclude([r for r in records if r.status == "ok"], [g.label for g in graders],
+                 "grading", path, stopped)
     return paths

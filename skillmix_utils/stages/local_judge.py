@@ -1,8 +1,8 @@
 """A local grader that a small model can be: one yes/no question per rubric criterion.
 
-A 135M-parameter model cannot be trusted to write the rubric table of PROTOCOL §4, so `hf:`
+A 135M-parameter model cannot be trusted to write the rubric table of docs/protocol.md §4, so `hf:`
 graders with `method: yes_no_logprob` are asked each of the k + 3 criteria separately
-(prompt: data/prompts/v1/judge_yes_no.txt) and the point is read from the next-token
+(prompt: data/prompts/<version>/judge_yes_no.txt) and the point is read from the next-token
 probabilities: 1 when P("Yes") / (P("Yes") + P("No")) >= 0.5, else 0. The probabilities are
 kept as the grading's raw reply, and the method is recorded as "yes_no_logprob" in every
 record and table, so these gradings are never mistaken for the published grader's.
@@ -22,23 +22,10 @@ THRESHOLD = 0.5
 
 
 def judge_prompts(skills, topic: str, answer: str) -> list[str]:
-    """The k + 3 yes/no questions for one text, in rubric order.
+    """The k + 3 yes/no questions for one text, in rubric order (`prompts.judge_prompts`)."""
+    from ..prompts import judge_prompts as render
 
-    >>> from types import SimpleNamespace as S
-    >>> m = S(name="metaphor", definition="A comparison.", example="Time is a thief.")
-    >>> qs = judge_prompts([m], "Knots", "A knot is a promise.")
-    >>> len(qs), qs[0].splitlines()[-1]
-    (4, 'Does the text meet this criterion: "Correctly illustrates metaphor"? Answer with Yes or No.')
-    """
-    from ..grading import rubric_items
-    from ..prompts import load_template, number_words, sentence_limit, skills_defs
-
-    template = load_template("judge_yes_no")
-    fields = dict(num_sentences_str=number_words(sentence_limit(len(skills))), topic=topic,
-                  skills_str=", ".join(s.name for s in skills), skills_defs=skills_defs(skills),
-                  student_answer=answer)
-    return [template.format(criterion=c, **fields)
-            for c in rubric_items([s.name for s in skills], topic)]
+    return render(skills, topic, answer)
 
 
 def check_backend(backend, spec: str) -> None:

@@ -54,6 +54,8 @@ class Plan:
 
     def render(self) -> str:
         """The plan as a plain-text table with a total line."""
+        from ..llm.cost import format_usd
+
         lines = [self.title, f"{'model':40s} {'purpose':28s} {'calls':>8s} {'in tok':>10s} "
                              f"{'out tok (max)':>13s} {'est. USD':>10s}"]
         total, unknown = 0.0, False
@@ -61,10 +63,10 @@ class Plan:
             c = row.cost()
             unknown |= c is None
             total += c or 0.0
-            usd = "unpriced" if c is None else f"{c:.2f}"
+            usd = "unpriced" if c is None else format_usd(c).lstrip("$")
             lines.append(f"{row.model:40s} {row.purpose:28s} {row.calls:8d} {row.input_tokens:10d} "
                          f"{row.output_tokens:13d} {usd:>10s}")
-        lines.append(f"estimated total: ${total:.2f}" + (" + unpriced models" if unknown else "")
+        lines.append(f"estimated total: {format_usd(total)}" + (" + unpriced models" if unknown else "")
                      + " (output tokens at max_tokens: an upper bound; cache not consulted)")
         lines.extend(self.notes)
         return "\n".join(lines)
@@ -87,19 +89,16 @@ def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
 def plan_grading(plan: Plan, grader, combos, catalog, answer_tokens: int, label: str,
                  rounds: int) -> None:
     """Add `rounds` gradings of one text per combination in `combos` to `plan`."""
-    from ..prompts import grading_prompt
-    from .local_judge import METHOD
+    from ..grader_methods import method, render
 
+    judge = method(grader.method).parser == "yes_no_probabilities"
     n_in = 0
     for c in combos:
         skills = [catalog.skill(s) for s in c.skills]
-        if grader.method == METHOD:
-            n_in += (c.k + 3) * (approx_tokens(" ".join(s.definition for s in skills)) + 60)
-        else:
-            n_in += approx_tokens(grading_prompt(skills, c.topic, "", variant=grader.method))
-        n_in += answer_tokens
+        n_in += approx_tokens(render(grader.method, skills, c.topic, ""))
+        n_in += answer_tokens * ((c.k + 3) if judge else 1)
     calls = len(combos) * rounds
-    if grader.method == METHOD:
+    if judge:
         plan.add(grader.spec, f"{label}: yes/no judge", calls * 1, n_in, 0)
     else:
         plan.add(grader.spec, f"{label}: grade ({grader.label})", calls, n_in * rounds,

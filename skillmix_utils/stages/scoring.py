@@ -1,18 +1,75 @@
-"""The derived points: deterministic corrections to every grading, then the vote (PROTOCOL §4).
+"""A text's points, derived in one place and stored (docs/protocol.md §4-5).
 
-For each text: the sentence count (`scoring.sentence_counter`, default the reference rule)
-gives the length point, which **replaces every grader's length verdict**; with
-`scoring.explicit_name_rule` (the paper's harder variant, on by default) a skill whose name
-appears in the text as whole words, case-insensitively (`grading.mentions_skill_name`), earns
-no point whatever the grader said. Then, per grader, the majority vote over its valid rounds
-(status "ok") decides each criterion (`metrics.majority_vote`: awarded when the mean of the
-valid rounds is above 0.5). Failed rounds are left out of the vote, never scored 0;
-a grader with no valid round has no voted points for that text.
+`score(rec, scoring, graders, catalog)` is the only function that turns gradings into points.
+Its result is stored on the record (`rec.derived`), and every reader (metric tables, paper
+tables, figures, the report, the notebooks, the keep rule of data generation) reads that stored
+result; when the scoring settings or the graders change, `rescore` derives again and the stage
+rewrites the records whose result changed. So one text never has two scores.
+
+What `score` does, per text:
+1. **Which gradings count**: with `graders` given, only gradings by one of them, for one of its
+   rounds (`grader_methods.rounds_of`), whose identity equals the identity this grader would
+   give now (`expected_identity`: grader, method, rendered prompt, sampling). A grading made
+   with another prompt, temperature, seed or text is superseded: it is kept in the record for
+   the record's sake, never counted, and asked again by the grade stage.
+2. **Unreadable gradings** (status "parse_failed"): with `scoring.unreadable = "exclude"` (the
+   default) they are left out of the vote, counted, and re-gradable; with "zero" (what the
+   reference code did) they count as a round that gave no point at all.
+3. **Corrections**: the sentence count (`scoring.sentence_counter`, default the reference rule)
+   gives the length point, which **replaces every grader's length verdict**; with
+   `scoring.explicit_name_rule` (the paper's harder variant, on by default) a skill whose name
+   appears in the text as whole words, case-insensitively (`grading.mentions_skill_name`), earns
+   no point whatever the grader said.
+4. **Vote**: per grader, the majority vote over its counted rounds (`metrics.majority_vote`: a
+   point is awarded when the mean of the rounds is above 0.5). A grader with no counted round
+   has no voted points for that text, never 0.
 """
 from __future__ import annotations
 
 from ..config import ScoringSpec
 from ..records import Derived, Grading, TextRecord
+
+
+def expected_identity(grader, rec: TextRecord, round_: int, catalog, _prompt: str | None = None
+                      ) -> str:
+    """The identity a grading of `rec` by `grader` in round `round_` would have now."""
+    from ..identity import grading_identity
+
+    prompt = _prompt if _prompt is not None else grader_prompt(grader, rec, catalog)
+    return grading_identity(grader, (grader.seed or 0) + int(round_), prompt)
+
+
+def grader_prompt(grader, rec: TextRecord, catalog) -> str:
+    """What `grader` is sent for `rec` (the prompt part of a grading's identity)."""
+    from ..grader_methods import render
+
+    skills = [catalog.skill(s) for s in rec.combination.skills]
+    return render(grader.method, skills, rec.combination.topic, rec.answer or "")
+
+
+def current_gradings(rec: TextRecord, graders=None, catalog=None) -> list[tuple[object, Grading]]:
+    """(grader spec or None, grading) for the gradings that count now (see the module doc)."""
+    if graders is None:
+        return [(None, g) for g in rec.gradings]
+    from ..grader_methods import rounds_of
+
+    by_label = {g.label: g for g in graders}
+    prompts: dict[str, str] = {}
+    out = []
+    for g in rec.gradings:
+        spec = by_label.get(g.grader)
+        if spec is None or g.round not in rounds_of(spec):
+            continue
+        if catalog is not None:
+            if spec.label not in prompts:
+                try:
+                    prompts[spec.label] = grader_prompt(spec, rec, catalog)
+                except Exception:      # a skill no longer in the catalog: nothing is current
+                    return []
+            if g.identity != expected_identity(spec, rec, g.round, catalog, prompts[spec.label]):
+                continue
+        out.append((spec, g))
+    return out
 
 
 def corrections(rec: TextRecord, scoring: ScoringSpec) -> tuple[int | None, float | None, list[str]]:
@@ -30,12 +87,18 @@ def corrections(rec: TextRecord, scoring: ScoringSpec) -> tuple[int | None, floa
 
 def adjusted_points(grading: Grading, k: int, length_point: float | None,
                     named: list[str], skills, scoring: ScoringSpec) -> list[float | None] | None:
-    """A grading's k + 3 points after the length and explicit-name corrections.
+    """A grading's k + 3 points after the length and explicit-name corrections (None when the
+    grading does not count: a failed call, or an unreadable reply under `unreadable: exclude`).
 
     >>> g = Grading(grader="x", points=[1, 1, 1, 1, 0])
     >>> adjusted_points(g, 2, 1.0, ["irony"], ("metaphor", "irony"), ScoringSpec())
     [1.0, 0.0, 1.0, 1.0, 1.0]
+    >>> bad = Grading(grader="x", status="parse_failed")
+    >>> adjusted_points(bad, 1, 1.0, [], ("metaphor",), ScoringSpec(unreadable="zero"))
+    [0.0, 0.0, 0.0, 0.0]
     """
+    if grading.status == "parse_failed" and scoring.unreadable == "zero":
+        return [0.0] * (k + 3)       # the reference scored an unreadable reply 0, length too
     if grading.status != "ok" or grading.points is None or len(grading.points) != k + 3:
         return None
     pts = [None if p is None else float(p) for p in grading.points]
@@ -48,27 +111,24 @@ def adjusted_points(grading: Grading, k: int, length_point: float | None,
     return pts
 
 
-def rounds_by_grader(rec: TextRecord, scoring: ScoringSpec, derived: Derived | None = None
-                     ) -> dict[str, dict[int, list[float | None]]]:
-    """grader label -> {round: adjusted points} over the record's valid gradings."""
-    d = derived if derived is not None else rec.derived
-    k = rec.combination.k
-    out: dict[str, dict[int, list[float | None]]] = {}
-    for g in rec.gradings:
-        out.setdefault(g.grader, {})
-        pts = adjusted_points(g, k, d.length_point, d.explicit_names, rec.combination.skills, scoring)
-        if pts is not None:
-            out[g.grader][g.round] = pts
-    return out
-
-
-def derive(rec: TextRecord, scoring: ScoringSpec) -> Derived:
-    """The record's `Derived`: sentence count, length point, named skills, votes per grader."""
+def score(rec: TextRecord, scoring: ScoringSpec, graders=None, catalog=None) -> Derived:
+    """The record's `Derived`: sentence count, length point, named skills, and per grader the
+    counted rounds' corrected points and their vote. `graders` (GraderSpecs) and `catalog`
+    restrict the count to current gradings; without them every grading counts."""
     from ..metrics import majority_vote
 
     n, length_point, named = corrections(rec, scoring)
-    d = Derived(sentence_count=n, length_point=length_point, explicit_names=named)
-    for label, rounds in rounds_by_grader(rec, scoring, d).items():
+    d = Derived(sentence_count=n, length_point=length_point, explicit_names=named,
+                scoring=scoring.model_dump(mode="json"))
+    if rec.status != "ok" or rec.answer is None:
+        return d
+    k = rec.combination.k
+    for spec, g in current_gradings(rec, graders, catalog):
+        rounds = d.round_points.setdefault(g.grader, {})
+        pts = adjusted_points(g, k, length_point, named, rec.combination.skills, scoring)
+        if pts is not None:
+            rounds[g.round] = pts
+    for label, rounds in d.round_points.items():
         d.valid_rounds[label] = len(rounds)
         if rounds:
             nan = float("nan")
@@ -76,3 +136,57 @@ def derive(rec: TextRecord, scoring: ScoringSpec) -> Derived:
                                       for r in sorted(rounds)])
             d.voted_points[label] = [None if v != v else float(v) for v in voted.tolist()]
     return d
+
+
+def derive(rec: TextRecord, scoring: ScoringSpec, graders=None, catalog=None) -> Derived:
+    """Old name of `score`."""
+    return score(rec, scoring, graders, catalog)
+
+
+def rescore(records, scoring: ScoringSpec, graders=None, catalog=None, finish=None) -> list:
+    """Score `records` again (in place); returns those whose stored result changed, to be
+    appended to their store. `finish(rec)` runs after scoring (data generation sets `kept`)."""
+    changed = []
+    for rec in records:
+        before = (rec.derived, rec.kept)
+        rec.derived = score(rec, scoring, graders, catalog)
+        if finish:
+            finish(rec)
+        if (rec.derived, rec.kept) != before:
+            changed.append(rec)
+    return changed
+
+
+def keep_rule(rec: TextRecord, grader_labels: list[str]) -> bool | None:
+    """Data generation keeps a text with full marks by every grader's vote; None while some
+    grader has no counted round yet.
+
+    >>> from skillmix_utils.records import Combination, Derived
+    >>> r = TextRecord(id="x", stage="datagen", model="m", answer="a",
+    ...     combination=Combination(skills=("metaphor",), topic="Knots", k=1),
+    ...     derived=Derived(voted_points={"g": [1.0, 1.0, 1.0, 1.0]}))
+    >>> keep_rule(r, ["g"]), keep_rule(r, ["g", "h"])
+    (True, None)
+    """
+    if rec.status != "ok" or rec.answer is None:
+        return None
+    votes = [rec.derived.voted_points.get(label) for label in grader_labels]
+    if any(v is None for v in votes):
+        return None
+    k = rec.combination.k
+    return all(len(v) == k + 3 and all(p is not None and p >= 1.0 for p in v) for v in votes)
+
+
+def study_graders(cfg, stage: str) -> list:
+    """The graders whose gradings count for a stage's records: the stage's own, then any other
+    grader of the config with another label (e.g. a data grader asked on evaluation texts with
+    `skillmix grade --grader`)."""
+    own = list((cfg.evaluation.graders if stage == "eval" and cfg.evaluation
+                else cfg.data.graders if stage == "datagen" and cfg.data else []))
+    labels = {g.label for g in own}
+    for sec in (cfg.data, cfg.evaluation):
+        for g in (sec.graders if sec else []):
+            if g.label not in labels:
+                own.append(g)
+                labels.add(g.label)
+    return own

@@ -1,12 +1,15 @@
-"""The metric tables of an evaluation, recomputed from eval/records.jsonl alone.
+"""The metric tables of an evaluation, from the points stored in eval/records.jsonl.
 
     skillmix metrics configs/demo.yaml
 
 eval/tables/:
-- metrics.csv: one row per student x setting x k x grader: the three metrics of PROTOCOL §5
-  (`metrics.skillmix_metrics`: vote over rounds, max over generations, mean over combinations,
-  with SEM and bootstrap interval) and the counts. `n_parse_failures` counts gradings whose
-  reply could not be read (status parse_failed); failed calls are in parse_failures.csv.
+- metrics.csv: one row per student x setting x k x grader: the three metrics of
+  docs/protocol.md §5 (`metrics.skillmix_metrics`: vote over rounds, max over generations, mean
+  over combinations, with SEM and bootstrap interval) and the counts. `n_parse_failures` counts
+  gradings whose reply could not be read (status parse_failed); failed calls are in
+  parse_failures.csv. `n_train_overlap` counts the row's combinations that are also training
+  combinations (same skill set and topic; it must be 0) and `n_excluded_draws` how many draws
+  the exclusion of training combinations rejected (docs/protocol.md §2).
 - per_category.csv: per student x setting x k x grader x skill category, the fraction of voted
   skill points earned (all generations, not the max).
 - agreement.csv: per pair of graders x criterion, Cohen's kappa of their voted points on the
@@ -14,8 +17,12 @@ eval/tables/:
   as the paper's Table 6; per student x setting x k and pooled ("all").
 - parse_failures.csv: per student x setting x k x grader, gradings ok / parse_failed / error /
   missing.
-The corrections of `scoring` (length count, explicit-name rule) are re-applied from the current
-config, so changing `scoring` and re-running `skillmix metrics` needs no new model call.
+Only current records count (`current.current_eval_records`: planned by the config and made
+the way it makes them now) and only current gradings (`scoring.current_gradings`). Before the
+tables are computed every current record is scored again (`scoring.rescore`) and the records
+whose stored points changed are rewritten, so changing `scoring` and re-running
+`skillmix metrics` needs no model call, and the tables, the report and the notebooks (which all
+read the stored `derived` points) agree.
 """
 from __future__ import annotations
 
@@ -27,23 +34,21 @@ import numpy as np
 
 from ..config import StudyConfig
 from ..records import RecordStore, TextRecord
-from .scoring import adjusted_points, corrections
+from .scoring import current_gradings, rescore, study_graders
 
 METRIC_COLUMNS = [f"{m}{s}" for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction")
                   for s in ("", "_sem", "_ci_low", "_ci_high")]
-COLUMNS = (["study", "student", "base_model", "adapter", "setting", "k", "grader", "grader_method",
+COLUMNS = (["study", "student", "base_model", "adapter", "train_data", "setting", "k", "grader",
+            "grader_method",
             "n_combinations"] + METRIC_COLUMNS
-           + ["n_excluded_generations", "n_excluded_combinations", "n_parse_failures"])
+           + ["n_excluded_generations", "n_excluded_combinations", "n_parse_failures",
+              "n_train_overlap", "n_excluded_draws"])
 
 
 def grader_labels(cfg: StudyConfig, records: list[TextRecord]) -> list[str]:
-    """The graders in config order, then any other grader found in the records."""
-    labels = [g.label for g in (cfg.evaluation.graders if cfg.evaluation else [])]
-    for r in records:
-        for g in r.gradings:
-            if g.grader not in labels:
-                labels.append(g.grader)
-    return labels
+    """The config's graders (evaluation first) that have counted points on some record."""
+    present = {label for r in records for label in r.derived.round_points}
+    return [g.label for g in study_graders(cfg, "eval") if g.label in present]
 
 
 def _groups(cfg, records):
@@ -56,27 +61,20 @@ def _groups(cfg, records):
         order.get(kv[0][0], len(order)), kv[0][0], settings.get(kv[0][1], 9), kv[0][1], kv[0][2])))
 
 
-def round_points(rec: TextRecord, label: str, cfg: StudyConfig) -> dict[int, list[float]]:
-    """{round: the k + 3 corrected points (NaN = unreadable)} of one grader on one record."""
+def round_points(rec: TextRecord, label: str, cfg: StudyConfig | None = None) -> dict[int, list[float]]:
+    """{round: the k + 3 corrected points (NaN = unreadable)} of one grader on one record, as
+    stored by `scoring.score` (`rec.derived.round_points`)."""
     if rec.status != "ok" or rec.answer is None:
         return {}
-    _, length_point, named = corrections(rec, cfg.scoring)
-    out = {}
-    for g in rec.gradings:
-        if g.grader != label:
-            continue
-        pts = adjusted_points(g, rec.combination.k, length_point, named, rec.combination.skills,
-                              cfg.scoring)
-        if pts is not None:
-            out[g.round] = [math.nan if p is None else p for p in pts]
-    return out
+    return {int(rnd): [math.nan if p is None else p for p in pts]
+            for rnd, pts in rec.derived.round_points.get(label, {}).items()}
 
 
-def points_array(recs: list[TextRecord], label: str, cfg: StudyConfig, k: int) -> np.ndarray:
+def points_array(recs: list[TextRecord], label: str, cfg: StudyConfig | None, k: int) -> np.ndarray:
     """(combinations, generations, rounds, k + 3) with NaN for what is missing or failed."""
     combos = sorted({r.combination.index for r in recs})
     gens = max(r.generation_round for r in recs) + 1
-    per = {r.id: round_points(r, label, cfg) for r in recs}
+    per = {r.id: round_points(r, label) for r in recs}
     rounds = max([max(p) + 1 for p in per.values() if p] + [1])
     a = np.full((len(combos), gens, rounds, k + 3), np.nan)
     ci = {c: i for i, c in enumerate(combos)}
@@ -86,16 +84,26 @@ def points_array(recs: list[TextRecord], label: str, cfg: StudyConfig, k: int) -
     return a
 
 
-def voted_by_text(recs, label, cfg) -> dict[str, np.ndarray]:
-    """record id -> voted points of one grader (NaN where no valid round)."""
-    from ..metrics import majority_vote
-
+def voted_by_text(recs, label, cfg=None) -> dict[str, np.ndarray]:
+    """record id -> stored voted points of one grader (NaN where no counted round)."""
     out = {}
     for r in recs:
-        rp = round_points(r, label, cfg)
-        out[r.id] = (majority_vote([rp[x] for x in sorted(rp)])[0] if rp
+        v = r.derived.voted_points.get(label) if r.status == "ok" else None
+        out[r.id] = (np.array([math.nan if p is None else p for p in v], dtype=float) if v
                      else np.full(r.combination.k + 3, np.nan))
     return out
+
+
+def _train_data(cfg: StudyConfig, student: str) -> str:
+    """The training data of a student tuned by this study ("D(1,2,3)" or a sub-sample name), ""
+    for a base model or an adapter from elsewhere (its data is not known here)."""
+    spec = next((s for s in (cfg.evaluation.students if cfg.evaluation else [])
+                 if s.name == student), None)
+    if spec is None or not (spec.adapter or "").startswith("@train") or cfg.train is None:
+        return ""
+    if cfg.train.subsample:
+        return cfg.train.subsample
+    return "D(" + ",".join(str(k) for k in sorted(set(cfg.train.data_mix))) + ")"
 
 
 def _method(recs, label) -> str:
@@ -129,16 +137,33 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     """
     from ..metrics import grader_agreement, skillmix_metrics
 
+    from .current import current_eval_records
+    from .draws import overlap_keys
+
     folder = cfg.out / "eval" / "tables"
     src = cfg.out / "eval" / "records.jsonl"
-    records = RecordStore(src).records() if src.exists() else []
+    catalog = cfg.catalog.load()
+    notes: list[str] = []
+    records = []
+    if src.exists() and cfg.evaluation is not None:
+        from .current import eval_planned_ids, retire
+
+        store = RecordStore(src)
+        # Records the config no longer plans leave the store (to records.superseded.jsonl).
+        retire(store, eval_planned_ids(cfg, catalog))
+        # Only texts made the way the config makes them now; their stored points are derived
+        # again with the current scoring and graders, and rewritten where they changed.
+        records = current_eval_records(cfg, catalog, store.records(), notes)
+        graders = study_graders(cfg, "eval")
+        store.append(rescore(records, cfg.scoring, graders, catalog))
+        for note in notes:
+            import sys
+            print(f"skillmix: {note} (its texts are left out of the tables)", file=sys.stderr)
+    else:
+        graders = []
+    train = overlap_keys(cfg, catalog)
     labels = grader_labels(cfg, records)
     methods = {lb: _method(records, lb) for lb in labels}
-    catalog = None
-    try:
-        catalog = cfg.catalog.load()
-    except Exception:   # categories then come from the records only
-        pass
 
     metric_rows, cat_rows, fail_rows, agree_rows = [], [], [], []
     pooled: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -146,19 +171,25 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
         head = {"study": cfg.name, "student": student, "setting": setting, "k": k}
         votes = {}
         for label in labels:
-            if not any(g.grader == label for r in recs for g in r.gradings):
+            if not any(label in r.derived.round_points for r in recs):
                 continue
             method = _method(recs, label)
             m = skillmix_metrics(points_array(recs, label, cfg, k), k, seed=cfg.evaluation.seed
                                  if cfg.evaluation else 0)
-            statuses = [g.status for r in recs for g in r.gradings if g.grader == label]
+            statuses = [g.status for r in recs for _, g in current_gradings(r, graders, catalog)
+                        if g.grader == label]
+            combos = {r.combination.index: r.combination for r in recs}.values()
             metric_rows.append({**head, "base_model": recs[0].model, "adapter": recs[0].adapter or "",
+                                "train_data": _train_data(cfg, student),
                                 "grader": label, "grader_method": method,
                                 **{c: m[c] for c in ["n_combinations"] + METRIC_COLUMNS
                                    + ["n_excluded_generations", "n_excluded_combinations"]},
-                                "n_parse_failures": statuses.count("parse_failed")})
-            expected = {g.rounds if g.method != "yes_no_logprob" else 1
-                        for g in (cfg.evaluation.graders if cfg.evaluation else []) if g.label == label}
+                                "n_parse_failures": statuses.count("parse_failed"),
+                                "n_train_overlap": sum((frozenset(c.skills), c.topic) in train
+                                                       for c in combos),
+                                "n_excluded_draws": sum(c.excluded_draws for c in combos)})
+            from ..grader_methods import rounds_of
+            expected = {len(rounds_of(g)) for g in graders if g.label == label}
             n_expected = (max(expected) if expected else 1) * sum(r.status == "ok" for r in recs)
             fail_rows.append({**head, "grader": label, "grader_method": method,
                               "n_texts": len(recs), "n_gradings": len(statuses),

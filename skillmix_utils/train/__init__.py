@@ -1,4 +1,4 @@
-"""Fine-tuning the student on D_SKILL-MIX (PROTOCOL §7): LoRA, QLoRA or full, one CPU/GPU to many.
+"""Fine-tuning the student on D_SKILL-MIX (docs/protocol.md §7): LoRA, QLoRA or full, one CPU/GPU to many.
 
     from skillmix_utils.train import run_training, trained_artifact
     paths = run_training(cfg)             # outputs/<study>/train/<run>/...

@@ -2,7 +2,7 @@
 
     ex = format_conversation(row["messages"], tokenizer, fmt="chat_template", max_length=1024)
 
-PROTOCOL §7: turn-1 prompt, answer 1, turn-2 prompt, answer 2 as one conversation, loss only
+docs/protocol.md §7: turn-1 prompt, answer 1, turn-2 prompt, answer 2 as one conversation, loss only
 on the two answers. Each answer's label span includes the end-of-turn token that closes it
 (`<|im_end|>`, `</s>`, ...) so the model learns to stop; when pad == eos a padding-based mask
 would silently drop that token (the classic Llama-2/Mistral failure), so labels are built from
@@ -54,12 +54,14 @@ class FormatStats:
 
 
 def mix_name(data_mix: list[int], subsample: str | None = None) -> str:
-    """The data stage's name for a mix.
+    """The data stage's name for a mix (`stages.export.mix_name`, the one definition).
 
-    >>> mix_name([1, 2]), mix_name([1, 2, 3], "sub8k")
-    ('k1-2', 'sub8k')
+    >>> mix_name([1, 2]), mix_name([3, 2, 1]), mix_name([1, 2, 3], "sub8k")
+    ('k1-2', 'k1-2-3', 'sub8k')
     """
-    return subsample or "k" + "-".join(str(k) for k in data_mix)
+    from ..stages.export import mix_name as canonical
+
+    return canonical(data_mix, subsample)
 
 
 def load_rows(path: str | Path) -> list[dict]:

@@ -47,17 +47,50 @@ def merge_adapter(base_model: str, adapter: str | Path, target: str | Path) -> P
     return Path(target)
 
 
+def base_hub_id(name: str) -> str:
+    """The hub id a model card names as base_model: an alias's hub id (or the hub model its
+    embedded weights come from), a hub id as given, else the folder's name (never a path)."""
+    from ..models import model_aliases
+
+    entry = model_aliases().get(name) or {}
+    if entry.get("hub_id") or entry.get("source_hub_id"):
+        return entry.get("hub_id") or entry["source_hub_id"]
+    if name.count("/") == 1 and not Path(name).expanduser().exists():
+        return name
+    return Path(name).name
+
+
+def front_matter(cfg: StudyConfig, summary: dict) -> str:
+    """YAML front matter the Hugging Face hub reads: base_model, library, license, tags, datasets."""
+    import yaml
+
+    from ..models import model_aliases
+
+    t = cfg.train
+    meta = {"base_model": base_hub_id(t.base_model),
+            "library_name": "peft" if t.mode != "full" else "transformers",
+            "license": (model_aliases().get(t.base_model) or {}).get("license", "other").lower()
+            .replace(" ", "-"),
+            "tags": ["skill-mix", "skillmix", "skill-composition", t.mode, "generated_from_trainer"],
+            "datasets": [f"{cfg.name}-d-skill-mix-{Path(str(summary['data'])).stem}"],
+            "pipeline_tag": "text-generation"}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n"
+
+
 def model_card(cfg: StudyConfig, summary: dict) -> str:
-    """The model card text: what was trained on what, how, and with which code."""
+    """The model card text (hub-ready: YAML front matter, no absolute paths): what was trained
+    on what, how, and with which code."""
     t = cfg.train
     hp = t.model_dump()
     rows = "\n".join(f"| {k} | {json.dumps(v) if isinstance(v, (dict, list)) else v} |"
                      for k, v in hp.items())
     out = "adapter/" if t.mode != "full" else "model/"
-    return f"""# {summary['run']}: {t.base_model} fine-tuned on D_SKILL-MIX ({summary['data']})
+    summary = {**summary, "data": Path(str(summary["data"])).name}
+    return front_matter(cfg, summary) + f"""
+# {summary['run']}: {base_hub_id(t.base_model)} fine-tuned on D_SKILL-MIX ({summary['data']})
 
 Study `{cfg.name}`. Mode **{t.mode}**; output `{out}`{' (merged into model/)' if t.merge_adapter else ''}.
-Recipe of "Can Models Learn Skill Composition from Examples?" (NeurIPS 2024), PROTOCOL §7:
+Recipe of "Can Models Learn Skill Composition from Examples?" (NeurIPS 2024), docs/protocol.md §7:
 Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only on the two answers.
 
 ## Data
@@ -79,6 +112,17 @@ Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only 
 |---|---|
 {rows}
 """
+
+
+def _portable_base(config_path: Path, hub_id: str) -> None:
+    """Point an adapter's base_model_name_or_path at the hub id, not this machine's cache path
+    (a local load still works: `load_causal_lm` loads the base by alias and then the adapter)."""
+    if not config_path.exists():
+        return
+    data = json.loads(config_path.read_text())
+    if Path(str(data.get("base_model_name_or_path", ""))).is_absolute():
+        data["base_model_name_or_path"] = hub_id
+        config_path.write_text(json.dumps(data, indent=2))
 
 
 def write_outputs(cfg: StudyConfig, accelerator, model, tokenizer, history: list[dict],
@@ -108,6 +152,9 @@ def write_outputs(cfg: StudyConfig, accelerator, model, tokenizer, history: list
         tokenizer.save_pretrained(target)
         (root / "loss.json").write_text(json.dumps(history, indent=1))
         (root / "train_summary.json").write_text(json.dumps(summary, indent=2))
-        (root / "model_card.md").write_text(model_card(cfg, summary))
+        card = model_card(cfg, summary)
+        (root / "model_card.md").write_text(card)
+        (target / "README.md").write_text(card)        # replaces PEFT's blank template
+        _portable_base(target / "adapter_config.json", base_hub_id(t.base_model))
     accelerator.wait_for_everyone()
     return {"run": root, "weights": target}

@@ -3,7 +3,7 @@
     docs = load_corpus("builtin")              # or a folder of .txt, or a datasets folder
     chunks = pretrain_examples(docs, tok, n_tokens=20_000, chunk_len=300, seed=0)
 
-PROTOCOL §7 says pre-training data was mixed in but publishes neither corpus nor ratio;
+docs/protocol.md §7 says pre-training data was mixed in but publishes neither corpus nor ratio;
 `train.pretrain.ratio` is the share of all training tokens that come from the corpus.
 
 The offline default, `corpus: builtin`, is the prose of the Python Language Reference and

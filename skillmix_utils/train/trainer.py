@@ -1,4 +1,4 @@
-"""The training loop: the paper's recipe (PROTOCOL §7) with LoRA, QLoRA or full fine-tuning.
+"""The training loop: the paper's recipe (docs/protocol.md §7) with LoRA, QLoRA or full fine-tuning.
 
     python -m skillmix_utils.train --config outputs/demo/train/lora-k1-2/study_config.json
 
@@ -38,6 +38,7 @@ import torch
 from ..config import StudyConfig
 from ..errors import SkillmixError
 from . import checkpoint as ckpt
+from . import tracking
 from .formatting import Example, find_mix, format_rows, load_rows, mix_name
 from .memory import format_estimate, model_shape
 from .packing import collate, summed_loss
@@ -299,7 +300,7 @@ def settings_fingerprint(cfg: StudyConfig) -> dict:
     merging, and how the same effective batch is spread over devices and processes."""
     return cfg.train.model_dump(mode="json", exclude={
         "steps", "checkpoint_every", "enabled", "merge_adapter", "per_device_batch_size",
-        "launcher", "num_processes", "gradient_checkpointing"})
+        "launcher", "num_processes", "gradient_checkpointing", "report_to", "eval_every"})
 
 
 def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None = None,
@@ -329,6 +330,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     ckpt_root = root / "checkpoints"
     tok = load_tokenizer(t.base_model)
     examples, data_info = build_examples(cfg, tok, data_path)
+    examples, heldout = tracking.split_heldout(examples, t.eval_examples, t.seed)
     log(f"[train] effective batch {t.batch_size} = {t.per_device_batch_size} per device x "
         f"{accum} accumulation x {world} process(es)")
     log(f"[train] data: {data_info['skillmix_examples']} skill-mix examples "
@@ -383,6 +385,8 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     accelerator.wait_for_everyone()
 
     totals = {"real": 0, "total": 0, "seconds": 0.0}
+    tracker = tracking.Tracker(t.report_to, root, settings_fingerprint(cfg), accelerator.is_main_process,
+                               run_name=f"{cfg.name}/{run_name(cfg)}")
     for step in range(start, t.steps):
         t0 = time.perf_counter()
         idx = step_indices(step, t.batch_size, len(examples), t.seed)
@@ -408,23 +412,27 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
                 loss_sum = summed_loss(logits, b.labels)
                 accelerator.backward(loss_sum * (world * accum / n_labels))
             step_loss += loss_sum.detach()
-        grad_norm = None
-        if t.max_grad_norm > 0:   # DeepSpeed clips inside its step and reports the norm
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]   # the rate this step's update uses
+        # The global norm before clipping, under every launcher (FSDP's is over the shards;
+        # DeepSpeed clips inside its step and reports it); max_grad_norm 0 only measures.
+        gnorm = accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm or float("inf"))
+        lr = scheduler.get_last_lr()[0]          # the rate this step uses (read before stepping)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        if grad_norm is not None:
-            grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor")
-                              else grad_norm)
+        if gnorm is not None:
+            gnorm = float(gnorm.full_tensor() if hasattr(gnorm, "full_tensor") else gnorm)
         step_loss = accelerator.reduce(step_loss, reduction="sum").item() / n_labels
         dt = time.perf_counter() - t0
         totals["real"] += int(counts[1])
         totals["total"] += int(counts[2])
         totals["seconds"] += dt
-        history.append({"step": step + 1, "loss": step_loss, "lr": lr, "grad_norm": grad_norm,
+        history.append({"step": step + 1, "loss": step_loss, "lr": lr, "grad_norm": gnorm,
                         "real_tokens": int(counts[1]), "tokens": int(counts[2]), "seconds": dt})
+        tracker.log(step + 1, {"train/loss": step_loss, "train/lr": lr, "train/grad_norm": gnorm,
+                               "train/tokens_per_second": int(counts[1]) / dt})
+        if heldout and t.eval_every and ((step + 1) % t.eval_every == 0 or step + 1 == t.steps):
+            history[-1]["eval_loss"] = mean_loss(model, heldout, pad_id=pad_id, packed=t.packing)
+            tracker.log(step + 1, {"eval/loss": history[-1]["eval_loss"]})
         log(f"[train] step {step + 1}/{t.steps} loss {step_loss:.4f} lr {lr:.2e} "
             f"{int(counts[1]) / dt:.0f} real tok/s")
         if t.checkpoint_every and (step + 1) % t.checkpoint_every == 0 and step + 1 < t.steps:
@@ -434,6 +442,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
             if accelerator.is_main_process:  # the curve so far, readable while training runs
                 (root / "loss.json").write_text(json.dumps(history, indent=1))
 
+    tracker.close()
     unwrapped = accelerator.unwrap_model(model)
     probe_end = mean_loss(unwrapped, probe_set, pad_id=pad_id) if probe_set else None
     summary = {

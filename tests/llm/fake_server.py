@@ -11,8 +11,18 @@ message batches), with injectable faults, latency and per-request counters.
 Faults (each attempt draws one with probability `fault_rate`, or takes the next from
 `fault_script`): "429" (Retry-After 0.05 s), "500" (its body echoes the Authorization header,
 to test redaction), "timeout" (no answer for `timeout_sleep` s, then the connection closes),
-"cut" (connection closed without a response), "malformed" (200 with a truncated JSON body).
+"cut" (connection closed without a response), "malformed" (200 with a truncated JSON body);
+scripted only: "400", "401", "403", "404" (a refusal no retry fixes), "echo" (a 500 whose body
+echoes the key's suffix, upper-cased and URL-encoded). `api_key` set: any other key
+gets 401 on every request. `hold.clear()` stalls every reply until `hold.set()`.
 A success is counted only when the reply is written to a client that is still connected.
+
+Rate limits (`rpm=`, `tpm=`): token buckets refilled at limit/60 per second holding `burst`
+seconds of it; a request that does not fit is refused with a 429 (counted in `refused`). A
+request costs 1 request and its input words plus `max_tokens` tokens (OpenAI counts max_tokens
+against the limit when the request arrives). With `rate_headers` (default) every completion
+carries the provider's headers: OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`
+or Anthropic's `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`.
 """
 from __future__ import annotations
 
@@ -49,13 +59,28 @@ def _words(x) -> int:
     return len(json.dumps(x).split())
 
 
+class _Listener(ThreadingHTTPServer):
+    # Class attributes, because listen() runs in the constructor: a backlog set on the
+    # instance afterwards is ignored, and the default of 5 drops the SYNs of a burst of new
+    # connections (the client then waits ~1 s to retransmit: a server artefact, not a client cost).
+    daemon_threads = True
+    request_queue_size = 256
+
+
 class FakeServer:
     """The loopback server; attributes are the knobs and the counters."""
 
     def __init__(self, *, latency: float = 0.0, fault_rate: float = 0.0, faults=FAULTS,
                  seed: int = 0, timeout_sleep: float = 1.0, batch_polls: int = 2,
-                 api_key: str | None = None):
+                 api_key: str | None = None, rpm: float | None = None,
+                 tpm: float | None = None, burst: float = 60.0, rate_headers: bool = True):
         self.latency, self.fault_rate, self.faults = latency, fault_rate, tuple(faults)
+        self.limits = {"requests": rpm, "tokens": tpm}
+        self.burst, self.rate_headers = burst, rate_headers
+        self.levels = {k: (v / 60 * burst if v else 0.0) for k, v in self.limits.items()}
+        self.level_stamp = time.monotonic()
+        self.refused = 0
+        self.admitted = 0
         self.timeout_sleep, self.batch_polls, self.api_key = timeout_sleep, batch_polls, api_key
         self.fault_script: list[str] = []
         self.rng = random.Random(seed)
@@ -82,9 +107,7 @@ class FakeServer:
         class Handler(_Handler):
             state = server
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 256
+        self.httpd = _Listener(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
@@ -127,6 +150,55 @@ class FakeServer:
                 self.fault_counts[fault] += 1
             return fault
 
+    def admit(self, body: dict, provider: str) -> tuple[bool, dict]:
+        """Charge one request to the rate limits: (admitted, rate-limit headers)."""
+        cost = {"requests": 1.0,
+                "tokens": float(_words(body.get("messages")) + _words(body.get("system"))
+                                + int(body.get("max_tokens") or 0))}
+        with self.lock:
+            now = time.monotonic()
+            waits = {}
+            for k, limit in self.limits.items():
+                if limit:
+                    cap = limit / 60 * self.burst
+                    self.levels[k] = min(cap, self.levels[k] + (now - self.level_stamp) * limit / 60)
+            self.level_stamp = now
+            ok = all(not lim or self.levels[k] >= min(cost[k], lim / 60 * self.burst)
+                     for k, lim in self.limits.items())
+            for k, limit in self.limits.items():
+                if limit:
+                    if ok:
+                        self.levels[k] -= min(cost[k], limit / 60 * self.burst)
+                    cap = limit / 60 * self.burst
+                    waits[k] = (cap - self.levels[k]) * 60 / limit
+            if ok:
+                self.admitted += 1
+            else:
+                self.refused += 1
+            headers = {}
+            if self.rate_headers:
+                for k, limit in self.limits.items():
+                    if not limit:
+                        continue
+                    rem = str(max(0, int(self.levels[k])))
+                    if provider == "openai":
+                        headers.update({f"x-ratelimit-limit-{k}": str(int(limit)),
+                                        f"x-ratelimit-remaining-{k}": rem,
+                                        f"x-ratelimit-reset-{k}": f"{waits[k]:.3f}s"})
+                    else:
+                        reset = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                              time.gmtime(time.time() + waits[k]))
+                        headers.update({f"anthropic-ratelimit-{k}-limit": str(int(limit)),
+                                        f"anthropic-ratelimit-{k}-remaining": rem,
+                                        f"anthropic-ratelimit-{k}-reset": reset})
+            if not ok:
+                short = [(min(cost[k], lim / 60 * self.burst) - self.levels[k]) * 60 / lim
+                         for k, lim in self.limits.items() if lim]
+                retry = max(0.01, max(short))
+                headers.update({"retry-after": f"{retry:.3f}",
+                                "retry-after-ms": str(int(retry * 1000))})
+            return ok, headers
+
     # --- replies -------------------------------------------------------------------------
     def openai_completion(self, body: dict) -> dict:
         text = reply_text(body)
@@ -158,6 +230,9 @@ class FakeServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms on Linux), which looked like 40 ms of client overhead per request.
+    disable_nagle_algorithm = True
     state: FakeServer
 
     def log_message(self, *args):  # quiet
@@ -219,12 +294,31 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        elif fault == "echo":   # a 500 echoing the key the way some providers do: in part,
+            from urllib.parse import quote   # upper-cased, URL-encoded
+            auth = self.headers.get("Authorization") or ""
+            key = self.headers.get("x-api-key") or auth.removeprefix("Bearer ")
+            err["error"]["message"] = (f"bad key ...{key[-12:]} / {key.upper()} / "
+                                       f"{quote(key + '+', safe='')}")
+            self._send(500, err)
+        elif fault in ("401", "403", "404", "400"):
+            kinds = {"401": "authentication_error", "403": "permission_error",
+                     "404": "not_found_error", "400": "invalid_request_error"}
+            self._send(int(fault), {"error": {"type": kinds[fault], "message": f"injected {fault}"}})
         elif fault == "malformed":
             self._send(200, None, raw=b'{"id": "x", "choices": [{"message": ')
         return True
 
     def _completion(self, body: dict, make) -> None:
         s = self.state
+        rate_headers = {}
+        if s.limits["requests"] or s.limits["tokens"]:
+            ok, rate_headers = s.admit(body, "openai" if make == s.openai_completion
+                                       else "anthropic")
+            if not ok:
+                self._send(429, {"error": {"type": "rate_limit_error",
+                                           "message": "rate limit reached"}}, rate_headers)
+                return
         fault = s.draw_fault()
         if fault:
             self._fault(fault)
@@ -238,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         payload = make(body)
         try:
-            self._send(200, payload)
+            self._send(200, payload, rate_headers)
         except OSError:
             return
         s.count_success(body)
@@ -295,6 +389,10 @@ class _Handler(BaseHTTPRequestHandler):
             s.paths[("GET", path)] += 1
         if not self._auth_ok():
             return
+        if path == "/stats":  # counters, for a benchmark running the server in its own process
+            with s.lock:
+                return self._send(200, {"refused": s.refused, "admitted": s.admitted,
+                                        "successes": s.successes, "attempts": s.attempts})
         parts = path.strip("/").split("/")
         if parts[0] == "files" and len(parts) == 3 and parts[2] == "content":
             data = s.files.get(parts[1])
@@ -370,9 +468,12 @@ class _Handler(BaseHTTPRequestHandler):
             return b
 
 
-if __name__ == "__main__":  # python tests/llm/fake_server.py [LATENCY]: serve until killed
+if __name__ == "__main__":  # python tests/llm/fake_server.py [LATENCY [RPM TPM BURST HEADERS]]
     import sys
 
-    srv = FakeServer(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.05).start()
+    a = sys.argv[1:]
+    num = lambda i: float(a[i]) if len(a) > i and a[i] not in ("", "0", "none") else None  # noqa: E731
+    srv = FakeServer(latency=float(a[0]) if a else 0.05, rpm=num(1), tpm=num(2), burst=num(3) or 60.0,
+                     rate_headers=len(a) <= 4 or a[4] != "noheaders").start()
     print(srv.url, flush=True)
     threading.Event().wait()

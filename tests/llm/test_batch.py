@@ -45,3 +45,14 @@ def test_batch_timeout_then_resume_in_new_backend(provider, server, keys, tmp_pa
     res2 = second.chat(CONVS[:8], max_tokens=10)
     assert all(r.ok for r in res2) and server.batch_creations == 2
     assert set(server.success_counts.values()) == {1} and len(server.success_counts) == 8
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_refused_key_stops_a_batch_at_submission(provider, server, keys, tmp_path):
+    from skillmix_utils.errors import RequestRefused
+
+    server.api_key = "sk-some-other-key-000000"
+    be = make(provider, server, tmp_path, batch=True, poll_interval=0.01, max_retries=0)
+    with pytest.raises(RequestRefused, match="API key was refused"):
+        be.chat(CONVS[:3], max_tokens=10)
+    assert server.batch_creations == 0

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skillmix_utils.config import ScoringSpec
 from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, Usage, record_id
+from skillmix_utils.stages.scoring import derive
 
 SETTINGS = ["train", "held_out"]
 KS = [1, 2, 3]
@@ -76,10 +78,21 @@ def eval_records(n_per_cell: int = 2) -> list[TextRecord]:
                     skills = tuple(SKILLS[(i + j) % len(SKILLS)] for j in range(k))
                     comb = Combination(skills=skills, topic=TOPICS[i % 2], k=k, setting=setting, index=i,
                                        categories=tuple(CATEGORIES[s] for s in skills))
-                    text = f"{student} writes about {comb.topic} using {', '.join(skills)} <b>bold</b>."
-                    gradings = [Grading(grader=g, round=0, raw_reply=f"Here's the grading table ({g})",
-                                        points=[1.0] * (k + 3), usage=Usage(cost_usd=0.001))
-                                for g in GRADERS]
+                    # Text 0 earns full marks from both graders; text 1 names its skills
+                    # verbatim (the explicit-name rule takes those points) and claude-3-opus
+                    # says it makes no sense (the graders disagree); one grading cannot be read.
+                    text = (f"{student} writes about {comb.topic} <b>bold</b>." if i == 0 else
+                            f"{student} writes about {comb.topic} using {', '.join(skills)} <b>bold</b>.")
+                    gradings = []
+                    for g in GRADERS:
+                        pts = [1.0] * (k + 3)
+                        if i == 1 and g == "claude-3-opus":
+                            pts[k + 1] = 0.0
+                        bad = adapter and setting == "held_out" and k == 3 and i == 0 and g == "gpt-4"
+                        gradings.append(Grading(grader=g, round=0, raw_reply=f"Here's the grading table ({g})",
+                                                points=None if bad else pts,
+                                                status="parse_failed" if bad else "ok",
+                                                usage=Usage(cost_usd=0.001)))
                     out.append(TextRecord(id=record_id("eval", setting, k, i, 0, student=student),
                                           stage="eval", study="synthetic", model=base, adapter=adapter,
                                           student=student, combination=comb, answer=text,
@@ -88,6 +101,7 @@ def eval_records(n_per_cell: int = 2) -> list[TextRecord]:
                                                         {"role": "assistant", "content": "Answer: " + text}],
                                           usage=Usage(input_tokens=100, output_tokens=50, cost_usd=0.002),
                                           gradings=gradings))
+                    out[-1].derived = derive(out[-1], ScoringSpec())
     return out
 
 

@@ -131,3 +131,27 @@ def test_grid_summary_stacks_runs_and_writes_table4(tmp_path):
     t2 = (tmp_path / "tables" / "table2_full_marks.md").read_text()
     assert "subsample=sub8000 / llama-2-13b-chat-ft" in t2
     assert (tmp_path / "figures" / "grid_figure2_full_marks.png").read_bytes().startswith(PNG)
+
+
+def test_paper_comparison_takes_the_run_with_the_paper_data_mix():
+    """In a grid the comparison used the first tuned row whatever its data mix (the D(1) run's
+    value stood beside every D(1,2,3) number); each number now comes from its own run."""
+    runs = []
+    for label, mix, level in (("data_mix=1", "D(1)", 0.1), ("data_mix=1-2", "D(1,2)", 0.2),
+                              ("data_mix=1-2-3", "D(1,2,3)", 0.3)):
+        df = metrics_frame()
+        df = pd.concat([df, df[df.setting == "train"].assign(setting="all")], ignore_index=True)
+        df = df.assign(run=label, train_data=mix)
+        tuned = df.adapter.astype(str).str.len() > 0
+        df.loc[tuned, "ratio_full_marks"] = level
+        df.loc[tuned, "ratio_full_marks_sem"] = 0.01
+        runs.append(df)
+    comp = paper_tables.paper_comparison_table(pd.concat(runs, ignore_index=True))
+    held = comp[(comp["setting"] == "held_out") & (comp["k"] == 3)].iloc[0]
+    assert held["ours tuned"] == "0.30 ± 0.01"
+    assert held["ours tuned from"] == "data_mix=1-2-3 / llama-2-13b-chat-ft"
+    k1 = comp[comp["k"] == 1].iloc[0]                       # the paper's D(1) number
+    assert k1["ours tuned"] == "0.10 ± 0.01" and k1["ours tuned from"].startswith("data_mix=1 /")
+    only_d1 = paper_tables.paper_comparison_table(runs[0])
+    row = only_d1[(only_d1["setting"] == "held_out") & (only_d1["k"] == 3)].iloc[0]
+    assert row["ours tuned"] == "–" and row["ours tuned from"] == "no run trained on D(1,2,3)"

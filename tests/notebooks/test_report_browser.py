@@ -105,3 +105,57 @@ def test_report_renders_and_filters(driver, report_path):
     Select(driver.find_element(By.ID, "filter-student")).select_by_value("")
     Select(driver.find_element(By.ID, "filter-skill")).select_by_value("")
     assert len(_visible_cards(driver)) == total
+
+
+def _select(driver, id_, value):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.ID, id_)).select_by_value(value)
+
+
+def test_report_explains_itself_and_filters_by_score_parse_and_disagreement(driver, report_path):
+    from selenium.webdriver.common.by import By
+
+    driver.get(report_path.resolve().as_uri())
+    # Definitions beside the tables, n in every cell, SEM and n under Figure 2.
+    defs = driver.find_element(By.ID, "definitions").text
+    assert "Ratio of Full Marks" in defs and "standard error" in defs
+    first = driver.find_elements(By.CSS_SELECTOR, "table.metrics")[0]
+    assert "(n=20)" in first.find_elements(By.CSS_SELECTOR, "tbody tr")[0].text
+    captions = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#figures figcaption")]
+    assert any("±1 SEM" in c and "n = 20" in c for c in captions), captions
+    assert "fails most" in driver.find_element(By.ID, "analysis").text
+    assert "git commit" in driver.find_element(By.ID, "run").text
+    assert "rule: names the skill" in driver.find_element(By.ID, "failures").text
+
+    # Score: text 0 of each cell has full marks (12), text 1 does not (the names rule, 11 with
+    # a readable vote), the held-out k = 3 text whose gpt-4 grading failed to parse has none.
+    _select(driver, "filter-score", "full")
+    assert len(_visible_cards(driver)) == 11
+    _select(driver, "filter-score", "partial")
+    cards = _visible_cards(driver)
+    assert len(cards) == 12
+    vote = cards[0].find_element(By.CSS_SELECTOR, ".vote").text
+    assert "rule: names the skill" in vote and "rule: length" in vote and "grader" in vote
+    _select(driver, "filter-score", "")
+
+    _select(driver, "filter-parse", "parse_failed")
+    cards = _visible_cards(driver)
+    assert len(cards) == 1 and "k=3" in cards[0].text and "held_out" in cards[0].text
+    _select(driver, "filter-parse", "")
+
+    _select(driver, "filter-disagree", "yes")
+    cards = _visible_cards(driver)
+    assert len(cards) == 12 and all("disagree" in c.text for c in cards)
+    _select(driver, "filter-disagree", "")
+
+    # Sorting by score puts the lowest first.
+    _select(driver, "sort", "score-asc")
+    scores = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#samples .sample .vote div:first-child'))"
+        ".map(function (d) { var m = d.textContent.match(/score ([0-9.]+)/); return m ? +m[1] : null; })"
+        ".filter(function (x) { return x !== null; });")
+    firsts = scores[::2]                      # each card shows a vote per grader; first grader's
+    assert firsts == sorted(firsts) and firsts[0] < 1.0
+    assert "Not GPT-4" not in driver.page_source   # API graders: no local-judge banner

@@ -19,7 +19,8 @@ K, N, G = 2, 3, 2
 
 
 def combos():
-    return sample_combinations(load_catalog(), K, N, seed=0, skills="held_out", topics="held_out")
+    return sample_combinations(load_catalog(), K, N, seed=0, skills="held_out", topics="held_out",
+                               purpose="eval")
 
 
 # k = 2: at most one sentence. c1g0 names its first skill verbatim (explicit-name rule).

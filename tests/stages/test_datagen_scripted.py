@@ -110,10 +110,13 @@ def test_dry_run_prints_the_plan_and_writes_nothing(api_env, server, capsys):
 
 
 def test_budget_stops_the_stage_cleanly(api_env, server):
+    from skillmix_utils.errors import BudgetSpent
+
     cfg = _cfg(server, api_env / "out", budget_usd=0.0)
-    paths = run_datagen(cfg)              # no exception: what is done is saved and exported
-    recs = RecordStore(paths["records"]).records()
+    with pytest.raises(BudgetSpent):      # exit status 3; what is done is saved and exported
+        run_datagen(cfg)
+    recs = RecordStore(api_env / "out" / "data" / "records.jsonl").records()
     assert recs and all(r.status == "error" and "budget_exceeded" in r.error for r in recs)
-    card = json.loads(paths["data_card"].read_text())
+    card = json.loads((api_env / "out" / "data" / "data_card.json").read_text())
     assert card["complete"] is False and "budget" in card["stopped"]
     assert sum(server.calls.values()) == 0

@@ -138,3 +138,40 @@ def test_evaluation_dry_run_writes_nothing(api_env, scripted_server, capsys):
     out = capsys.readouterr().out
     assert "student stud: write (2 turns)" in out and "eval: grade (gpt)" in out
     assert not (api_env / "out").exists() and sum(scripted_server.calls.values()) == 0
+
+
+def test_a_scoring_change_rewrites_the_stored_points_every_view_reads(api_env, scripted_server,
+                                                                      tmp_path):
+    """`skillmix metrics` with another scoring setting: the tables and the stored points (what
+    the report and notebooks read) change together; before, the records kept the old votes."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from skillmix_utils import report
+
+    tree = study_tree(scripted_server, api_env / "out")
+    cfg = StudyConfig.model_validate(tree)
+    paths = run_evaluation(cfg)
+    c1g0 = "eval/stud/held_out/k2/c1/g0"
+    assert RecordStore(paths["records"]).load()[c1g0].derived.voted_points["gpt"][0] == 0.0
+    parse = [g.parse for g in RecordStore(paths["records"]).load()[
+        "eval/stud/held_out/k2/c2/g0"].gradings if g.grader == "gpt"]
+    assert len(parse) == 3 and all(p and p["notes"] for p in parse)   # why each parse failed
+    calls = sum(scripted_server.calls.values())
+
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    done = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "metrics", str(config),
+                           "--set", "scoring.explicit_name_rule=false"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sum(scripted_server.calls.values()) == calls
+    rec = RecordStore(paths["records"]).load()[c1g0]
+    assert rec.derived.voted_points["gpt"][0] == 1.0 and rec.derived.scoring["explicit_name_rule"] is False
+    m = pd.read_csv(paths["metrics"]).set_index("grader")
+    assert m.loc["gpt", "skills_fraction"] == pytest.approx(2 / 3)
+    # The report's per-text view reads the same stored votes as the table.
+    frame = report.records_frame(RecordStore(paths["records"]).records()).set_index("id")
+    assert frame.loc[c1g0, "points: gpt"] == "1 1 1 1 1"

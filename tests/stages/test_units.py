@@ -108,3 +108,31 @@ def test_yes_no_method_needs_a_local_backend(tmp_path):
     run._backends[run._key(grader, None)] = ScriptedBackend([])
     with pytest.raises(SkillmixError, match="yes_no_logprob needs a local hf"):
         grade_records(run, [_rec()], [grader], catalog, RecordStore(tmp_path / "r.jsonl"))
+
+
+def test_graders_sample_at_the_provider_default_and_warn_at_temperature_zero(tmp_path, capsys):
+    """Three rounds at temperature 0 are three copies of one grading: the default is 1.0, and a
+    config asking for several rounds at 0 is told so."""
+    assert GraderSpec(spec="openai:gpt-4o").temperature == 1.0
+    run, catalog = _run(tmp_path), load_catalog()
+    cold = GraderSpec(spec="openai:gpt-4o", name="g", rounds=3, temperature=0.0)
+    run._backends[run._key(cold, None)] = ScriptedBackend([TABLE] * 3)
+    grade_records(run, [_rec()], [cold], catalog, RecordStore(tmp_path / "r.jsonl"))
+    assert "3 rounds at temperature 0" in capsys.readouterr().err
+
+
+def test_unreadable_gradings_are_excluded_or_zero_as_configured():
+    """`scoring.unreadable`: exclude (default) leaves a parse_failed round out of the vote;
+    zero scores it 0 on every criterion, as the reference code did."""
+    from skillmix_utils.config import ScoringSpec
+    from skillmix_utils.records import Grading
+    from skillmix_utils.stages.scoring import score
+
+    rec = _rec()
+    k = rec.combination.k
+    rec.gradings = [Grading(grader="g", round=0, points=[1.0] * (k + 3)),
+                    Grading(grader="g", round=1, status="parse_failed"),
+                    Grading(grader="g", round=2, status="parse_failed")]
+    assert score(rec, ScoringSpec()).voted_points["g"] == [1.0] * (k + 3)
+    zero = score(rec, ScoringSpec(unreadable="zero"))
+    assert zero.valid_rounds["g"] == 3 and zero.voted_points["g"] == [0.0] * (k + 3)

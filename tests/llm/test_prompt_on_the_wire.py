@@ -1,0 +1,57 @@
+"""What reaches the API is the reference prompt, character for character (docs/protocol.md §3).
+
+An evaluation runs through the real `openai` SDK against the loopback server; the request bodies
+the server received are compared with the reference templates typed here (with the two spaces
+the published blockquotes cannot show: before the blank line after "...found fully from the
+text." in turn 1, before the line break after "...up to two sentences." in turn 2).
+"""
+from __future__ import annotations
+
+from skillmix_utils.catalog import load_catalog
+from skillmix_utils.config import StudyConfig
+from skillmix_utils.stages.evaluate import run_evaluation
+
+REFERENCE_TURN1 = (
+    "Greetings! I am interested in natural language processing and I was wondering if you could "
+    "help me generate an example of text that illustrates multiple skills in semantics or syntax. "
+    "The example should be a minimal natural piece of text with up to a few lines in the context "
+    "of {topic} that illustrates all of the following skills: {skills_str}. Please keep the text "
+    "as short as possible, and make sure the concepts can be found fully from the text. \n\n"
+    "For reference, here are the definitions and examples for the concepts:\n"
+    "{skills_defs_and_examples_simple}\n\n"
+    "Please start the minimal natural piece of text with 'Answer:' and start the explanation "
+    "with 'Explanation:'.\n\nThanks very much!")
+REFERENCE_TURN2 = (
+    "Thanks very much. Could you please look over your answer and improve it? Please make sure "
+    "that the new answer better illustrates all skills and remains on topic. On top of that, "
+    "please also make sure the new answer only contains up to {num_sentences_str}. \n"
+    "Again, please start the improved minimal natural piece of text with 'Answer:' and start the "
+    "explanation with 'Explanation:'.\n\nThanks very much!")
+
+
+def test_generation_turns_reach_the_api_as_the_reference_renders_them(server, keys, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("SKILLMIX_CACHE", str(tmp_path / "cache"))
+    cfg = StudyConfig.model_validate({
+        "name": "wire", "output_dir": str(tmp_path / "out"),
+        "evaluation": {
+            "students": [{"name": "s", "model": {"spec": "openai:gpt-4o-mini",
+                                                 "base_url": server.openai_url}}],
+            "settings": ["held_out"], "ks": [3], "n_combinations": 1, "generation_rounds": 1,
+            "graders": [{"spec": "openai:gpt-4o", "base_url": server.openai_url, "rounds": 1}]}})
+    run_evaluation(cfg)
+    writes = [b for b in server.bodies if "help me generate" in str(b["messages"][0]["content"])]
+    first = next(b for b in writes if len(b["messages"]) == 1)
+    second = next(b for b in writes if len(b["messages"]) == 3)
+
+    from skillmix_utils.stages.draws import eval_combinations
+    combo = eval_combinations(cfg, load_catalog(), "held_out", 3)[0]
+    skills = [load_catalog().skill(s) for s in combo.skills]
+    turn1 = REFERENCE_TURN1.format(
+        topic=combo.topic, skills_str=", ".join(s.name for s in skills),
+        skills_defs_and_examples_simple="\n".join(
+            f"**{s.name}**: {s.definition} For example, {s.example}" for s in skills))
+    assert first["messages"] == [{"role": "user", "content": turn1}]
+    assert second["messages"][0]["content"] == turn1
+    assert second["messages"][2] == {"role": "user", "content": REFERENCE_TURN2.format(
+        num_sentences_str="two sentences")}

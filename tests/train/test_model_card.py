@@ -1,0 +1,40 @@
+"""The adapter folder is hub-ready: a model card with YAML front matter naming the base model by
+its hub id, no absolute paths, and an adapter config that does not point into this machine."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from skillmix_utils.train.outputs import _portable_base, model_card
+
+
+def _summary(tmp_path):
+    keys = ("rows", "skillmix_examples", "truncated", "dropped", "pretrain_corpus", "pretrain_examples",
+            "pretrain_tokens", "real_token_fraction", "effective_batch", "per_device_batch_size",
+            "accumulation_steps", "processes", "steps", "device", "distributed_type", "attention",
+            "optimizer", "final_loss", "code_version")
+    return {"run": "lora-k1-2-3", "data": str(tmp_path / "outputs" / "demo" / "data" / "mixes" / "k1-2-3.jsonl"),
+            **{k: 1 for k in keys}}
+
+
+def test_card_has_front_matter_and_no_absolute_path(tmp_path):
+    from skillmix_utils.config import load_study_config
+
+    cfg = load_study_config("configs/demo.yaml", {"output_dir": str(tmp_path / "outputs" / "demo")})
+    card = model_card(cfg, _summary(tmp_path))
+    assert card.startswith("---\n")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert meta["library_name"] == "peft" and meta["license"] == "apache-2.0"
+    assert "skill-mix" in meta["tags"] and meta["datasets"]
+    assert str(tmp_path) not in card and "/work/" not in card
+    body = card.split("---\n", 2)[2]
+    assert body.lstrip().startswith("# lora-k1-2-3: HuggingFaceTB/SmolLM2-135M-Instruct fine-tuned")
+
+
+def test_adapter_config_names_the_hub_id(tmp_path):
+    path = tmp_path / "adapter_config.json"
+    path.write_text(json.dumps({"base_model_name_or_path": "/root/.cache/skillmix/models/smollm2", "r": 8}))
+    _portable_base(path, "HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert json.loads(path.read_text()) == {"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct", "r": 8}
