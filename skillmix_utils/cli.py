@@ -2,11 +2,12 @@
 
     skillmix catalog [--skills FILE --topics FILE]      counts per category and split; validates
     skillmix generate-data CONFIG [--set field=value]   D_SKILL-MIX(k): teacher, grader, filter, export
-    skillmix train CONFIG                               fine-tune the student (LoRA / QLoRA / full)
+    skillmix train CONFIG [--dry-run]                   fine-tune the student (LoRA / QLoRA / full)
     skillmix evaluate CONFIG                            SKILL-MIX(k) for every student and setting
     skillmix grade CONFIG --records FILE                grade existing records (e.g. a second grader)
     skillmix metrics CONFIG                             recompute the metric tables from records
     skillmix run CONFIG [--stages ...] [--dry-run]      the numbered notebooks, in order, via papermill
+    skillmix doctor [--model M]                         versions + GPU checks in one table
     skillmix cache info | clear [llm|models|all]       the response cache and converted models
     skillmix --version
     skillmix human CONFIG [--rater NAME] [--port N]     blind human grading page on 127.0.0.1
@@ -92,6 +93,12 @@ def cmd_generate_data(args) -> int:
 
 def cmd_train(args) -> int:
     cfg = _config(args, ["train"])
+    if args.dry_run:
+        from .train.plan import dry_run_report
+
+        text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
+        print(text)
+        return 0 if fits else 1
     from .train import run_training
 
     with _locked(cfg, args):
@@ -164,6 +171,12 @@ def cmd_metrics(args) -> int:
     with _locked(cfg, args):
         _print_paths(write_metric_tables(cfg))
     return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import main as doctor
+
+    return doctor(args.model, steps=args.steps)
 
 
 def cmd_run(args) -> int:
@@ -255,8 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_config("generate-data", cmd_generate_data, "generate and filter D_SKILL-MIX").add_argument(
         "--dry-run", action="store_true", help="print the planned calls and estimated cost only")
-    with_config("train", cmd_train, "fine-tune the student").add_argument(
-        "--restart", action="store_true", help="ignore existing checkpoints")
+    t = with_config("train", cmd_train, "fine-tune the student")
+    t.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
+    t.add_argument("--dry-run", action="store_true",
+                   help="print memory per device and time, exit 1 if it will not fit")
+    t.add_argument("--device-gib", type=float, default=80.0,
+                   help="memory of one GPU for --dry-run (default 80)")
+    t.add_argument("--device-tflops", type=float, default=312.0,
+                   help="dense bf16 TFLOP/s of one GPU for --dry-run (default 312, A100)")
     e = with_config("evaluate", cmd_evaluate, "evaluate students with SKILL-MIX")
     e.add_argument("--student", action="append", help="only these students (by name)")
     e.add_argument("--dry-run", action="store_true", help="print the planned calls and cost only")
@@ -266,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", action="store_true",
                    help="print the gradings still owed and their estimated cost only")
     with_config("metrics", cmd_metrics, "recompute metric tables from records")
+    d = sub.add_parser("doctor", help="versions, and checks of training and serving on this machine")
+    d.add_argument("--model", default="smollm2-135m-instruct", help="model to check with")
+    d.add_argument("--steps", type=int, default=3, help="optimiser steps per training check")
+    d.set_defaults(func=cmd_doctor)
     r = with_config("run", cmd_run, "run the numbered notebooks with papermill")
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")
     r.add_argument("--dry-run", action="store_true", help="say what would run and its API cost")

@@ -229,6 +229,9 @@ class TrainSpec(_Strict):
     lora: LoraSpec = Field(default_factory=LoraSpec)
     pretrain: PretrainSpec = Field(default_factory=PretrainSpec)
     gradient_checkpointing: bool = False
+    # Clip the global gradient norm to this before each optimiser step (0: no clipping); the
+    # same under every launcher (DeepSpeed gets it as its `gradient_clipping`).
+    max_grad_norm: float = Field(1.0, ge=0)
     checkpoint_every: int = 500
     merge_adapter: bool = False
     # Where training reports (train/tracking.py): tensorboard (offline), wandb, mlflow; [] for none.

@@ -65,6 +65,11 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
         done = json.loads(summary.read_text())
         if done.get("steps") == t.steps and done.get("settings") == settings_fingerprint(cfg):
             print(f"[train] {root} is complete; skipping (use --restart to train again)")
+            if t.merge_adapter and t.mode != "full" and not (root / "model" / "config.json").exists():
+                from .outputs import merge_adapter
+
+                print("[train] merging the adapter (the last run ended before its merge)")
+                merge_adapter(t.base_model, root / "adapter", root / "model")
             return _paths(root)
         print(f"[train] {root} was trained with other settings or steps; training again")
         resume = False   # its checkpoints belong to the old settings

@@ -1,78 +1,220 @@
-"""A back-of-the-envelope estimate of GPU memory per device, printed before a run starts.
+"""Memory per device for a training run, part by part, to plan a cluster before paying for it.
 
-    print(format_estimate(estimate_memory(13e9, "full", processes=4, sharding="fsdp")))
+    shape = LLAMA2_13B                                   # or model_shape(hf_config)
+    e = estimate_memory(shape, "full", processes=4, sharding="fsdp", tokens_per_device=4096)
+    print(format_estimate(e))
 
-Bytes per parameter (mixed precision, Adam):
-- full: bf16 weights 2 + bf16 grads 2 + fp32 master 4 + Adam moments 8 = 16; FSDP full shard
-  and ZeRO-3 divide all of it by the number of processes, DDP keeps a full copy on each.
-- lora: frozen bf16 weights 2; the adapter (about `lora_fraction` of the weights) costs 16.
-- qlora: NF4 weights 0.5 + double-quantised scales ~0.03 + adapter; the paged 8-bit optimiser
-  holds the adapter's moments in 2 bytes and can spill to CPU memory.
-Activations: with gradient checkpointing about 2 bytes x hidden per token per layer plus one
-layer's full activations (~34 x hidden bytes per token, Korthikanti et al. 2022); without it
-~34 x hidden per token per layer. The logits (tokens x vocab x 4 bytes, twice for the loss) are
-counted apart, since for small models with big vocabularies they dominate. It is an estimate
-(+/- 30 %), not a promise: CUDA context and allocator fragmentation add 1-3 GB.
+docs/memory.md derives every term by hand for LLaMA-2-13B and Mistral-7B and puts the two side
+by side; tests/train/test_memory.py checks the estimate against the peak memory measured on the
+CPU with the embedded model. The terms, in bytes (P parameters, h hidden, i MLP width, h_kv
+key/value width, L layers, V vocabulary, T tokens per micro-batch on the device, G processes):
+
+- full, DDP: fp32 master weights 4P + fp32 gradients 4P + Adam moments 8P, and on CUDA the bf16
+  copies of the weights that autocast makes and backward keeps (2P).
+- full, FSDP full shard / ZeRO-3: (4 + 4 + 8)P / G (gradients are reduce-scattered every
+  micro-batch, in fp32, and accumulate sharded) + the unsharded working set: two layers' bf16
+  weights (the one computing, the one prefetched), one layer's bf16 gradient with its fp32
+  reduce copy, and the embeddings / LM head while they compute.
+- lora: the frozen base in the compute dtype + the adapter in fp32 (weight 4 + gradient 4 +
+  Adam 8). Adapter size on all linear layers: r (9h + 2h_kv + 3i) per layer (250M for 13B, r=64).
+- qlora: NF4 weights with double-quantised scales (0.516 bytes per linear weight), the embeddings,
+  LM head and norms in fp32 (prepare_model_for_kbit_training casts them), the adapter with the
+  paged 8-bit Adam (4 + 4 + 2).
+- activations per token and layer (flash attention, HF LLaMA/Mistral code; c bytes of compute
+  dtype, r of the residual stream, which is fp32 after prepare_model_for_kbit_training):
+  2 RMSNorms (4h fp32 copy + r.h output each), attention q, k, v, output and o_proj input
+  c (3h + 2h_kv), SwiGLU 4c.i, and where r != c the autocast copies of the norm outputs for
+  the five projections that read them (5c.h). LoRA adds each adapted input's dropout output and
+  mask ((c + 1)(6h + i)) when dropout > 0. Without flash attention (CPU, sdpa/eager) the
+  attention probabilities add heads x S x c per token (S the packed row's length) and k, v are
+  repeated to all heads. Gradient checkpointing keeps only each layer's input (r.h) plus one
+  layer's activations during its recomputation.
+- logits: T x V x (c + 12): the logits (the loop holds them), and at the start of backward the
+  fp32 log-softmax kept for it, its incoming gradient and the gradient it passes on.
+- CUDA adds its context and allocator slack (`overhead_gib`, 1 GiB by default; 0 on a CPU).
+
+Accumulation keeps the gradients while the next micro-batch runs forward, so the parts add up.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 GIB = 1024 ** 3
 
 
-def parameter_count(config) -> int:
-    """Parameters of a decoder-only transformer from its HF config (dense MLP assumed)."""
-    h, layers, v = config.hidden_size, config.num_hidden_layers, config.vocab_size
-    inter = getattr(config, "intermediate_size", 4 * h)
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes of a decoder-only transformer with a SwiGLU MLP (LLaMA, Mistral, SmolLM)."""
+    name: str
+    hidden: int
+    layers: int
+    vocab: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    tied: bool = False
+
+    @property
+    def kv_width(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def layer_params(self) -> int:
+        h, kv, i = self.hidden, self.kv_width, self.intermediate
+        attn = 2 * h * self.heads * self.head_dim + 2 * h * kv
+        return attn + 3 * h * i + 2 * h
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden * (1 if self.tied else 2)
+
+    @property
+    def params(self) -> int:
+        """All parameters.
+
+        >>> round(LLAMA2_13B.params / 1e9, 2), round(MISTRAL_7B.params / 1e9, 2)
+        (13.02, 7.24)
+        """
+        return self.layers * self.layer_params + self.embedding_params + self.hidden
+
+    def lora_params(self, r: int) -> int:
+        """Adapter parameters at rank r on every linear layer of every block (peft all-linear).
+
+        >>> round(LLAMA2_13B.lora_params(64) / 1e6)
+        250
+        """
+        h, kv, i = self.hidden, self.kv_width, self.intermediate
+        return r * (9 * h + 2 * kv + 3 * i) * self.layers
+
+
+# From the models' config.json files (no hub access needed to plan).
+LLAMA2_13B = ModelShape("LLaMA-2-13B", hidden=5120, layers=40, vocab=32000, intermediate=13824,
+                        heads=40, kv_heads=40, head_dim=128)
+MISTRAL_7B = ModelShape("Mistral-7B", hidden=4096, layers=32, vocab=32000, intermediate=14336,
+                        heads=32, kv_heads=8, head_dim=128)
+
+
+def model_shape(config, name: str = "") -> ModelShape:
+    """The shape of a transformers config (LLaMA-style)."""
+    h = config.hidden_size
     heads = config.num_attention_heads
-    kv = getattr(config, "num_key_value_heads", heads) or heads
-    head_dim = getattr(config, "head_dim", None) or h // heads
-    attn = h * head_dim * heads * 2 + h * head_dim * kv * 2
-    mlp = 3 * h * inter
-    tied = getattr(config, "tie_word_embeddings", False)
-    return int(layers * (attn + mlp + 2 * h) + v * h * (1 if tied else 2) + h)
+    return ModelShape(
+        name or getattr(config, "_name_or_path", "") or config.model_type, hidden=h,
+        layers=config.num_hidden_layers, vocab=config.vocab_size,
+        intermediate=getattr(config, "intermediate_size", None) or 4 * h, heads=heads,
+        kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+        head_dim=getattr(config, "head_dim", None) or h // heads,
+        tied=bool(getattr(config, "tie_word_embeddings", False)))
 
 
-def estimate_memory(n_params: float, mode: str, *, processes: int = 1, sharding: str = "none",
-                    hidden: int = 5120, layers: int = 40, vocab: int = 32000,
-                    tokens_per_device: int = 4096, gradient_checkpointing: bool = True,
-                    lora_fraction: float = 0.005) -> dict:
-    """GiB per device by part (weights, gradients+optimiser, activations, logits, total).
+def activation_bytes_per_token_layer(s: ModelShape, mode: str, *, cuda: bool = True,
+                                     flash: bool = True, row_tokens: int = 0,
+                                     lora_dropout: float = 0.05) -> int:
+    """Bytes kept for backward per token per layer (no checkpointing).
 
-    >>> e = estimate_memory(13e9, "full", processes=4, sharding="fsdp")
-    >>> round(e["weights_and_states"])
-    48
+    >>> activation_bytes_per_token_layer(LLAMA2_13B, "full") / LLAMA2_13B.hidden
+    43.6
     """
+    h, kv, i = s.hidden, s.kv_width, s.intermediate
+    c = 2 if cuda else 4
+    r = 4 if (mode == "qlora" or not cuda) else 2
+    per = 2 * (4 * h + r * h) if r == 2 else 2 * (2 * r * h)  # norms: fp32 copy + output
+    per += c * (3 * h + 2 * kv) + 4 * c * i
+    if r != c:
+        per += 5 * c * h                  # autocast casts the norm output for each projection
+    if not flash:
+        per += c * (s.heads * row_tokens + 2 * (h - kv))   # probabilities; k, v repeated
+    if mode in ("lora", "qlora") and lora_dropout > 0:
+        per += (c + 1) * (6 * h + i)      # each adapted input's dropout output and mask
+    return per
+
+
+def estimate_memory(shape: ModelShape, mode: str, *, processes: int = 1, sharding: str = "none",
+                    tokens_per_device: int = 4096, row_tokens: int | None = None,
+                    gradient_checkpointing: bool = True, lora_r: int = 16,
+                    lora_dropout: float = 0.05, cuda: bool = True, flash: bool | None = None,
+                    overhead_gib: float | None = None) -> dict:
+    """GiB per device by part: weights, gradients, optimiser, working set, activations, logits.
+
+    >>> e = estimate_memory(LLAMA2_13B, "full", processes=4, sharding="fsdp")
+    >>> round(e["total"], 1), e["fits_80gb"]
+    (57.2, True)
+    """
+    if mode not in ("full", "lora", "qlora"):
+        raise ValueError(f"mode must be full, lora or qlora, not {mode!r}")
+    s = shape
+    flash = cuda if flash is None else flash
     sharded = sharding in ("fsdp", "deepspeed") and processes > 1
+    g = processes if sharded else 1
+    P, T = s.params, tokens_per_device
+    c = 2 if cuda else 4
+    parts = {"weights": 0.0, "gradients": 0.0, "optimizer": 0.0, "working_set": 0.0}
     if mode == "full":
-        states = n_params * 16 / (processes if sharded else 1)
+        parts["weights"] = 4 * P / g
+        parts["gradients"] = 4 * P / g
+        parts["optimizer"] = 8 * P / g
+        if sharded:   # gathered bf16 layers, one layer's gradient + fp32 reduce copy, embeddings
+            parts["working_set"] = c * (2 * s.layer_params + s.embedding_params) \
+                + (c + 4) * s.layer_params
+        elif cuda:
+            parts["working_set"] = 2 * P      # autocast's bf16 weight copies, kept for backward
     else:
-        adapter = n_params * lora_fraction
-        per_weight = 0.53 if mode == "qlora" else 2.0
-        opt_bytes = 2 + 4 + 4 if mode == "qlora" else 16   # paged 8-bit moments: 2 bytes
-        states = n_params * per_weight / (processes if sharded else 1) + adapter * opt_bytes
-    per_layer = 2 * hidden if gradient_checkpointing else 34 * hidden
-    acts = tokens_per_device * (per_layer * layers + (34 * hidden if gradient_checkpointing else 0))
-    logits = tokens_per_device * vocab * 4 * 2
-    total = states + acts + logits
-    return {"mode": mode, "processes": processes, "sharding": sharding,
-            "params_billion": n_params / 1e9, "weights_and_states": states / GIB,
-            "activations": acts / GIB, "logits": logits / GIB, "total": total / GIB}
+        n_lora = s.lora_params(lora_r)
+        if mode == "lora":
+            parts["weights"] = c * P / g + 4 * n_lora
+        else:
+            linear = s.layers * (s.layer_params - 2 * s.hidden)
+            parts["weights"] = 0.516 * linear + 4 * (P - linear) + 4 * n_lora
+        parts["gradients"] = 4 * n_lora
+        parts["optimizer"] = (2 if mode == "qlora" and cuda else 8) * n_lora
+    checkpointing = gradient_checkpointing
+    per_layer = activation_bytes_per_token_layer(
+        s, mode, cuda=cuda, flash=flash, row_tokens=row_tokens or T, lora_dropout=lora_dropout)
+    r = 4 if (mode == "qlora" or not cuda) else 2
+    acts = T * (s.layers * r * s.hidden + per_layer) if checkpointing else T * s.layers * per_layer
+    logits = T * s.vocab * (c + 12)
+    overhead = (1.0 if cuda else 0.0) if overhead_gib is None else overhead_gib
+    total = sum(parts.values()) + acts + logits + overhead * GIB
+    out = {"model": s.name, "mode": mode, "processes": processes, "sharding": sharding,
+           "params_billion": P / 1e9, "tokens_per_device": T,
+           "gradient_checkpointing": checkpointing, "lora_r": lora_r if mode != "full" else None,
+           **{k: v / GIB for k, v in parts.items()},
+           "activations": acts / GIB, "logits": logits / GIB, "overhead": overhead,
+           "total": total / GIB}
+    out["weights_and_states"] = (parts["weights"] + parts["gradients"] + parts["optimizer"]
+                                 + parts["working_set"]) / GIB
+    out["fits_80gb"] = out["total"] <= 80
+    return out
 
 
 def estimate_for_model(model_config, mode: str, **kw) -> dict:
-    """estimate_memory with the sizes read from a transformers config."""
-    return estimate_memory(parameter_count(model_config), mode, hidden=model_config.hidden_size,
-                           layers=model_config.num_hidden_layers,
-                           vocab=model_config.vocab_size, **kw)
+    """estimate_memory with the shape read from a transformers config."""
+    return estimate_memory(model_shape(model_config), mode, **kw)
 
 
-def format_estimate(e: dict) -> str:
-    """One line for the log.
+def fits(e: dict, device_gib: float) -> bool:
+    """Whether the estimate fits a device of `device_gib` GiB."""
+    return e["total"] <= device_gib
 
-    >>> format_estimate(estimate_memory(7e9, "qlora", hidden=4096, layers=32))[:40]
-    'estimated GPU memory per device: 6.3 GiB'
+
+def format_estimate(e: dict, device_gib: float | None = None) -> str:
+    """One line for the log (with "will not fit" when a device size is given and exceeded).
+
+    >>> format_estimate(estimate_memory(MISTRAL_7B, "qlora", lora_r=64), 24)[:43]
+    'estimated memory per device: 12.0 GiB (fits'
     """
-    return (f"estimated GPU memory per device: {e['total']:.1f} GiB "
-            f"({e['params_billion']:.2f}B params, {e['mode']}, {e['processes']} process(es), "
-            f"sharding {e['sharding']}: weights+optimiser {e['weights_and_states']:.1f}, "
-            f"activations {e['activations']:.1f}, logits {e['logits']:.1f})")
+    verdict = ""
+    if device_gib is not None:
+        verdict = (f" (fits {device_gib:g} GiB)" if fits(e, device_gib)
+                   else f" (will not fit {device_gib:g} GiB)")
+    return (f"estimated memory per device: {e['total']:.1f} GiB{verdict}: "
+            f"{e['params_billion']:.2f}B params, {e['mode']}, {e['processes']} process(es), "
+            f"sharding {e['sharding']}; weights {e['weights']:.1f}, gradients "
+            f"{e['gradients']:.1f}, optimiser {e['optimizer']:.1f}, working set "
+            f"{e['working_set']:.1f}, activations {e['activations']:.1f}, logits "
+            f"{e['logits']:.1f}, overhead {e['overhead']:.1f}")
+
+
+__all__ = ["ModelShape", "LLAMA2_13B", "MISTRAL_7B", "model_shape", "estimate_memory",
+           "estimate_for_model", "format_estimate", "fits", "activation_bytes_per_token_layer"]

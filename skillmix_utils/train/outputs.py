@@ -2,6 +2,7 @@
 
     adapter/ or model/     the LoRA adapter (+ tokenizer) or the full model (+ tokenizer)
     model/ (merged)        with merge_adapter: the adapter merged into the base, ready to serve
+                           (trainer.train merges after the process group has ended)
     loss.json              the loss curve: one entry per optimiser step
     train_summary.json     effective batch, real-token fraction, dropped/truncated, tokens/s, ...
     model_card.md          data, hyper-parameters and the code version
@@ -26,6 +27,11 @@ def weights_digest(model) -> str:
             h.update(name.encode())
             h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def save_dtype(accelerator) -> torch.dtype:
+    """bf16 where training computed in bf16 (mixed precision on CUDA), else float32."""
+    return torch.bfloat16 if accelerator.mixed_precision == "bf16" else torch.float32
 
 
 def merge_adapter(base_model: str, adapter: str | Path, target: str | Path) -> Path:
@@ -135,10 +141,15 @@ def write_outputs(cfg: StudyConfig, accelerator, model, tokenizer, history: list
     target = root / ("model" if t.mode == "full" else "adapter")
     state = accelerator.get_state_dict(model) if sharded else None  # collective under FSDP
     if accelerator.is_main_process:
+        if t.mode == "full":
+            # Saved in the dtype it computed in (bf16 on CUDA), with a config that says so:
+            # a float32 config makes vLLM serve fp16 while transformers loads bf16.
+            dtype = save_dtype(accelerator)
+            state = {k: v.to(dtype) if v.is_floating_point() else v
+                     for k, v in (state if state is not None else unwrapped.state_dict()).items()}
+            unwrapped.config.dtype = dtype
         unwrapped.save_pretrained(target, state_dict=state, save_function=accelerator.save)
         tokenizer.save_pretrained(target)
-        if t.merge_adapter and t.mode != "full":
-            merge_adapter(t.base_model, target, root / "model")
         (root / "loss.json").write_text(json.dumps(history, indent=1))
         (root / "train_summary.json").write_text(json.dumps(summary, indent=2))
         card = model_card(cfg, summary)

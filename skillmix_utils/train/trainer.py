@@ -10,16 +10,25 @@ gradient as one big batch.
 
 Modes: full (fp32 master weights, bf16 autocast on CUDA); lora (peft, frozen base in bf16 on
 CUDA, fp32 on CPU); qlora (NF4 + double quantisation, compute bf16 on CUDA, paged 8-bit AdamW,
-gradient checkpointing through peft.prepare_model_for_kbit_training). CPU fallback for qlora:
+gradient checkpointing, as configured, through peft.prepare_model_for_kbit_training). CPU fallback for qlora:
 bitsandbytes 0.50 runs NF4 on the CPU with fp32 compute, but its paged 8-bit optimisers need
 CUDA, so the CPU uses torch AdamW for the adapter (recorded as `optimizer` in the summary).
 accelerate places the model and wraps it for DDP / FSDP / DeepSpeed; the launcher (launch.py)
-starts the processes.
+starts the processes. On CUDA every mode computes under bf16 autocast (QLoRA included:
+prepare_model_for_kbit_training leaves norms and the residual stream in fp32, autocast keeps the
+matmuls and most activations in bf16).
+
+One configuration, whatever the launcher: the trainer, not the accelerate yaml, owns the
+accumulation steps, the micro-batch and `max_grad_norm` (DeepSpeed's config gets them before
+prepare). Under FSDP every micro-batch's gradients are reduce-scattered at once (no `no_sync`):
+accumulating unsharded would hold a full bf16 copy of the gradients on each GPU (+26 GB for
+13B); the sharded gradients accumulate in fp32 and are reduced in fp32.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -31,8 +40,9 @@ from ..errors import SkillmixError
 from . import checkpoint as ckpt
 from . import tracking
 from .formatting import Example, find_mix, format_rows, load_rows, mix_name
-from .memory import estimate_for_model, format_estimate
+from .memory import format_estimate, model_shape
 from .packing import collate, summed_loss
+from .plan import estimate_for_config
 from .pretrain import load_corpus, pretrain_examples, tokens_for_ratio
 
 
@@ -120,11 +130,14 @@ def _load_model(cfg: StudyConfig, accelerator):
         device_map = {"": accelerator.local_process_index} if cuda else None
         model = load_causal_lm(t.base_model, quantization="nf4", device_map=device_map)
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=True,
+            model, use_gradient_checkpointing=t.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
         dtype = "bfloat16" if cuda and t.mode == "lora" else "float32"
-        model = load_causal_lm(t.base_model, dtype=dtype)
+        if t.mode == "full" and _ranks_share_weights(accelerator):
+            model = _empty_model(t.base_model)
+        else:
+            model = load_causal_lm(t.base_model, dtype=dtype)
         if t.gradient_checkpointing:
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -143,6 +156,89 @@ def _load_model(cfg: StudyConfig, accelerator):
         model = get_peft_model(model, lc)
     model.config.use_cache = False
     return model
+
+
+def _ranks_share_weights(accelerator) -> bool:
+    """True on the ranks that need no weights of their own: FSDP with cpu-ram-efficient loading
+    broadcasts local rank 0's full state dict into every shard at prepare(). (DeepSpeed ZeRO-3
+    does the same through transformers' zero.Init when zero3_init_flag is set.)"""
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    return (accelerator.distributed_type.name == "FSDP" and plugin is not None
+            and bool(plugin.cpu_ram_efficient_loading) and accelerator.local_process_index != 0)
+
+
+def _empty_model(name: str):
+    """The model's structure with uninitialised fp32 parameters: no weights are read, and the
+    untouched pages of torch.empty take no physical memory before accelerate moves the model to
+    the meta device. (Parameters on the meta device itself would all share data_ptr 0, which
+    accelerate's optimiser re-mapping relies on.) Buffers such as the rotary frequencies stay
+    real: FSDP does not broadcast them."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ..models import resolve_model
+
+    config = AutoConfig.from_pretrained(resolve_model(name))
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    for module in model.modules():
+        for key, p in list(module.named_parameters(recurse=False)):
+            if p.is_meta:
+                module._parameters[key] = torch.nn.Parameter(
+                    torch.empty(p.shape, dtype=p.dtype), requires_grad=p.requires_grad)
+    model.tie_weights()
+    return model
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "false").lower() in ("true", "1")
+
+
+def make_accelerator(cfg: StudyConfig, accum: int):
+    """The Accelerator for this process, configured from the trainer's settings.
+
+    Launched with an FSDP or DeepSpeed yaml's environment (launch.py), accelerate takes its FSDP
+    or DeepSpeed path. On a CPU accelerate reserves both for accelerators and would silently run
+    DDP, although torch FSDP2 and DeepSpeed run on gloo; there the process group is brought up on
+    gloo first and the state is told which path to take, so the CPU tests execute the same
+    sharding code as a GPU cluster. DeepSpeed's accumulation, micro-batch and clipping come from
+    the trainer (the yaml's `gradient_accumulation_steps: 1` would otherwise win and make every
+    micro-batch an optimiser step).
+    """
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import DistributedType
+
+    t = cfg.train
+    cuda = torch.cuda.is_available()
+    fsdp, deepspeed = _env_flag("ACCELERATE_USE_FSDP"), _env_flag("ACCELERATE_USE_DEEPSPEED")
+    if deepspeed:
+        os.environ["ACCELERATE_GRADIENT_ACCUMULATION_STEPS"] = str(accum)
+        os.environ["ACCELERATE_GRADIENT_CLIPPING"] = str(float(t.max_grad_norm))
+    state = PartialState(cpu=not cuda)
+    sharded_on_cpu = not cuda and (fsdp or deepspeed) and state.num_processes > 1
+    if sharded_on_cpu:
+        # AcceleratorState enables FSDP only for accelerator distributed types and DeepSpeed only
+        # when not cpu; the gloo group and the CPU device set up above stay as they are.
+        state.distributed_type = (DistributedType.DEEPSPEED if deepspeed
+                                  else DistributedType.MULTI_GPU)
+    kwargs = {}
+    if fsdp and cuda:
+        from accelerate import FullyShardedDataParallelPlugin
+
+        # bf16 compute, fp32 gradient reduction (accelerate's default reduces in bf16).
+        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(mixed_precision_policy={
+            "param_dtype": torch.bfloat16, "reduce_dtype": torch.float32,
+            "output_dtype": torch.bfloat16})
+    accelerator = Accelerator(mixed_precision="bf16" if cuda else "no",
+                              cpu=not cuda and not sharded_on_cpu,
+                              gradient_accumulation_steps=accum, **kwargs)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        ds = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = t.per_device_batch_size
+        ds["gradient_accumulation_steps"] = accum
+        ds["train_batch_size"] = t.batch_size
+        ds["gradient_clipping"] = float(t.max_grad_norm)
+    return accelerator
 
 
 def _optimizer(cfg: StudyConfig, params, cuda: bool):
@@ -214,7 +310,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     `probe` > 0 records the mean loss on the first `probe` skill-mix examples before and after
     training (`probe_loss_start`, `probe_loss_end` in the summary). Returns the summary dict.
     """
-    from accelerate import Accelerator, PartialState
+    from accelerate import PartialState
     from accelerate.utils import set_seed
 
     from ..models import load_tokenizer
@@ -226,8 +322,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     cuda = torch.cuda.is_available()
     processes = PartialState(cpu=not cuda).num_processes
     accum = accumulation_steps(t.batch_size, t.per_device_batch_size, processes)
-    accelerator = Accelerator(mixed_precision="bf16" if cuda and t.mode == "full" else "no",
-                              cpu=not cuda, gradient_accumulation_steps=accum)
+    accelerator = make_accelerator(cfg, accum)
     rank, world = accelerator.process_index, accelerator.num_processes
     log = accelerator.print
     set_seed(t.seed)  # same initial adapter weights on every rank
@@ -245,9 +340,9 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     model = _load_model(cfg, accelerator)
     sharding = {"FSDP": "fsdp", "DEEPSPEED": "deepspeed"}.get(accelerator.distributed_type.name,
                                                                "none")
-    est = estimate_for_model(model.config, t.mode, processes=world, sharding=sharding,
-                             tokens_per_device=t.per_device_batch_size * t.max_length,
-                             gradient_checkpointing=t.gradient_checkpointing or t.mode == "qlora")
+    est = estimate_for_config(cfg, processes=world, sharding=sharding, cuda=cuda,
+                              flash=_attention_kind(model) == "flash",
+                              shape=model_shape(model.config, t.base_model))
     log("[train] " + format_estimate(est))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     probe_set = [e for e in examples if e.source == "skillmix"][:probe]
@@ -257,6 +352,9 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(cfg, params, cuda)
+    # Updates actually applied (under DeepSpeed the engine steps this optimiser itself).
+    updates = [0]
+    optimizer.register_step_post_hook(lambda *_: updates.__setitem__(0, updates[0] + 1))
     warm = t.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warm) if warm > 0 else 1.0)
@@ -264,6 +362,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     kind = _attention_kind(accelerator.unwrap_model(model))
+    fsdp = accelerator.distributed_type.name == "FSDP"
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
 
     history: list[dict] = []
@@ -277,6 +376,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
             raise SkillmixError(f"the checkpoint {last} was made with other training settings; "
                                 "use --restart to start again", field="train")
         start, history = state["step"], state["history"]
+        updates[0] = 0   # loading a sharded optimiser state runs one empty step to build it
         log(f"[train] resumed from {last} at step {start}")
     elif accelerator.is_main_process and ckpt_root.exists() and not resume:
         import shutil
@@ -302,18 +402,25 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         for b in batches:
             b = b.to(accelerator.device)
             # accumulate(): no gradient all-reduce until the step's last micro-batch (DDP
-            # no_sync; DeepSpeed's own accumulation); backward() divides by accum, undone here.
-            with accelerator.accumulate(model):
+            # no_sync; DeepSpeed's own accumulation boundary). Not under FSDP: its no_sync keeps
+            # an unsharded gradient copy. backward() divides by accum and the ranks' gradients
+            # are averaged; both are undone here, the step's answer tokens normalise.
+            sync = contextlib.nullcontext() if fsdp else accelerator.accumulate(model)
+            with sync:
                 with accelerator.autocast():
                     logits = model(**b.model_inputs()).logits
                 loss_sum = summed_loss(logits, b.labels)
                 accelerator.backward(loss_sum * (world * accum / n_labels))
             step_loss += loss_sum.detach()
-        gnorm = tracking.grad_norm(params)
+        # The global norm before clipping, under every launcher (FSDP's is over the shards;
+        # DeepSpeed clips inside its step and reports it); max_grad_norm 0 only measures.
+        gnorm = accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm or float("inf"))
         lr = scheduler.get_last_lr()[0]          # the rate this step uses (read before stepping)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if gnorm is not None:
+            gnorm = float(gnorm.full_tensor() if hasattr(gnorm, "full_tensor") else gnorm)
         step_loss = accelerator.reduce(step_loss, reduction="sum").item() / n_labels
         dt = time.perf_counter() - t0
         totals["real"] += int(counts[1])
@@ -343,7 +450,8 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         "settings": fingerprint,
         "resumed_from_step": start if last is not None else None,
         "effective_batch": t.batch_size, "per_device_batch_size": t.per_device_batch_size,
-        "accumulation_steps": accum, "processes": world,
+        "accumulation_steps": accum, "processes": world, "optimizer_steps": updates[0],
+        "max_grad_norm": t.max_grad_norm,
         "distributed_type": accelerator.distributed_type.name,
         "device": accelerator.device.type, "attention": kind, "packing": t.packing,
         "optimizer": type(optimizer.optimizer).__name__ if hasattr(optimizer, "optimizer")
@@ -358,4 +466,14 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         **data_info,
     }
     write_outputs(cfg, accelerator, model, tok, history, summary)
+    main = accelerator.is_main_process
+    del model, optimizer, unwrapped
+    accelerator.free_memory()
+    accelerator.end_training()   # the process group ends here, on every rank
+    if main and t.merge_adapter and t.mode != "full":
+        # After the process group: the other ranks have exited, none waits on a barrier
+        # through a 13B merge (an NCCL timeout), and the training memory is freed.
+        from .outputs import merge_adapter
+
+        merge_adapter(t.base_model, root / "adapter", root / "model")
     return summary

@@ -27,3 +27,76 @@ def test_request_building():
     assert req["engine"] == {"enable_lora": True, "max_lora_rank": 64}
     base = build_requests(convs, temperature=0, max_tokens=8)
     assert base["lora"] is None and base["engine"] == {"enable_lora": False}
+
+
+def _fake_vllm(monkeypatch, seen: list):
+    """A stand-in `vllm` module that records how the engine was built and when."""
+    import sys
+    import types
+
+    from skillmix_utils.llm import hf_backend
+
+    class LLM:
+        def __init__(self, model, **kwargs):
+            # The transformers reference is gone before vLLM claims the GPU.
+            seen.append({"model": model, "hf_models_loaded": len(hf_backend._LOADED), **kwargs})
+
+        def chat(self, messages, params, lora_request=None, use_tqdm=False):
+            out = types.SimpleNamespace(text=" vllm says hi", token_ids=[1, 2, 3])
+            return [types.SimpleNamespace(outputs=[out], prompt_token_ids=[1]) for _ in messages]
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM, vllm.SamplingParams = LLM, lambda **kw: kw
+    lora, request = types.ModuleType("vllm.lora"), types.ModuleType("vllm.lora.request")
+    request.LoRARequest = lambda **kw: kw
+    for name, mod in (("vllm", vllm), ("vllm.lora", lora), ("vllm.lora.request", request)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    from skillmix_utils.llm import vllm_backend
+
+    monkeypatch.setattr(vllm_backend, "_ENGINES", {})
+
+
+def test_max_lora_rank_comes_from_the_adapter(tmp_path):
+    from skillmix_utils.llm.vllm_backend import adapter_rank, vllm_lora_rank
+
+    (tmp_path / "adapter_config.json").write_text('{"r": 16}')
+    assert adapter_rank(tmp_path) == 16 and vllm_lora_rank(16) == 16
+    assert vllm_lora_rank(adapter_rank(tmp_path) * 4) == 64
+    with pytest.raises(SkillmixError, match="adapter_config.json"):
+        adapter_rank(tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_parity_runs_reference_then_vllm_with_config_options(monkeypatch, tmp_path,
+                                                             embedded_model):
+    from peft import LoraConfig, get_peft_model
+
+    from skillmix_utils.llm.vllm_backend import parity_check
+    from skillmix_utils.models import load_causal_lm
+
+    adapter = tmp_path / "adapter"
+    model = get_peft_model(load_causal_lm(embedded_model, dtype="float32"),
+                           LoraConfig(r=32, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    model.save_pretrained(adapter)
+    seen: list = []
+    _fake_vllm(monkeypatch, seen)
+    options = {"gpu_memory_utilization": 0.85, "tensor_parallel_size": 4, "max_model_len": 2048,
+               "dtype": "bfloat16"}
+    result = parity_check(embedded_model, str(adapter), ["Say hi.", "Name a colour."],
+                          max_tokens=4, engine_options=options)
+    assert len(seen) == 1
+    engine = seen[0]
+    assert engine["hf_models_loaded"] == 0                 # one after the other
+    assert {k: engine[k] for k in options} == options      # the config's engine options
+    assert engine["enable_lora"] is True and engine["max_lora_rank"] == 32   # from the adapter
+    assert result["match"] == 0.0 and [p[0] for p in result["pairs"]] == ["vllm says hi"] * 2
+    assert all(p[1] for p in result["pairs"])              # the reference did generate
+
+
+def test_engine_options_reach_the_engine_through_get_backend(monkeypatch, tmp_path):
+    seen: list = []
+    _fake_vllm(monkeypatch, seen)
+    backend = get_backend("vllm:smollm2-135m-instruct", use_cache=False,
+                          engine_options={"tensor_parallel_size": 2})
+    backend.engine()
+    assert seen[0]["tensor_parallel_size"] == 2 and seen[0]["enable_lora"] is False

@@ -1,4 +1,4 @@
-"""The launcher's command lines and the memory estimate (no model needed)."""
+"""The launcher's command lines and the batch arithmetic (no model needed)."""
 from __future__ import annotations
 
 import sys
@@ -7,7 +7,6 @@ import pytest
 
 from skillmix_utils.errors import SkillmixError
 from skillmix_utils.train.launch import accelerate_config, launch_command
-from skillmix_utils.train.memory import estimate_memory
 from skillmix_utils.train.trainer import accumulation_steps, rank_micro_batches, step_indices
 
 
@@ -26,14 +25,6 @@ def test_launch_commands(make_study, tmp_path):
     for name in ("ddp", "fsdp", "deepspeed"):
         assert accelerate_config(name, cuda=True).exists()
     assert accelerate_config("ddp", cuda=False).name == "cpu_gloo.yaml"
-
-
-def test_memory_estimate_orders_the_options():
-    kw = dict(hidden=5120, layers=40, vocab=32000, tokens_per_device=4096)
-    fsdp = estimate_memory(13e9, "full", processes=4, sharding="fsdp", **kw)["total"]
-    ddp = estimate_memory(13e9, "full", processes=4, sharding="none", **kw)["total"]
-    qlora = estimate_memory(13e9, "qlora", **kw)["total"]
-    assert qlora < 24 < fsdp < 80 < ddp   # QLoRA fits a 24 GB card; full 13B needs sharding
 
 
 def test_batch_arithmetic():

@@ -1,0 +1,84 @@
+"""The memory estimate: against the hand calculation in docs/memory.md, against memory measured
+on the CPU, and as `skillmix train --dry-run` prints it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skillmix_utils.train.memory import LLAMA2_13B, MISTRAL_7B, estimate_memory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _doc_rows() -> list[list[str]]:
+    rows = []
+    for line in (ROOT / "docs" / "memory.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in ("LLaMA-2-13B", "Mistral-7B"):
+            rows.append(cells)
+    return rows
+
+
+def _estimate(model: str, setting: str, ckpt: str) -> float:
+    shape = LLAMA2_13B if model == "LLaMA-2-13B" else MISTRAL_7B
+    gc = ckpt == "yes"
+    if setting.startswith("full"):
+        gpus = int(setting.split(",")[2].split()[0])
+        return estimate_memory(shape, "full", processes=gpus, sharding="fsdp",
+                               gradient_checkpointing=gc)["total"]
+    mode = "lora" if setting.startswith("LoRA") else "qlora"
+    r = int(setting.split("r=")[1].split(",")[0])
+    return estimate_memory(shape, mode, lora_r=r, gradient_checkpointing=gc)["total"]
+
+
+def test_estimate_within_10_percent_of_the_hand_calculation():
+    rows = _doc_rows()
+    # Both models; full at 4 and 8 GPUs, LoRA, QLoRA r=16 and 64; with and without checkpointing.
+    assert len(rows) == 20
+    for model, setting, ckpt, printed, hand in rows:
+        est = _estimate(model, setting, ckpt)
+        assert est == pytest.approx(float(hand), rel=0.10), (model, setting, ckpt)
+        assert est == pytest.approx(float(printed), abs=0.06), "docs/memory.md is stale"
+
+
+def test_estimate_orders_the_options():
+    fsdp = estimate_memory(LLAMA2_13B, "full", processes=4, sharding="fsdp")["total"]
+    ddp = estimate_memory(LLAMA2_13B, "full", processes=4, sharding="none")["total"]
+    qlora = estimate_memory(LLAMA2_13B, "qlora", lora_r=64)["total"]
+    assert qlora < 24 < fsdp < 80 < ddp   # QLoRA fits a 24 GB card; full 13B needs sharding
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,tokens,ckpt", [("full", 512, 0), ("lora", 512, 1)])
+def test_estimate_within_25_percent_of_measured_cpu_peak(mode, tokens, ckpt, embedded_model):
+    from transformers import AutoConfig
+
+    from skillmix_utils.train.memory import model_shape
+
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "measure_memory.py"),
+                          mode, str(tokens), str(ckpt)], capture_output=True, text=True,
+                         timeout=900, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    shape = model_shape(AutoConfig.from_pretrained(embedded_model))
+    est = estimate_memory(shape, mode, tokens_per_device=measured["tokens"], cuda=False,
+                          gradient_checkpointing=bool(ckpt), lora_r=8, lora_dropout=0.0)
+    # The weights were resident before the measurement began.
+    assert est["total"] - est["weights"] == pytest.approx(measured["peak_allocated_gib"],
+                                                          rel=0.25)
+
+
+def test_dry_run_prints_memory_time_and_will_not_fit(capsys):
+    from skillmix_utils import cli
+
+    rc = cli.main(["train", str(ROOT / "configs" / "paper-llama2-13b.yaml"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "estimated memory per device: 57.2 GiB (fits 80 GiB)" in out
+    assert "time:" in out and " h for " in out
+    rc = cli.main(["train", str(ROOT / "configs" / "paper-llama2-13b.yaml"), "--dry-run",
+                   "--device-gib", "40"])
+    assert rc == 1 and "will not fit" in capsys.readouterr().out
