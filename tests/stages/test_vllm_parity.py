@@ -29,7 +29,8 @@ def student(spec="vllm:smollm2-135m-instruct", **kw):
 
 
 def fake_parity(match, seen):
-    def parity_check(base, adapter, prompts, max_tokens=32):
+    def parity_check(base, adapter, prompts, max_tokens=32, engine_options=None,
+                     max_lora_rank=None):
         seen.append((base, adapter, prompts))
         return {"match": match, "pairs": []}
     return parity_check
