@@ -5,7 +5,10 @@ repository, so a CI run converts it once and every test reuses it).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,30 @@ def embedded_model() -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def headless_chromium():
+    """A context manager giving a Selenium driver on Debian's headless Chromium with a
+    throw-away profile (the flags keep it off this machine's closed network)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    @contextlib.contextmanager
+    def start():
+        profile = tempfile.mkdtemp(prefix="chromium-profile-")
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", f"--user-data-dir={profile}"):
+            opts.add_argument(flag)
+        service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+        drv = webdriver.Chrome(service=service, options=opts)
+        try:
+            yield drv
+        finally:
+            drv.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+
+    return start
