@@ -105,3 +105,21 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE,
         reduction="sum")
+
+
+def answer_loss(model, batch: Batch) -> torch.Tensor:
+    """`summed_loss` of `model` on `batch`, running the LM head only where a row predicts a
+    labelled token.
+
+    The head's logits (positions x vocabulary, 32k to 150k wide) are the largest activation of
+    a step, and most positions are prompt tokens whose loss is masked: asking the model for the
+    logits of the labelled positions only (`logits_to_keep`, a 1-D index tensor) gives the same
+    sum for a fraction of the head's time and memory.
+    """
+    keep = (batch.labels[:, 1:] != IGNORE).any(0).nonzero().flatten()
+    if keep.numel() == 0:       # nothing labelled: the full pass keeps every rank's graph alike
+        return summed_loss(model(**batch.model_inputs()).logits, batch.labels)
+    logits = model(**batch.model_inputs(), logits_to_keep=keep).logits
+    return torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), batch.labels[:, keep + 1].flatten(), ignore_index=IGNORE,
+        reduction="sum")

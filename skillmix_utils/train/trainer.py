@@ -41,7 +41,7 @@ from . import checkpoint as ckpt
 from . import tracking
 from .formatting import Example, find_mix, format_rows, load_rows, mix_name
 from .memory import format_estimate, model_shape
-from .packing import collate, summed_loss
+from .packing import answer_loss, collate
 from .plan import estimate_for_config
 from .pretrain import load_corpus, pretrain_examples, tokens_for_ratio
 
@@ -273,7 +273,7 @@ def mean_loss(model, examples: list[Example], *, pad_id: int = 0, packed: bool =
     kind = _attention_kind(model)
     for e in examples:
         b = collate([e], packed=packed, pad_id=pad_id, flash=kind == "flash").to(device)
-        total += summed_loss(model(**b.model_inputs()).logits, b.labels).item()
+        total += answer_loss(model, b).item()
         n += b.n_labels
     model.train(was)
     return total / max(n, 1)
@@ -408,8 +408,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
             sync = contextlib.nullcontext() if fsdp else accelerator.accumulate(model)
             with sync:
                 with accelerator.autocast():
-                    logits = model(**b.model_inputs()).logits
-                loss_sum = summed_loss(logits, b.labels)
+                    loss_sum = answer_loss(model, b)
                 accelerator.backward(loss_sum * (world * accum / n_labels))
             step_loss += loss_sum.detach()
         # The global norm before clipping, under every launcher (FSDP's is over the shards;

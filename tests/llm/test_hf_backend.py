@@ -82,3 +82,31 @@ def test_adapter_is_part_of_the_cache_key(embedded_model, tmp_path):
                             cache_dir=tmp_path / "c", progress=False)
     assert retrained.key(msgs, 0, 8, None, 0) != k1
     assert not retrained.chat([msgs], temperature=0, max_tokens=4)[0].cached
+
+
+@pytest.mark.slow
+def test_an_adapter_is_merged_for_decoding_and_answers_as_unmerged(embedded_model, tmp_path):
+    """The tuned student decodes with the LoRA product folded into its weights (as fast as the
+    base model) and writes what the unmerged adapter writes."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from skillmix_utils.models import load_causal_lm
+
+    torch.manual_seed(0)
+    lm = get_peft_model(load_causal_lm(embedded_model), LoraConfig(r=4, target_modules="all-linear"))
+    with torch.no_grad():               # a trained adapter: B is no longer zero
+        for name, p in lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    lm.save_pretrained(tmp_path / "adapter")
+    tuned = get_backend(f"hf:{embedded_model}", adapter=str(tmp_path / "adapter"),
+                        cache_dir=tmp_path / "c", progress=False)
+    merged, tok, _ = tuned.load()
+    assert not isinstance(merged, PeftModel)
+    unmerged = load_causal_lm(embedded_model, adapter=str(tmp_path / "adapter")).eval()
+    ids = tok(tuned.render(CONVS[0]), return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, rtol=1e-3, atol=1e-3)
+        base = load_causal_lm(embedded_model).eval()(ids).logits
+    assert (base - unmerged(ids).logits).abs().max() > 1e-2      # the adapter does change it

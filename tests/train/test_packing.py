@@ -51,3 +51,33 @@ def test_packed_loss_equals_one_at_a_time(embedded_model, impl, rows):
     assert packed.n_labels == sum(e.n_labels for e in exs)
     assert together == pytest.approx(one_by_one, rel=1e-4)
     assert abs(leaky - one_by_one) > 1e-2 * one_by_one
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_answer_loss_equals_the_full_heads_loss_and_gradient(packed):
+    """The LM head run only at labelled positions gives the loss and gradients of the full head."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from skillmix_utils.train.formatting import Example
+    from skillmix_utils.train.packing import answer_loss
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4,
+                                         num_key_value_heads=2, max_position_embeddings=64))
+    exs = [Example(list(range(3, 15)), [-100] * 8 + list(range(11, 15))),
+           Example(list(range(20, 26)), [-100, -100, 22, 23, -100, 25]),
+           Example(list(range(40, 49)), [-100] * 9)]                 # a prompt with no answer
+    batch = collate(exs, packed=packed)
+    full = summed_loss(model(**batch.model_inputs()).logits, batch.labels)
+    full.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    kept = answer_loss(model, batch)
+    kept.backward()
+    assert kept.item() == pytest.approx(full.item(), rel=1e-5)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[n], rtol=1e-4, atol=1e-6, msg=n)
+    # A batch with no answer at all still gives a (zero) loss with a graph.
+    empty = answer_loss(model, collate([exs[2]], packed=packed))
+    assert empty.item() == 0.0 and empty.requires_grad
