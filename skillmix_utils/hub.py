@@ -247,11 +247,11 @@ def render_plan(plans: list[RepoPlan], endpoint: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def offline_variable() -> str | None:
-    """The variable that makes huggingface_hub offline in this environment, if any."""
+def offline_variables() -> list[str]:
+    """The variables that make huggingface_hub offline in this environment (either does)."""
     from huggingface_hub.constants import _is_true
 
-    return next((v for v in OFFLINE_VARS if _is_true(os.environ.get(v))), None)
+    return [v for v in OFFLINE_VARS if _is_true(os.environ.get(v))]
 
 
 def _refused(exc, secrets, what: str):
@@ -279,10 +279,10 @@ def push(cfg: StudyConfig, *, namespace: str | None = None, private: bool = Fals
              + ("" if namespace else f" ({NAMESPACE_PLACEHOLDER}: --namespace, or your hub user)"))
         echo(render_plan(plans, endpoint))
         return plans
-    var = offline_variable()
-    if var:
-        raise SkillmixError(f"{var} is set: unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) to "
-                            "push, or add --dry-run to see what would go", field=var)
+    offline = offline_variables()
+    if offline:
+        raise SkillmixError(f"{' and '.join(offline)} set: the hub is unreachable; unset "
+                            f"{' and '.join(offline)} to push (--dry-run shows what would go)")
     run = check_pieces(cfg, config_file)["summary"].parent   # before asking the hub anything
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError

@@ -76,7 +76,7 @@ def dataset_card(cfg: StudyConfig, mixes: dict[str, list[dict]], data_card: dict
                       f"(/{model_repo})."]
     if data_card:
         # The data card's own Markdown, one heading level down under this card's title.
-        body = card_markdown(data_card).split("\n", 1)[1]
+        body = card_markdown(data_card).split("\n", 1)[1].lstrip("\n")
         lines += ["", "## How it was made", ""] + [
             "#" + line if line.startswith("## ") else line for line in body.splitlines()]
     else:

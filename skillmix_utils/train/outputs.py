@@ -133,16 +133,18 @@ def metrics_markdown(rows: list[dict]) -> str:
         return ""
     lines = ["## Evaluation: SKILL-MIX", "",
              "The study's metrics table (`eval/tables/metrics.csv`, docs/protocol.md §5): the student "
-             "writes a text for each of n combinations of k skills and a topic, drawn from the "
-             "training or the held-out skills; the grader scores it with the k + 3 point rubric. "
-             "**Full marks**: ratio of texts with every point; **all skills**: ratio with every "
-             "skill point; **skills fraction**: mean fraction of skill points earned. Each cell is "
-             "the mean ± one standard error over the n combinations (best of the generations).", "",
+             "writes texts for n combinations of k skills and a topic, drawn from the training "
+             "skills, the held-out ones or all; the grader scores each with the k + 3 point "
+             "rubric (majority vote over its rounds). Per text, **full marks**: all k + 3 points; "
+             "**all skills**: all k skill points and at least 2 of the other 3; **skills "
+             "fraction**: the mean skill point when the other 3 are all earned, else 0. Per "
+             "combination the best generation counts; each cell is the mean over the n "
+             "combinations ± one standard error.", "",
              "| student | trained on | setting | k | grader | full marks | all skills | "
              "skills fraction | n |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         data = r.get("train_data")
-        data = data if isinstance(data, str) and data else "base"
+        data = data if isinstance(data, str) and data else "not tuned"
         lines.append(f"| {r['student']} | {data} | {r['setting']} | {r['k']} | {r['grader']} | "
                      f"{_pm(r, 'ratio_full_marks')} | {_pm(r, 'ratio_all_skills')} | "
                      f"{_pm(r, 'skills_fraction')} | {r['n_combinations']} |")
@@ -202,6 +204,20 @@ def _portable_base(config_path: Path, hub_id: str) -> None:
         config_path.write_text(json.dumps(data, indent=2))
 
 
+def _pushed_dataset(card_path: Path) -> str | None:
+    """The hub dataset repo id ("ns/name") an existing card names, None when it names none."""
+    import yaml
+
+    if not card_path.exists():
+        return None
+    parts = card_path.read_text().split("---\n", 2)
+    try:
+        names = (yaml.safe_load(parts[1]) or {}).get("datasets") or [] if len(parts) == 3 else []
+    except yaml.YAMLError:
+        return None
+    return next((n for n in names if isinstance(n, str) and n.count("/") == 1), None)
+
+
 def write_card(cfg: StudyConfig, root: str | Path, metrics: list[dict] | None = None,
                dataset_repo: str | None = None) -> str | None:
     """Rewrite a finished run's model_card.md and its weights folder's README.md from its
@@ -211,6 +227,8 @@ def write_card(cfg: StudyConfig, root: str | Path, metrics: list[dict] | None = 
     summary_path = root / "train_summary.json"
     if not summary_path.exists():
         return None
+    if dataset_repo is None:         # keep the hub dataset a pushed card names (`skillmix push`)
+        dataset_repo = _pushed_dataset(root / "model_card.md")
     card = model_card(cfg, json.loads(summary_path.read_text()), metrics, dataset_repo)
     (root / "model_card.md").write_text(card)
     weights = root / ("model" if cfg.train.mode == "full" else "adapter")
