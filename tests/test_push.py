@@ -199,3 +199,19 @@ def test_missing_pieces_name_their_stage(tmp_path, hub):
     config.write_text(CONFIG.format(out=tmp_path / "out"))
     assert main(["push", str(config), "--dry-run"]) == 2
     assert hub.requests == []
+
+
+def test_a_file_holding_the_token_is_refused(study, hub, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from skillmix_utils.cli import main
+
+    config, out = study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "report.html").write_text(f"<html>oops {TOKEN}</html>")
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["push", str(config), "--dry-run", "--set", f"output_dir={copy}"]) == 2
+    err = capsys.readouterr().err
+    assert "study/report.html" in err and TOKEN not in err
+    assert hub.requests == []
