@@ -14,8 +14,8 @@ failure re-sends only what is missing):
 - model `{ns}/{study}-{run}`: the run's `adapter/` (or `model/` for full fine-tuning) files at the
   repo's root, so `PeftModel.from_pretrained("{ns}/{study}-{run}")` loads it; README.md, the
   model card with the study's metrics table and `datasets: [the dataset repo]`; and under
-  `study/` the report, metrics.csv, the resolved config (paths made relative; refused if it
-  holds a credential), train_summary.json and loss.json; TensorBoard event files under `runs/`
+  `study/` the report, metrics.csv, the resolved config (refused if it holds a credential),
+  train_summary.json and loss.json (the study folder's path written as outputs/<study>); TensorBoard event files under `runs/`
   (the hub shows them as training metrics).
 
 What must exist (else exit 2, naming each missing piece and the stage that makes it): the run's
@@ -161,6 +161,15 @@ def mix_parquet(jsonl: Path) -> tuple[bytes, list[dict]]:
     return buf.getvalue(), rows
 
 
+def portable_copy(path: Path, cfg: StudyConfig) -> bytes:
+    """A study file's bytes with the study folder's absolute path written as outputs/<study>
+    (metrics.csv names adapters, the summary its mix, the report the config, by full path)."""
+    data = path.read_bytes()
+    for folder in {str(cfg.out), str(cfg.out.resolve())}:
+        data = data.replace(folder.encode(), f"outputs/{cfg.name}".encode())
+    return data
+
+
 def _tree(folder: Path, prefix: str, skip=()) -> list[Upload]:
     return [Upload(prefix + p.relative_to(folder).as_posix(), p) for p in sorted(folder.rglob("*"))
             if p.is_file() and p.relative_to(folder).as_posix() not in skip]
@@ -191,10 +200,10 @@ def plan_push(cfg: StudyConfig, namespace: str, config_file=None) -> list[RepoPl
     card = model_card(cfg, summary, read_metrics(paths["metrics"]), dataset_id)
     model.files.append(Upload("README.md", card.encode()))
     model.files += _tree(paths["weights"], "", skip={"README.md"})
-    model.files += [Upload("study/report.html", paths["report"]),
-                    Upload("study/metrics.csv", paths["metrics"]),
+    model.files += [Upload("study/report.html", portable_copy(paths["report"], cfg)),
+                    Upload("study/metrics.csv", portable_copy(paths["metrics"], cfg)),
                     Upload("study/config.yaml", portable_config(cfg, config_file)),
-                    Upload("study/train_summary.json", paths["summary"])]
+                    Upload("study/train_summary.json", portable_copy(paths["summary"], cfg))]
     if (run / "loss.json").exists():
         model.files.append(Upload("study/loss.json", run / "loss.json"))
     if (run / "tensorboard").is_dir():
