@@ -124,7 +124,7 @@ def test_push_uploads_model_and_dataset(study, hub):
                 env={"HF_HUB_OFFLINE": "1"})     # offline: a dry run needs no network
     assert dry.returncode == 0, dry.stderr
     assert hub.requests == []
-    res = _push(config, "--endpoint", hub.url)
+    res = _push(config, "--endpoint", hub.url, "--private")
     assert res.returncode == 0, res.stderr
     assert not hub.unknown
     model_id, dataset_id = f"{USER}/push-small-lora-k1-2", f"{USER}/push-small-d-skill-mix"
@@ -175,6 +175,13 @@ def test_push_uploads_model_and_dataset(study, hub):
     # The local card now matches the pushed one (metrics and the dataset repo it names).
     assert (out / "train" / "lora-k1-2" / "adapter" / "README.md").read_text() == card
     assert (out / "train" / "lora-k1-2" / "model_card.md").read_text() == card
+    assert all(repo["private"] for repo in hub.repos.values())
+
+    # Pushed again: the repos exist (409 is fine) and nothing changed, so nothing is committed.
+    commits = hub.commits
+    again = _push(config, "--endpoint", hub.url)
+    assert again.returncode == 0, again.stderr
+    assert hub.commits == commits and not hub.unknown
 
 
 def test_bad_token_exits_4_and_uploads_nothing(study, hub):
