@@ -178,11 +178,20 @@ def _tree(folder: Path, prefix: str, skip=()) -> list[Upload]:
 def plan_push(cfg: StudyConfig, namespace: str, config_file=None) -> list[RepoPlan]:
     """The dataset repo and the model repo of a push with every file each commit sends
     (cards and parquet made in memory, nothing written)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     from .hub_cards import dataset_card
     from .train.outputs import model_card, read_metrics
 
     paths = check_pieces(cfg, config_file)
     model_id, dataset_id = repo_ids(cfg, namespace)
+    for repo_id in (model_id, dataset_id):      # the hub's own rules for a repo name
+        try:
+            validate_repo_id(repo_id.replace(NAMESPACE_PLACEHOLDER, "namespace"))
+        except HFValidationError as exc:
+            raise SkillmixError(f"{repo_id!r} is not a hub repo id ({' '.join(str(exc).split())}); "
+                                "it is made of --namespace and the config's name",
+                                file=config_file, field="name") from None
     run = paths["summary"].parent
 
     dataset = RepoPlan(dataset_id, "dataset")
@@ -258,9 +267,8 @@ def render_plan(plans: list[RepoPlan], endpoint: str | None = None) -> str:
 
 def offline_variables() -> list[str]:
     """The variables that make huggingface_hub offline in this environment (either does)."""
-    from huggingface_hub.constants import _is_true
-
-    return [v for v in OFFLINE_VARS if _is_true(os.environ.get(v))]
+    # huggingface_hub's own reading of these variables (constants._is_true)
+    return [v for v in OFFLINE_VARS if (os.environ.get(v) or "").upper() in {"1", "ON", "YES", "TRUE"}]
 
 
 def _refused(exc, secrets, what: str):

@@ -223,3 +223,11 @@ def test_a_file_holding_the_token_is_refused(study, hub, tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert "study/report.html" in err and TOKEN not in err
     assert hub.requests == []
+
+
+def test_a_name_the_hub_refuses_is_bad_input(study, hub, capsys):
+    from skillmix_utils.cli import main
+
+    config, _ = study
+    assert main(["push", str(config), "--dry-run", "--namespace", "two words"]) == 2
+    assert "is not a hub repo id" in capsys.readouterr().err
