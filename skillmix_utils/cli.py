@@ -13,6 +13,7 @@
     skillmix human CONFIG [--rater NAME] [--port N]     blind human grading page on 127.0.0.1
     skillmix human-agreement CONFIG                     human vs LLM graders and human vs human
     skillmix import-reference FOLDER OUT_DIR            read the Skill-Mix reference code's results
+    skillmix push CONFIG [--dry-run] [--namespace NS]   adapter, data mixes and report to the HF hub
 
 Every error is one line on stderr naming the file and field; the exit status says what kind
 (0 finished, 1 failed items left, 2 bad input, 3 budget spent, 4 request refused, 5 output folder
@@ -246,6 +247,16 @@ def cmd_import_reference(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    cfg = _config(args, keys=False)       # no model is called; the hub token is checked by push
+    from .hub import push
+
+    with _locked(cfg, args):              # the cards are rewritten in the run folder after a push
+        push(cfg, namespace=args.namespace, private=args.private, endpoint=args.endpoint,
+             dry_run=args.dry_run, config_file=args.config)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -310,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--setting", default="all", choices=["train", "held_out", "all", "custom"],
                    help="the setting the texts were drawn for (default all: the reference's pools)")
     i.set_defaults(func=cmd_import_reference)
+    u = with_config("push", cmd_push, "upload the trained weights, data mixes and report to the "
+                    "Hugging Face hub")
+    u.add_argument("--dry-run", action="store_true",
+                   help="list every repo and file that would go, and the total; no network")
+    u.add_argument("--namespace", help="user or organisation (default: the token's user)")
+    u.add_argument("--private", action="store_true", help="create the repos private")
+    u.add_argument("--endpoint", help="hub URL (default: HF_ENDPOINT, else huggingface.co)")
     return p
 
 

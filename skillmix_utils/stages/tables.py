@@ -243,6 +243,13 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
             "study", "student", "setting", "k", "grader", "grader_method", "n_texts",
             "n_gradings", "n_ok", "n_parse_failed", "n_error", "n_missing"]),
     }
+    if cfg.train is not None and cfg.train.enabled and metric_rows:
+        # The trained run's model card carries the study's metrics table (train/outputs.py).
+        from ..train.outputs import write_card
+        from ..train.trainer import run_dir
+
+        if write_card(cfg, run_dir(cfg), metric_rows) is not None:
+            paths["model_card"] = run_dir(cfg) / "model_card.md"
     return paths
 
 

@@ -175,3 +175,32 @@ def test_a_scoring_change_rewrites_the_stored_points_every_view_reads(api_env, s
     # The report's per-text view reads the same stored votes as the table.
     frame = report.records_frame(RecordStore(paths["records"]).records()).set_index("id")
     assert frame.loc[c1g0, "points: gpt"] == "1 1 1 1 1"
+
+
+def test_metrics_put_the_table_in_the_trained_runs_model_card(api_env, scripted_server):
+    import json
+
+    import yaml
+
+    from skillmix_utils.train.trainer import run_dir
+
+    tree = study_tree(scripted_server, api_env / "out")
+    tree["train"] = {"base_model": "smollm2-135m-instruct", "mode": "lora", "data_mix": [1, 2]}
+    cfg = StudyConfig.model_validate(tree)
+    run = run_dir(cfg)
+    (run / "adapter").mkdir(parents=True)
+    keys = ("rows", "skillmix_examples", "truncated", "dropped", "pretrain_corpus",
+            "pretrain_examples", "pretrain_tokens", "real_token_fraction", "effective_batch",
+            "per_device_batch_size", "accumulation_steps", "processes", "steps", "device",
+            "distributed_type", "attention", "optimizer", "final_loss", "code_version")
+    (run / "train_summary.json").write_text(json.dumps(
+        {"run": run.name, "data": str(cfg.out / "data" / "mixes" / "k1-2.jsonl"),
+         **{k: 1 for k in keys}}))
+    run_evaluation(cfg)       # ends with the metric tables
+    card = (run / "adapter" / "README.md").read_text()
+    assert card == (run / "model_card.md").read_text()
+    # gpt on the scripted texts: full marks 1/3 ± 1/3, all skills 1/3 ± 1/3, fraction 1/2 ± 0.289
+    assert "| stud | not tuned | held_out | 2 | gpt | 0.333 ± 0.333 | 0.333 ± 0.333 | " \
+           "0.500 ± 0.289 | 3 |" in card
+    assert yaml.safe_load(card.split("---\n")[1])["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert str(api_env) not in card

@@ -38,3 +38,20 @@ def test_adapter_config_names_the_hub_id(tmp_path):
     path.write_text(json.dumps({"base_model_name_or_path": "/root/.cache/skillmix/models/smollm2", "r": 8}))
     _portable_base(path, "HuggingFaceTB/SmolLM2-135M-Instruct")
     assert json.loads(path.read_text()) == {"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct", "r": 8}
+
+
+def test_a_rewritten_card_keeps_the_dataset_a_push_named(tmp_path):
+    import yaml
+
+    from skillmix_utils.config import load_study_config
+    from skillmix_utils.train.outputs import write_card
+
+    cfg = load_study_config("configs/demo.yaml", {"output_dir": str(tmp_path / "outputs" / "demo")})
+    root = tmp_path / "run"
+    (root / "adapter").mkdir(parents=True)
+    assert write_card(cfg, root) is None          # no summary yet: nothing is written
+    (root / "train_summary.json").write_text(json.dumps(_summary(tmp_path)))
+    write_card(cfg, root, dataset_repo="ada/demo-d-skill-mix")
+    card = write_card(cfg, root, metrics=[])      # e.g. `skillmix metrics` after the push
+    assert yaml.safe_load(card.split("---\n")[1])["datasets"] == ["ada/demo-d-skill-mix"]
+    assert (root / "adapter" / "README.md").read_text() == card
