@@ -22,7 +22,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-setup: $(BIN)/.installed
+# The embedded model, converted once from its GGUF file to a plain transformers folder in the
+# cache (about 30 s), so that neither the demo's first notebook nor the tests pay for it.
+EMBEDDED := $(SKILLMIX_CACHE)/models/smollm2-135m-instruct/config.json
+$(EMBEDDED): $(BIN)/.installed
+	$(BIN)/python -c "from skillmix_utils.models import resolve_model as r; print('embedded model:', r('smollm2-135m-instruct'))"
+
+setup: $(BIN)/.installed $(EMBEDDED)
 
 demo: setup
 	$(BIN)/skillmix run configs/demo.yaml
