@@ -34,10 +34,15 @@ SETTING_TITLES = {"train": "SKILL-MIX (train)", "held_out": "SKILL-MIX (held-out
 
 
 def _legend_labels(df: pd.DataFrame) -> pd.Series:
-    """Legend entries: the student, and for fine-tuned students of a grid the data mix they were
-    trained on ("tuned · D(1,2,3)") rather than the run's folder name. Base students, the same
-    in every run, get one entry."""
-    if "train_data" in df.columns and df["train_data"].nunique() > 1:
+    """Legend entries: the student, and for fine-tuned students the data mix they were trained
+    on ("tuned · D(1,2,3)") rather than the run's folder name. Base students, the same in every
+    run, get one entry.
+
+    >>> _legend_labels(pd.DataFrame({"student": ["base", "tuned"], "adapter": [None, "a/adapter"],
+    ...                              "train_data": [None, "D(1,2,3)"]})).tolist()
+    ['base', 'tuned · D(1,2,3)']
+    """
+    if "train_data" in df.columns and df["train_data"].notna().any():
         tuned = [is_tuned(a) for a in df.get("adapter", [None] * len(df))]
         return pd.Series([f"{s} · {d}" if t and isinstance(d, str) else str(s)
                           for s, d, t in zip(df["student"], df["train_data"], tuned)], index=df.index)
@@ -105,6 +110,7 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
         ax.set_xlabel("k")
         ks = sorted(df["k"].unique())
         ax.set_xticks(ks)
+        ax.set_xlim(min(ks) - 0.5, max(ks) + 0.5)    # one k alone: the points stay together
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric) + (f"\n(grader: {g})" if g else ""))
     note = _n_note(df)
