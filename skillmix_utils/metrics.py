@@ -19,8 +19,11 @@ Decisions where the protocol is silent (documented, and tested):
   over generations (`n_excluded_generations`); a combination with no usable generation is left
   out of the mean (`n_excluded_combinations`).
 - **Error bars**: `_sem` is the sample standard deviation over combinations (ddof=1) over
-  sqrt(n), NaN below 2 combinations; `_ci_low`/`_ci_high` are a seeded percentile bootstrap
-  over combinations.
+  sqrt(n), NaN below 2 combinations. `_ci_low`/`_ci_high` is a 95% interval: where every
+  combination scores 0 or 1 (always so for the two ratios), the Wilson score interval (a
+  percentile bootstrap of 0 full marks in 12 is [0, 0], as if 12 texts proved the rate is 0;
+  Wilson gives [0, 0.24]); otherwise (a fractional skills fraction) a seeded percentile
+  bootstrap over combinations.
 """
 from __future__ import annotations
 
@@ -88,6 +91,25 @@ def generation_scores(voted, k: int) -> dict[str, np.ndarray]:
     return {name: np.where(bad, np.nan, x) for name, x in out.items()}
 
 
+def wilson_interval(successes: float, n: int, ci: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: never empty at 0 or n successes.
+
+    >>> [round(x, 4) for x in wilson_interval(0, 12)]
+    [0.0, 0.2425]
+    >>> [round(x, 4) for x in wilson_interval(6, 12)]
+    [0.2538, 0.7462]
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1.0 - (1.0 - ci) / 2.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _sem(x: np.ndarray) -> float:
     return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) >= 2 else float("nan")
 
@@ -99,7 +121,8 @@ def skillmix_metrics(points, k: int, n_boot: int = 1000, seed: int = 0,
     `points`: shape (combinations, generations, grading rounds, k + 3), NaN for a failed
     grading. Per text: majority vote over rounds, then the three metrics; per combination: the
     maximum over usable generations; then the mean over usable combinations, with `_sem`,
-    `_ci_low` and `_ci_high` (percentile bootstrap over combinations, `n_boot` draws, `seed`).
+    `_ci_low` and `_ci_high` (Wilson where every combination scores 0 or 1, else a percentile
+    bootstrap over combinations, `n_boot` draws, `seed`).
     Counts: `n_combinations` (used), `n_generations` (used), `n_excluded_generations`,
     `n_excluded_combinations`, `n_parse_failures` (rounds with no readable point),
     `n_gradings` (all rounds).
@@ -133,7 +156,10 @@ def skillmix_metrics(points, k: int, n_boot: int = 1000, seed: int = 0,
             per_comb = np.where(usable, scores[name], -np.inf)[comb_ok].max(axis=1)
             out[name] = float(per_comb.mean())
             out[f"{name}_sem"] = _sem(per_comb)
-            if boot_idx is not None:
+            if np.isin(per_comb, (0.0, 1.0)).all():     # 0/1 per combination: a proportion
+                lo, hi = wilson_interval(float(per_comb.sum()), n_ok, ci)
+                out[f"{name}_ci_low"], out[f"{name}_ci_high"] = lo, hi
+            elif boot_idx is not None:
                 means = per_comb[boot_idx].mean(axis=1)
                 out[f"{name}_ci_low"] = float(np.quantile(means, alpha))
                 out[f"{name}_ci_high"] = float(np.quantile(means, 1.0 - alpha))

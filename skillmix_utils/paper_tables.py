@@ -90,7 +90,8 @@ def _ordered_settings(values) -> list[str]:
 def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None = None,
                  rows: str = "student", with_n: bool = False) -> pd.DataFrame:
     """Wide table of "mean ± SEM": one row per (student or `rows` column, setting), one column per k.
-    `with_n=True` adds the number of combinations behind each cell: "0.50 ± 0.50 (n=2)"."""
+    `with_n=True` adds the number of combinations behind each cell and, where the table has it,
+    the 95% interval: "0.00 ± 0.00 (n=12) [0.00, 0.24]" (a SEM of 0 alone would look certain)."""
     df = read_table(metrics)
     if df.empty:
         return pd.DataFrame()
@@ -102,6 +103,10 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
     if with_n and "n_combinations" in df.columns:
         df = df.assign(_cell=[c if pd.isna(n) else f"{c} (n={int(n)})"
                               for c, n in zip(df["_cell"], df["n_combinations"])])
+        lo, hi = df.get(f"{metric}_ci_low"), df.get(f"{metric}_ci_high")
+        if lo is not None and hi is not None:
+            df = df.assign(_cell=[c if pd.isna(a) or pd.isna(b) else f"{c} [{a:.2f}, {b:.2f}]"
+                                  for c, a, b in zip(df["_cell"], lo, hi)])
     wide = df.pivot_table(index=["_row", "setting"], columns="k", values="_cell", aggfunc="first", sort=False)
     wide = wide.reindex(columns=sorted(wide.columns))
     wide.columns = [f"k={k}" for k in wide.columns]

@@ -29,7 +29,8 @@ METRIC_DEFINITIONS = {
                            "and at least 2 of the other 3",
     "Skills Fraction": "mean fraction of the k skill points earned, counting a generation only when "
                        "it earned all 3 other points (else 0)",
-    "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in brackets",
+    "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in parentheses",
+    "[low, high]": "95% interval: Wilson's score interval where each combination scores 0 or 1 (honest at 0 of n, where the SEM is 0), else a bootstrap over combinations",
     "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
              "deterministic sentence count, and naming a skill verbatim loses that skill's point",
 }

@@ -156,7 +156,22 @@ def test_no_usable_combination():
 def test_single_combination_sem_is_nan():
     m = skillmix_metrics(_grid(1, 1, 1, 1), 1)
     assert m["ratio_full_marks"] == 1.0 and math.isnan(m["ratio_full_marks_sem"])
-    assert m["ratio_full_marks_ci_low"] == m["ratio_full_marks_ci_high"] == 1.0
+    # One text in full marks is no proof of a rate of 1: the interval says how little it shows.
+    assert m["ratio_full_marks_ci_low"] == pytest.approx(0.2065, abs=1e-4)
+    assert m["ratio_full_marks_ci_high"] == 1.0
+
+
+def test_no_full_marks_in_twelve_still_has_an_interval():
+    """0 of 12: the SEM is 0 and a bootstrap would give [0, 0]; the Wilson interval does not
+    pretend that twelve texts pin the rate at 0."""
+    p = np.ones((12, 1, 1, 6))
+    p[:, 0, 0, 0] = 0                                   # every text misses its first skill
+    m = skillmix_metrics(p, 3)
+    assert m["ratio_full_marks"] == 0.0 and m["ratio_full_marks_sem"] == 0.0
+    assert m["ratio_full_marks_ci_low"] == 0.0
+    assert m["ratio_full_marks_ci_high"] == pytest.approx(0.2425, abs=1e-4)
+    assert m["skills_fraction"] == pytest.approx(2 / 3)   # fractional: the bootstrap's interval
+    assert m["skills_fraction_ci_low"] == m["skills_fraction_ci_high"] == pytest.approx(2 / 3)
 
 
 def test_bootstrap_seeded_and_brackets_mean():
