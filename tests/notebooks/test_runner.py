@@ -158,11 +158,11 @@ def test_fingerprints_follow_dependencies(repo_root):
     base = load_study_config(repo_root / "configs" / "demo.yaml")
     fp = runner.fingerprints(base, stages)
     fp_eval = runner.fingerprints(base.model_copy(update={"evaluation": base.evaluation.model_copy(
-        update={"n_combinations": 3})}), stages)
+        update={"n_combinations": base.evaluation.n_combinations + 1})}), stages)
     assert fp_eval["02"] == fp["02"] and fp_eval["03"] == fp["03"]
     assert fp_eval["04"] != fp["04"] and fp_eval["05"] != fp["05"]
     fp_train = runner.fingerprints(base.model_copy(update={"train": base.train.model_copy(
-        update={"steps": 3})}), stages)
+        update={"steps": base.train.steps + 1})}), stages)
     assert fp_train["02"] == fp["02"] and fp_train["03"] != fp["03"] and fp_train["04"] != fp["04"]
 
 
