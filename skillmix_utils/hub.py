@@ -155,7 +155,9 @@ def mix_parquet(jsonl: Path) -> tuple[bytes, list[dict]]:
                         ("topic", pa.string()),
                         ("messages", pa.list_(pa.struct([("role", pa.string()),
                                                          ("content", pa.string())])))])
-    rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from .train.formatting import load_rows
+
+    rows = load_rows(jsonl)         # the trainer's reader: a damaged line is named, not skipped
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
     return buf.getvalue(), rows

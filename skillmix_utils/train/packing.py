@@ -14,8 +14,8 @@ the examples apart depends on the attention kernel:
   block-diagonal causal mask goes with them. It must be additive float (0 / dtype-min): eager
   attention misreads a boolean 4-D mask (measured max logit error 37), sdpa takes either.
 
-Unpacked (`packed=False`) rows are padded to `pad_to` (the max length: the baseline the
-benchmark compares against) or to the longest row. Every example's first label is -100
+Unpacked (`packed=False`) rows are padded to the longest row (the trainer's unpacked mode), or
+to `pad_to` when a caller wants a fixed width. Every example's first label is -100
 (nothing precedes it), so a packed row's loss equals the sum of its examples' losses.
 """
 from __future__ import annotations
