@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _human_summary(table):
-    from .human.agreement import summary_frame
+    from skillmix_utils.human.agreement import summary_frame
 
     return summary_frame(table)
 
@@ -36,8 +36,8 @@ def beyond_sections(out_dir) -> list[dict]:
     import pandas as pd
     import yaml
 
-    from .paper_tables import read_table
-    from .report import _html_table
+    from skillmix_utils.paper_tables import read_table
+    from skillmix_utils.report import _html_table
 
     out = Path(out_dir)
     parts = []

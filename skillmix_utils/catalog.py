@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import SkillmixError
+from skillmix_utils.errors import SkillmixError
 
 SPLITS = ("train", "held_out")
 POOLS = ("train", "held_out", "all")

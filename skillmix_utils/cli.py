@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import EXIT_INTERRUPTED, SkillmixError
+from skillmix_utils.errors import EXIT_INTERRUPTED, SkillmixError
 
 
 def _parse_sets(pairs: list[str]) -> dict:
@@ -53,8 +53,8 @@ def _parse_sets(pairs: list[str]) -> dict:
 def _config(args, sections=(), keys: bool = True):
     """The validated config, after the checks that need no output (preflight.py): paths,
     catalog pools, API keys (not on a dry run) and adapters of `sections`."""
-    from .config import load_study_config
-    from .preflight import check_study
+    from skillmix_utils.config import load_study_config
+    from skillmix_utils.preflight import check_study
 
     cfg = load_study_config(args.config, overrides=_parse_sets(args.set))
     check_study(cfg, args.config, sections, keys=keys)
@@ -65,7 +65,7 @@ def _locked(cfg, args):
     """The output folder's lock (folder_lock.py) for a run that writes; nothing on a dry run."""
     import contextlib
 
-    from .folder_lock import output_lock
+    from skillmix_utils.folder_lock import output_lock
 
     return contextlib.nullcontext() if getattr(args, "dry_run", False) else output_lock(cfg.out)
 
@@ -76,7 +76,7 @@ def _print_paths(paths) -> None:
 
 
 def cmd_catalog(args) -> int:
-    from .catalog import load_catalog, summary_table
+    from skillmix_utils.catalog import load_catalog, summary_table
 
     catalog = load_catalog(skills=args.skills, topics=args.topics)
     print(summary_table(catalog))
@@ -85,7 +85,7 @@ def cmd_catalog(args) -> int:
 
 def cmd_generate_data(args) -> int:
     cfg = _config(args, ["data"], keys=not args.dry_run)  # before importing the heavy stage
-    from .stages.datagen import run_datagen
+    from skillmix_utils.stages.datagen import run_datagen
 
     with _locked(cfg, args):
         _print_paths(run_datagen(cfg, dry_run=args.dry_run))
@@ -95,12 +95,12 @@ def cmd_generate_data(args) -> int:
 def cmd_train(args) -> int:
     cfg = _config(args, ["train"])
     if args.dry_run:
-        from .train.plan import dry_run_report
+        from skillmix_utils.train.plan import dry_run_report
 
         text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
         print(text)
         return 0 if fits else 1
-    from .train import run_training
+    from skillmix_utils.train import run_training
 
     with _locked(cfg, args):
         _print_paths(run_training(cfg, resume=not args.restart))
@@ -109,7 +109,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     cfg = _config(args, ["evaluation"], keys=not args.dry_run)
-    from .stages.evaluate import resolve_student, run_evaluation, selected_students
+    from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
 
     if not args.dry_run:    # "@train" students need the training output before anything is written
         for st in selected_students(cfg, args.student):
@@ -126,9 +126,9 @@ def cmd_evaluate(args) -> int:
 
 def _grade_plan(cfg, records_path: Path, grader_names) -> int:
     """`grade --dry-run`: the gradings still owed per grader and their estimated cost."""
-    from .records import RecordStore
-    from .stages.grade import _graders_for, pending_gradings
-    from .stages.plan import Plan, approx_tokens, plan_grading
+    from skillmix_utils.records import RecordStore
+    from skillmix_utils.stages.grade import _graders_for, pending_gradings
+    from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
 
     if not records_path.exists():
         raise SkillmixError("no such records file", file=str(records_path))
@@ -151,10 +151,10 @@ def _grade_plan(cfg, records_path: Path, grader_names) -> int:
 def cmd_grade(args) -> int:
     if args.dry_run:     # no key check: a plan asks nothing of the provider
         return _grade_plan(_config(args), Path(args.records), args.grader)
-    from .preflight import records_stage
+    from skillmix_utils.preflight import records_stage
 
     cfg = _config(args, [f"graders:{records_stage(args.records)}"])
-    from .stages.grade import grade_file
+    from skillmix_utils.stages.grade import grade_file
 
     with _locked(cfg, args):
         _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
@@ -167,7 +167,7 @@ def cmd_metrics(args) -> int:
     if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
         raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
                             file=str(records))
-    from .stages.tables import write_metric_tables
+    from skillmix_utils.stages.tables import write_metric_tables
 
     with _locked(cfg, args):
         _print_paths(write_metric_tables(cfg))
@@ -175,13 +175,13 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import main as doctor
+    from skillmix_utils.doctor import main as doctor
 
     return doctor(args.model, steps=args.steps)
 
 
 def cmd_run(args) -> int:
-    from .runner import run_study
+    from skillmix_utils.runner import run_study
 
     return run_study(args.config, stages=args.stages, dry_run=args.dry_run,
                      overrides=_parse_sets(args.set), force=args.force)
@@ -195,7 +195,7 @@ def cmd_cache(args) -> int:
     """`cache info`: where the cache is and what it holds; `cache clear WHAT`: delete a part."""
     import shutil
 
-    from .models import cache_dir
+    from skillmix_utils.models import cache_dir
 
     root = cache_dir()
     parts = {"llm": root / "llm", "models": root / "models"}
@@ -226,7 +226,7 @@ def cmd_cache(args) -> int:
 
 def cmd_human(args) -> int:
     cfg = _config(args)
-    from .human.server import serve
+    from skillmix_utils.human.server import serve
 
     serve(cfg, rater=args.rater, port=args.port)
     return 0
@@ -234,14 +234,14 @@ def cmd_human(args) -> int:
 
 def cmd_human_agreement(args) -> int:
     cfg = _config(args)
-    from .human import write_agreement
+    from skillmix_utils.human import write_agreement
 
     _print_paths(write_agreement(cfg))
     return 0
 
 
 def cmd_import_reference(args) -> int:
-    from .reference_import import import_reference
+    from skillmix_utils.reference_import import import_reference
 
     _print_paths(import_reference(args.folder, args.out_dir, name=args.name, setting=args.setting))
     return 0
@@ -249,7 +249,7 @@ def cmd_import_reference(args) -> int:
 
 def cmd_push(args) -> int:
     cfg = _config(args, keys=False)       # no model is called; the hub token is checked by push
-    from .hub import push
+    from skillmix_utils.hub import push
 
     with _locked(cfg, args):              # the cards are rewritten in the run folder after a push
         push(cfg, namespace=args.namespace, private=args.private, endpoint=args.endpoint,
@@ -258,7 +258,7 @@ def cmd_push(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from skillmix_utils import __version__
 
     p = argparse.ArgumentParser(prog="skillmix", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skillmix {__version__}")

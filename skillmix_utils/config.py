@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import SkillmixError
-from .llm.redact import find_credential
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.llm.redact import find_credential
 
 Pool = Literal["train", "held_out", "all"]
 
@@ -92,12 +92,12 @@ class CatalogSpec(_Strict):
 
     def load(self):
         """The catalog this spec names (catalog.load_catalog), re-split by `partition` if set."""
-        from .catalog import load_catalog
+        from skillmix_utils.catalog import load_catalog
 
         catalog = load_catalog(self.skills, self.topics, train_categories=self.train_categories,
                                topic_seed=self.topic_seed)
         if self.partition is not None:
-            from .partitions import apply_partition
+            from skillmix_utils.partitions import apply_partition
 
             catalog = apply_partition(catalog, self.partition)
         return catalog

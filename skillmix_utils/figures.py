@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .paper_tables import (  # noqa: E402
+from skillmix_utils.paper_tables import (  # noqa: E402
     METRIC_LABELS, _ordered_settings, is_tuned, main_grader, paper_reference, read_table, student_label)
 
 # Plain text, not mathtext: "$_{held-out}$" renders a minus sign, not a hyphen.

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import FolderInUse
+from skillmix_utils.errors import FolderInUse
 
 HELD_ENV = "SKILLMIX_HELD_LOCKS"
 LOCK_NAME, INFO_NAME = ".skillmix.lock", ".skillmix.lock.json"
@@ -43,7 +43,7 @@ def _alive(pid) -> bool:
 
 
 def _command() -> str:
-    from .llm.redact import redact
+    from skillmix_utils.llm.redact import redact
 
     args = [Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]]
     return redact(" ".join(args))[:200]

@@ -61,7 +61,7 @@ def rounds_of(grader) -> list[int]:
 def render(method_name: str, skills, topic: str, answer: str) -> str:
     """What a grader of this method is sent for one text (the local judge's k + 3 questions are
     joined by a blank line): the prompt part of a grading's identity."""
-    from . import prompts
+    from skillmix_utils import prompts
 
     m = method(method_name)
     if m.parser == "yes_no_probabilities":

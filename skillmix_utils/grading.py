@@ -48,9 +48,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .grader_replies import Rows, is_total, read_lines, read_point_earned, read_tables, read_value
-from .prompts import rubric_items  # noqa: F401  (re-exported: the rubric lives with the prompts)
-from .text_rules import count_sentences, mentions_skill_name, name_patterns  # noqa: F401  (re-exported)
+from skillmix_utils.grader_replies import Rows, is_total, read_lines, read_point_earned, read_tables, read_value
+from skillmix_utils.prompts import rubric_items  # noqa: F401  (re-exported: the rubric lives with the prompts)
+from skillmix_utils.text_rules import count_sentences, mentions_skill_name, name_patterns  # noqa: F401  (re-exported)
 
 __all__ = ["GradeParse", "rubric_items", "parse_grade", "count_sentences", "mentions_skill_name"]
 

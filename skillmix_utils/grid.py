@@ -20,8 +20,8 @@ import os
 import re
 from pathlib import Path
 
-from .config import StudyConfig
-from .errors import SkillmixError
+from skillmix_utils.config import StudyConfig
+from skillmix_utils.errors import SkillmixError
 
 
 def _value_label(value) -> str:
@@ -79,7 +79,7 @@ def summarize_grid(out: Path, runs: list[tuple[str, StudyConfig]]) -> dict[str, 
     (`<out>/tables/`) and figures (`<out>/figures/`)."""
     import pandas as pd
 
-    from . import figures, paper_tables
+    from skillmix_utils import figures, paper_tables
 
     frames = []
     for label, cfg in runs:
@@ -111,7 +111,7 @@ def summarize_grid(out: Path, runs: list[tuple[str, StudyConfig]]) -> dict[str, 
 def beyond_paper_grid(out: Path, runs: list[tuple[str, StudyConfig]], metrics) -> dict[str, Path]:
     """The cross-run outputs of grids over partitions (partitions.py) and of scaling grids
     (scaling.py); each writes nothing when the grid is not of its kind."""
-    from . import partitions, scaling
+    from skillmix_utils import partitions, scaling
 
     paths = partitions.write_partition_gain(out, runs)
     paths.update(scaling.write_scaling(out, metrics))

@@ -54,7 +54,7 @@ def sampling_of(spec, seed: int) -> dict:
 def text_identity(writer: str, weights: str | None, spec, seed: int, turn1: str, turn2: str,
                   prompt_version: str | None = None) -> str:
     """The identity of a text written by `writer` (+ `weights`) with `spec`'s settings."""
-    from .prompts import PROMPT_VERSION
+    from skillmix_utils.prompts import PROMPT_VERSION
 
     return digest({"kind": "text", "writer": writer, "weights": weights,
                    "sampling": sampling_of(spec, seed),

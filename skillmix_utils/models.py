@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import SkillmixError
+from skillmix_utils.errors import SkillmixError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SkillmixError
+from skillmix_utils.errors import SkillmixError
 
 
 def _rank(seed: int, name: str) -> str:
@@ -92,8 +92,8 @@ def apply_partition(catalog, spec):
 def combination_scores(recs, label: str, cfg, k: int, metric: str = "ratio_full_marks"
                        ) -> dict[int, float]:
     """combination index -> the metric's max over generations (one grader; usable ones only)."""
-    from .metrics import _vote, generation_scores
-    from .stages.tables import points_array
+    from skillmix_utils.metrics import _vote, generation_scores
+    from skillmix_utils.stages.tables import points_array
 
     if not recs:
         return {}
@@ -119,8 +119,8 @@ def gain_rows(cfg, setting: str = "held_out", metric: str = "ratio_full_marks",
               base: str | None = None, tuned: str | None = None, n_boot: int = 1000) -> list[dict]:
     """Per k and grader: base and tuned means on the same combinations of `setting`, their
     difference, and a paired bootstrap interval over combinations."""
-    from .records import RecordStore
-    from .stages.tables import grader_labels
+    from skillmix_utils.records import RecordStore
+    from skillmix_utils.stages.tables import grader_labels
 
     path = cfg.out / "eval" / "records.jsonl"
     if not path.exists():
@@ -156,7 +156,7 @@ def write_partition_gain(out: Path, runs, metric: str = "ratio_full_marks") -> d
     and figures/partition_gain.png/.pdf under `out`. Nothing when no run sets a partition."""
     import pandas as pd
 
-    from .paper_tables import to_markdown
+    from skillmix_utils.paper_tables import to_markdown
 
     runs = [(label, cfg) for label, cfg in runs if cfg.catalog.partition is not None]
     if not runs:
@@ -192,7 +192,7 @@ def gain_figure(df, out_dir, name: str = "partition_gain") -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from skillmix_utils.figures import _save
 
     grader = df["grader"].iloc[0]
     d = df[df["grader"] == grader]

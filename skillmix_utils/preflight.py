@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import StudyConfig
-from .errors import SkillmixError
+from skillmix_utils.config import StudyConfig
+from skillmix_utils.errors import SkillmixError
 
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
@@ -51,7 +51,7 @@ def models_called(cfg: StudyConfig, sections) -> list[tuple[str, object]]:
 
 def check_keys(cfg: StudyConfig, sections, file) -> None:
     """Every openai:/anthropic: model the sections call has its key in the environment."""
-    from .llm import parse_spec
+    from skillmix_utils.llm import parse_spec
 
     for field, spec in models_called(cfg, sections):
         try:
@@ -108,7 +108,7 @@ def check_adapters(cfg: StudyConfig, file) -> None:
 def check_study(cfg: StudyConfig, config_file, sections, keys: bool = True) -> None:
     """All the checks above for the sections that will run (keys only when `keys`, so that a
     dry run shows its plan without them); raises SkillmixError."""
-    from .models import cache_dir
+    from skillmix_utils.models import cache_dir
 
     sections = set(sections)
     check_folder(cfg.out, config_file, "output_dir")

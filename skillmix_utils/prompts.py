@@ -138,7 +138,7 @@ def grading_prompt(skills: Sequence[SkillLike], topic: str, answer: str,
     >>> p.split("criteria: ")[1].split(". For each")[0]
     'Correctly illustrates metaphor, Pertains to Knots, Text makes sense, At most one sentence'
     """
-    from .grader_methods import method
+    from skillmix_utils.grader_methods import method
 
     entry = method(variant)
     if entry.parser != "rubric_reply":

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paper_tables as pt
-from .records import RecordStore, TextRecord
+from skillmix_utils import paper_tables as pt
+from skillmix_utils.records import RecordStore, TextRecord
 
 METRIC_DEFINITIONS = {
     "Ratio of Full Marks": "share of combinations whose best generation earned all k + 3 points "
@@ -213,7 +213,7 @@ def run_metadata(out_dir: Path, stores: dict) -> dict:
         except md.PackageNotFoundError:
             continue
     try:
-        from .train.trainer import git_commit
+        from skillmix_utils.train.trainer import git_commit
         commit = git_commit()
     except Exception:  # noqa: BLE001 - metadata is best effort (torch may be missing)
         commit = "unknown"
@@ -310,7 +310,7 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     card = _read_json(out_dir / "data" / "data_card.json")
     from jinja2 import FileSystemLoader
 
-    from .beyond_report import beyond_sections
+    from skillmix_utils.beyond_report import beyond_sections
 
     templates = resources.files("skillmix_utils").joinpath("data", "templates")
     template = templates.joinpath("report.html.j2").read_text()

@@ -31,12 +31,12 @@ import hashlib
 from math import comb
 from typing import TYPE_CHECKING, Collection
 
-from .catalog import POOLS
-from .errors import SkillmixError
-from .records import Combination
+from skillmix_utils.catalog import POOLS
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.records import Combination
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
+    from skillmix_utils.catalog import Catalog
 
 ALGORITHM = "skillmix-combination/v1"
 ALGORITHM_NAMESPACED = "skillmix-combination/v2"

@@ -24,7 +24,7 @@ MAIN_SETTING = "held_out"
 
 
 def _pick(metrics, setting: str, grader: str | None):
-    from .paper_tables import main_grader
+    from skillmix_utils.paper_tables import main_grader
 
     df = metrics[metrics["setting"] == setting]
     g = main_grader(df, grader)
@@ -32,7 +32,7 @@ def _pick(metrics, setting: str, grader: str | None):
 
 
 def _mix_label(row) -> str:
-    from .paper_tables import is_tuned
+    from skillmix_utils.paper_tables import is_tuned
 
     if not is_tuned(row.get("adapter")):
         return "base"
@@ -75,7 +75,7 @@ def success_vs_k(frame, out_dir, metric: str = "ratio_full_marks",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from skillmix_utils.figures import _save
 
     if frame.empty or frame["k"].nunique() < 2:
         return []
@@ -103,7 +103,7 @@ def data_efficiency(frame, out_dir, metric: str = "ratio_full_marks",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from skillmix_utils.figures import _save
 
     if frame.empty or "n_train_texts" not in frame:
         return []
@@ -129,7 +129,7 @@ def data_efficiency(frame, out_dir, metric: str = "ratio_full_marks",
 
 def write_scaling(out: Path, metrics, setting: str = MAIN_SETTING) -> dict[str, Path]:
     """tables/scaling.csv/.md and the two figures under `out`, from stacked grid metrics."""
-    from .paper_tables import read_table, to_markdown
+    from skillmix_utils.paper_tables import read_table, to_markdown
 
     metrics = read_table(metrics)
     if metrics.empty or "k" not in metrics:

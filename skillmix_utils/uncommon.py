@@ -40,7 +40,7 @@ import io
 import math
 from pathlib import Path
 
-from .errors import SkillmixError
+from skillmix_utils.errors import SkillmixError
 
 
 def read_frequencies(path) -> dict[str, float]:
@@ -140,9 +140,9 @@ def write_uncommon(cfg) -> dict[str, Path]:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from .figures import _save
-    from .paper_tables import main_grader, read_table
-    from .scaling import _errorbar
+    from skillmix_utils.figures import _save
+    from skillmix_utils.paper_tables import main_grader, read_table
+    from skillmix_utils.scaling import _errorbar
 
     ev = cfg.evaluation
     if ev is None or ev.skill_subset is None:

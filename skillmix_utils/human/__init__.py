@@ -11,9 +11,9 @@
 - `agreement.py`: per criterion and for full marks, human vs each LLM grader and human vs human:
   Cohen's kappa with a bootstrap interval, raw agreement and the confusion counts.
 """
-from .agreement import agreement_table, write_agreement
-from .sample import HumanItem, human_items, rater_order
-from .store import GradeStore
+from skillmix_utils.human.agreement import agreement_table, write_agreement
+from skillmix_utils.human.sample import HumanItem, human_items, rater_order
+from skillmix_utils.human.store import GradeStore
 
 __all__ = ["HumanItem", "human_items", "rater_order", "GradeStore", "agreement_table",
            "write_agreement"]

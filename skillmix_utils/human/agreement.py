@@ -48,7 +48,7 @@ def pair_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ks: dict[str, 
     >>> r["full_marks"]["agreement"], r["full_marks"]["yes_no"], r["full_marks"]["no_yes"]
     (0.5, 0, 1)
     """
-    from ..metrics import cohen_kappa
+    from skillmix_utils.metrics import cohen_kappa
 
     common = [t for t in a if t in b]
     rng = np.random.default_rng(seed)
@@ -87,8 +87,8 @@ def pair_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ks: dict[str, 
 
 def human_points(cfg, items) -> dict[str, dict[str, np.ndarray]]:
     """rater -> record id -> k + 3 points (NaN where that rater gave no grade yet)."""
-    from .sample import grades_dir
-    from .store import GradeStore, raters
+    from skillmix_utils.human.sample import grades_dir
+    from skillmix_utils.human.store import GradeStore, raters
 
     out = {}
     for rater in raters(grades_dir(cfg)):
@@ -108,7 +108,7 @@ def human_points(cfg, items) -> dict[str, dict[str, np.ndarray]]:
 
 def llm_points(cfg, records, items) -> dict[str, dict[str, np.ndarray]]:
     """LLM grader label -> record id -> voted, corrected k + 3 points, for the sampled texts."""
-    from ..stages.tables import grader_labels, voted_by_text
+    from skillmix_utils.stages.tables import grader_labels, voted_by_text
 
     wanted = {it.record_id for it in items}
     recs = [r for r in records if r.id in wanted]
@@ -126,7 +126,7 @@ def agreement_table(cfg, n_boot: int = 1000, records=None):
     `records` defaults to the study's stored records (with the points the tables stored)."""
     import pandas as pd
 
-    from .sample import human_items, source_records
+    from skillmix_utils.human.sample import human_items, source_records
 
     records = source_records(cfg) if records is None else records
     items = human_items(cfg, records)
@@ -147,7 +147,7 @@ def agreement_table(cfg, n_boot: int = 1000, records=None):
 
 def write_agreement(cfg, n_boot: int = 1000, records=None) -> dict[str, Path]:
     """Write outputs/<study>/human/agreement.csv and agreement.md; returns the paths."""
-    from ..paper_tables import to_markdown
+    from skillmix_utils.paper_tables import to_markdown
 
     df = agreement_table(cfg, n_boot, records)
     folder = cfg.out / "human"

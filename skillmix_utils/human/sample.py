@@ -16,8 +16,8 @@ import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import SkillmixError
-from ..records import RecordStore, TextRecord
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.records import RecordStore, TextRecord
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ def source_records(cfg) -> list[TextRecord]:
 
 
 def _item(cfg, rec: TextRecord, catalog, seed: int) -> HumanItem:
-    from ..grading import rubric_items
-    from ..prompts import number_words, sentence_limit
+    from skillmix_utils.grading import rubric_items
+    from skillmix_utils.prompts import number_words, sentence_limit
 
     c = rec.combination
     skills = []

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from ..errors import SkillmixError
-from .sample import grades_dir, human_items, rater_order
-from .store import GradeStore, check_rater
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.human.sample import grades_dir, human_items, rater_order
+from skillmix_utils.human.store import GradeStore, check_rater
 
 HOST = "127.0.0.1"
 

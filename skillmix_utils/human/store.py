@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import SkillmixError
+from skillmix_utils.errors import SkillmixError
 
 RATER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 

@@ -10,9 +10,9 @@ package imports without torch, openai or anthropic.
 """
 from __future__ import annotations
 
-from ..errors import SkillmixError
-from .base import BUDGET_EXCEEDED, Backend, ChatResult
-from .cost import estimate_cost, price_of
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.llm.base import BUDGET_EXCEEDED, Backend, ChatResult
+from skillmix_utils.llm.cost import estimate_cost, price_of
 
 KINDS = ("openai", "anthropic", "openai-compatible", "hf", "vllm")
 
@@ -59,11 +59,11 @@ def get_backend(spec: str, *, base_url=None, cache_dir=None, use_cache: bool = T
         if batch and kind == "openai-compatible":
             raise SkillmixError("batch=True needs openai: or anthropic:", field="batch")
         if kind == "anthropic":
-            from .anthropic_backend import AnthropicBackend
+            from skillmix_utils.llm.anthropic_backend import AnthropicBackend
             backend = AnthropicBackend(model, base_url=base_url, timeout=timeout,
                                        max_retries=max_retries, **common)
         else:
-            from .openai_backend import OpenAIBackend
+            from skillmix_utils.llm.openai_backend import OpenAIBackend
             backend = OpenAIBackend(model, base_url=base_url, timeout=timeout,
                                     max_retries=max_retries,
                                     compatible=kind == "openai-compatible", **common)
@@ -75,7 +75,7 @@ def get_backend(spec: str, *, base_url=None, cache_dir=None, use_cache: bool = T
         raise SkillmixError("batch=True is for the openai: and anthropic: batch APIs",
                             field="batch")
     if kind == "hf":
-        from .hf_backend import HFBackend
+        from skillmix_utils.llm.hf_backend import HFBackend
         return HFBackend(model, adapter=adapter, **common)
-    from .vllm_backend import VLLMBackend
+    from skillmix_utils.llm.vllm_backend import VLLMBackend
     return VLLMBackend(model, adapter=adapter, **common)

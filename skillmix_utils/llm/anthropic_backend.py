@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 
-from .base import MalformedReply, Reply
-from .sdk_base import SDKBackend
+from skillmix_utils.llm.base import MalformedReply, Reply
+from skillmix_utils.llm.sdk_base import SDKBackend
 
 
 def split_system(messages: list[dict]) -> tuple[str | None, list[dict]]:

@@ -15,8 +15,8 @@ import json
 import logging
 import time
 
-from .base import BUDGET_EXCEEDED, Job, Reply
-from .redact import describe_error
+from skillmix_utils.llm.base import BUDGET_EXCEEDED, Job, Reply
+from skillmix_utils.llm.redact import describe_error
 
 log = logging.getLogger("skillmix.llm")
 

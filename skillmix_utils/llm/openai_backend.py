@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import SkillmixError
-from .base import MalformedReply, Reply
-from .sdk_base import SDKBackend
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.llm.base import MalformedReply, Reply
+from skillmix_utils.llm.sdk_base import SDKBackend
 
 
 class OpenAIBackend(SDKBackend):

@@ -10,8 +10,8 @@ import os
 import time
 from urllib.parse import urlsplit
 
-from ..errors import SkillmixError
-from .base import Backend, current_ticket
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.llm.base import Backend, current_ticket
 
 
 class SDKBackend(Backend):

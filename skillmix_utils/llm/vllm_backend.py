@@ -21,10 +21,10 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import SkillmixError
-from .base import Backend, Job, Reply
-from .hf_backend import adapter_fingerprint
-from .redact import describe_error
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.llm.base import Backend, Job, Reply
+from skillmix_utils.llm.hf_backend import adapter_fingerprint
+from skillmix_utils.llm.redact import describe_error
 
 log = logging.getLogger("skillmix.llm")
 _ENGINES: dict = {}
@@ -110,7 +110,7 @@ class VLLMBackend(Backend):
                  **options):
         import_vllm()
         super().__init__(model, **options)
-        from ..models import resolve_model
+        from skillmix_utils.models import resolve_model
 
         self.path = resolve_model(model)
         self.adapter = adapter
@@ -170,7 +170,7 @@ class VLLMBackend(Backend):
 
 def free_reference(backend) -> None:
     """Drop an HF backend's model from the process and give its GPU memory back."""
-    from . import hf_backend
+    from skillmix_utils.llm import hf_backend
 
     for ident in [k for k in hf_backend._LOADED if k[0] == backend.path]:
         del hf_backend._LOADED[ident]
@@ -194,7 +194,7 @@ def parity_check(base: str, adapter: str | None, prompts: list[str], max_tokens:
     engine (with `engine_options`), which then stays for the evaluation itself.
     Returns {"match": fraction equal, "pairs": [(vllm_text, hf_text), ...]}.
     """
-    from .hf_backend import HFBackend
+    from skillmix_utils.llm.hf_backend import HFBackend
 
     convs = [[{"role": "user", "content": p}] for p in prompts]
     h = HFBackend(base, adapter=adapter, use_cache=False, device=reference_device)

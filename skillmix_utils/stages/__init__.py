@@ -18,15 +18,15 @@ __all__ = ["run_datagen", "run_evaluation", "grade_file", "grade_records", "writ
 def __getattr__(name):
     # Lazy re-exports: a stage pulls torch / the SDKs only when it is actually used.
     if name == "run_datagen":
-        from .datagen import run_datagen
+        from skillmix_utils.stages.datagen import run_datagen
         return run_datagen
     if name == "run_evaluation":
-        from .evaluate import run_evaluation
+        from skillmix_utils.stages.evaluate import run_evaluation
         return run_evaluation
     if name in ("grade_file", "grade_records"):
-        from . import grade
+        from skillmix_utils.stages import grade
         return getattr(grade, name)
     if name == "write_metric_tables":
-        from .tables import write_metric_tables
+        from skillmix_utils.stages.tables import write_metric_tables
         return write_metric_tables
     raise AttributeError(name)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SkillmixError
-from ..records import RecordStore, TextRecord, record_id
-from .draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
-from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
-from .current import current_data_records
-from .grade import grade_records, grader_rounds, ungraded
-from .scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.records import RecordStore, TextRecord, record_id
+from skillmix_utils.stages.draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
+from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
+from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
+from skillmix_utils.stages.current import current_data_records
+from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
+from skillmix_utils.stages.scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
 
 
 
@@ -31,8 +31,8 @@ def planned_items(cfg, catalog) -> list[Pending]:
 
 
 def _dry_run(cfg, catalog, items, existing) -> dict:
-    from .plan import Plan, plan_generation, plan_grading
-    from ..prompts import sentence_limit
+    from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
+    from skillmix_utils.prompts import sentence_limit
 
     plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)")
     todo = pending_items(items, existing, Writer(cfg.data.teacher, catalog))
@@ -54,7 +54,7 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     Resumes from data/records.jsonl; stops cleanly (and exports what is kept) when the budget is
     spent. With `dry_run=True` prints the plan and writes nothing.
     """
-    from .export import export_data
+    from skillmix_utils.stages.export import export_data
 
     if cfg.data is None:
         raise SkillmixError("the config has no data section", field="data")
@@ -65,7 +65,7 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     if dry_run:
         return _dry_run(cfg, catalog, items, existing)
 
-    from ..preflight import check_study
+    from skillmix_utils.preflight import check_study
     check_study(cfg, None, ["data"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
@@ -77,7 +77,7 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
         rec.kept = keep_rule(rec, labels)
 
     writer = Writer(cfg.data.teacher, catalog)
-    from .current import revive
+    from skillmix_utils.stages.current import revive
     if revive(store, {p.id: writer.identity(p) for p in items}):
         existing = read_existing(path)
     other = written_by_others(items, existing, writer)
@@ -99,7 +99,7 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
 
     # Scoring settings or graders may have changed since the gradings were made: score again
     # (free) and store the result, which the keep rule, mixes and data card then read.
-    from .current import retire
+    from skillmix_utils.stages.current import retire
 
     retire(store, {p.id for p in items})       # no longer planned: moved aside, not deleted
     records = current_data_records(cfg, catalog, store, items)

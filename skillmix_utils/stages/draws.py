@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..records import record_id
-from ..sampling import combination_key, sample_combinations
-from .generate import Pending
+from skillmix_utils.records import record_id
+from skillmix_utils.sampling import combination_key, sample_combinations
+from skillmix_utils.stages.generate import Pending
 
 SETTING = "data"   # the setting part of datagen record ids; the pools are in the combination
 
@@ -61,7 +61,7 @@ def eval_combinations(cfg, catalog, setting: str, k: int, exclude=None) -> list:
         exclude = training_keys(cfg, catalog)
     label = setting
     if ev.skill_subset is not None:     # e.g. uncommon skills only: the setting reads "held_out:<name>"
-        from ..uncommon import restrict_catalog
+        from skillmix_utils.uncommon import restrict_catalog
 
         catalog, label = restrict_catalog(catalog, ev.skill_subset), f"{setting}:{ev.skill_subset.name}"
     combos = sample_combinations(catalog, k, ev.n_combinations, seed=ev.seed, skills=setting,
@@ -85,7 +85,7 @@ def eval_items(cfg, catalog, student, exclude=None) -> list[Pending]:
 
 
 def _keys_on_disk(cfg) -> set[tuple[frozenset, str]]:
-    from .context import read_existing
+    from skillmix_utils.stages.context import read_existing
 
     path = Path(cfg.out) / "data" / "records.jsonl"
     return {combination_key(r.combination.skills, r.combination.topic)

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ModelSpec, StudentSpec, StudyConfig
-from ..errors import SkillmixError
-from ..records import RecordStore, record_id
-from .draws import eval_items, training_keys
-from .students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
-from .context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from .generate import Pending, Writer, generate_texts, pending_items, written_by_others
-from .current import current_eval_records, revive
-from .grade import grade_records, grader_rounds, ungraded
+from skillmix_utils.config import ModelSpec, StudentSpec, StudyConfig
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.records import RecordStore, record_id
+from skillmix_utils.stages.draws import eval_items, training_keys
+from skillmix_utils.stages.students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
+from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
+from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
+from skillmix_utils.stages.current import current_eval_records, revive
+from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
 
 
 def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None, todo,
@@ -33,8 +33,8 @@ def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None
     peft on a few of its own turn-1 prompts (a wrong LoRA setting in vLLM is otherwise silent)."""
     if not spec.spec.startswith("vllm:") or student.parity_prompts == 0 or not todo:
         return
-    from ..llm.vllm_backend import parity_check
-    from ..prompts import generation_turn1
+    from skillmix_utils.llm.vllm_backend import parity_check
+    from skillmix_utils.prompts import generation_turn1
 
     prompts = [generation_turn1([catalog.skill(s) for s in p.combination.skills],
                                 p.combination.topic) for p in todo[:student.parity_prompts]]
@@ -70,8 +70,8 @@ def planned_items(cfg: StudyConfig, catalog, student: StudentSpec, exclude=None)
 
 
 def _dry_run(cfg, catalog, students, existing) -> dict:
-    from ..prompts import sentence_limit
-    from .plan import Plan, plan_generation, plan_grading
+    from skillmix_utils.prompts import sentence_limit
+    from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
 
     plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)")
     train = training_keys(cfg, catalog)
@@ -104,7 +104,7 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     Example: ``run_evaluation(cfg, students=["base"])["metrics"]``. Resumes from
     eval/records.jsonl; stops cleanly when the budget is spent (tables cover what is done).
     """
-    from .tables import write_metric_tables
+    from skillmix_utils.stages.tables import write_metric_tables
 
     if cfg.evaluation is None:
         raise SkillmixError("the config has no evaluation section", field="evaluation")
@@ -115,7 +115,7 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     if dry_run:
         return _dry_run(cfg, catalog, chosen, existing)
 
-    from ..preflight import check_study
+    from skillmix_utils.preflight import check_study
     check_study(cfg, None, ["evaluation"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)

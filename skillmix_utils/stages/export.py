@@ -24,7 +24,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from ..records import TextRecord
+from skillmix_utils.records import TextRecord
 
 
 def mix_name(ks, subsample: str | None = None) -> str:
@@ -199,7 +199,7 @@ def _evaluation_overlap(cfg, catalog) -> dict:
     (must be 0) and how many draws the exclusion rejected (`draws.overlap_report`)."""
     if cfg.evaluation is None:
         return {}
-    from .draws import overlap_report
+    from skillmix_utils.stages.draws import overlap_report
 
     return overlap_report(cfg, catalog)
 

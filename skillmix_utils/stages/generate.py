@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..config import ModelSpec
-from ..records import Combination, RecordStore, TextRecord, Usage
-from .context import StageRun, round_seed
+from skillmix_utils.config import ModelSpec
+from skillmix_utils.records import Combination, RecordStore, TextRecord, Usage
+from skillmix_utils.stages.context import StageRun, round_seed
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,14 @@ class Writer:
         self.model, self.adapter, self.weights = model or spec.spec, adapter, weights
 
     def turns(self, p: Pending) -> tuple[str, str]:
-        from .. import prompts
+        from skillmix_utils import prompts
 
         c = p.combination
         return (prompts.generation_turn1([self.catalog.skill(s) for s in c.skills], c.topic),
                 prompts.generation_turn2(c.k))
 
     def identity(self, p: Pending) -> str:
-        from ..identity import text_identity
+        from skillmix_utils.identity import text_identity
 
         return text_identity(self.model, self.weights, self.spec,
                              round_seed(self.spec, p.generation_round), *self.turns(p))
@@ -88,10 +88,10 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
     Example: ``generate_texts(run, cfg.data.teacher, items, catalog, store, stage="datagen")``.
     Raises `BudgetExhausted` after saving the chunk in which the budget ran out.
     """
-    from .. import prompts
-    from ..answers import extract_answer_with_rule
+    from skillmix_utils import prompts
+    from skillmix_utils.answers import extract_answer_with_rule
 
-    from ..identity import output_options, text_identity
+    from skillmix_utils.identity import output_options, text_identity
 
     writer = Writer(spec, catalog, model=model_label, adapter=adapter, weights=weights)
     backend = run.backend(spec, adapter=adapter)

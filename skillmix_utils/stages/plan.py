@@ -29,7 +29,7 @@ class PlanRow:
     batch: bool = False
 
     def cost(self) -> float | None:
-        from ..llm import estimate_cost
+        from skillmix_utils.llm import estimate_cost
 
         if self.calls == 0:
             return 0.0
@@ -54,7 +54,7 @@ class Plan:
 
     def render(self) -> str:
         """The plan as a plain-text table with a total line."""
-        from ..llm.cost import format_usd
+        from skillmix_utils.llm.cost import format_usd
 
         lines = [self.title, f"{'model':40s} {'purpose':28s} {'calls':>8s} {'in tok':>10s} "
                              f"{'out tok (max)':>13s} {'est. USD':>10s}"]
@@ -74,7 +74,7 @@ class Plan:
 
 def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
     """Add the two turns of each pending item to `plan`."""
-    from .. import prompts
+    from skillmix_utils import prompts
 
     n_in = 0
     for p in items:
@@ -89,7 +89,7 @@ def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
 def plan_grading(plan: Plan, grader, combos, catalog, answer_tokens: int, label: str,
                  rounds: int) -> None:
     """Add `rounds` gradings of one text per combination in `combos` to `plan`."""
-    from ..grader_methods import method, render
+    from skillmix_utils.grader_methods import method, render
 
     judge = method(grader.method).parser == "yes_no_probabilities"
     n_in = 0

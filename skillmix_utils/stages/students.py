@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ModelSpec, StudentSpec, StudyConfig
-from ..errors import SkillmixError
+from skillmix_utils.config import ModelSpec, StudentSpec, StudyConfig
+from skillmix_utils.errors import SkillmixError
 
 
 def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, str | None]:
@@ -22,7 +22,7 @@ def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, 
     if not adapter:
         return student.model, None
     if adapter == "@train" or adapter.startswith("@train:"):
-        from ..train import trained_artifact
+        from skillmix_utils.train import trained_artifact
 
         run_name = adapter.split(":", 1)[1] if ":" in adapter else None
         # `run=` only when named: the training module's contract for a named run.
@@ -46,7 +46,7 @@ def weights_fingerprint(spec: ModelSpec, adapter: str | None) -> str | None:
     """What identifies a local student's weights: the adapter's content hash, or a full
     checkpoint's file names, sizes and times (hashing 26 GB would take minutes). None for API
     models and aliases, whose weights the spec names."""
-    from ..llm.hf_backend import adapter_fingerprint
+    from skillmix_utils.llm.hf_backend import adapter_fingerprint
 
     if adapter:
         return adapter_fingerprint(adapter)

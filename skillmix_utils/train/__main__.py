@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..config import StudyConfig, load_study_config
-from ..errors import SkillmixError
-from .trainer import train
+from skillmix_utils.config import StudyConfig, load_study_config
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.train.trainer import train
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SkillmixError
+from skillmix_utils.errors import SkillmixError
 
 IGNORE = -100
 # Tokens that close an assistant turn in common chat templates; the tokenizer's eos is added.
@@ -59,7 +59,7 @@ def mix_name(data_mix: list[int], subsample: str | None = None) -> str:
     >>> mix_name([1, 2]), mix_name([3, 2, 1]), mix_name([1, 2, 3], "sub8k")
     ('k1-2', 'k1-2-3', 'sub8k')
     """
-    from ..stages.export import mix_name as canonical
+    from skillmix_utils.stages.export import mix_name as canonical
 
     return canonical(data_mix, subsample)
 

@@ -28,8 +28,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from ..config import StudyConfig
-from ..errors import SkillmixError
+from skillmix_utils.config import StudyConfig
+from skillmix_utils.errors import SkillmixError
 
 CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp.yaml", "deepspeed": "deepspeed_zero3.yaml",
            "cpu": "cpu_gloo.yaml"}
@@ -127,7 +127,7 @@ def _require_deepspeed() -> None:
 def launch(cfg: StudyConfig, *, resume: bool = True, extra: list[str] | None = None,
            log_file: Path | None = None) -> int:
     """Run training in a subprocess and wait; raises SkillmixError if it fails."""
-    from .trainer import run_dir
+    from skillmix_utils.train.trainer import run_dir
 
     root = run_dir(cfg)
     cmd = launch_command(cfg, write_config_json(cfg, root), resume=resume, extra=extra)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import StudyConfig
+from skillmix_utils.config import StudyConfig
 
 
 def weights_digest(model) -> str:
@@ -37,7 +37,7 @@ def save_dtype(accelerator) -> torch.dtype:
 
 def merge_adapter(base_model: str, adapter: str | Path, target: str | Path) -> Path:
     """Merge a LoRA adapter into an unquantised copy of its base and save it to target."""
-    from ..models import load_causal_lm, load_tokenizer
+    from skillmix_utils.models import load_causal_lm, load_tokenizer
 
     cuda = torch.cuda.is_available()
     # Always merge into 16/32-bit weights: merging into NF4 would re-quantise and lose the delta.
@@ -51,7 +51,7 @@ def merge_adapter(base_model: str, adapter: str | Path, target: str | Path) -> P
 def base_hub_id(name: str) -> str:
     """The hub id a model card names as base_model: an alias's hub id (or the hub model its
     embedded weights come from), a hub id as given, else the folder's name (never a path)."""
-    from ..models import model_aliases
+    from skillmix_utils.models import model_aliases
 
     entry = model_aliases().get(name) or {}
     if entry.get("hub_id") or entry.get("source_hub_id"):
@@ -85,7 +85,7 @@ def front_matter(cfg: StudyConfig, summary: dict, dataset_repo: str | None = Non
     (the pushed dataset repo id when `dataset_repo` is given, else the local mix's name)."""
     import yaml
 
-    from ..models import model_aliases
+    from skillmix_utils.models import model_aliases
 
     t = cfg.train
     meta = {"base_model": base_hub_id(t.base_model),
@@ -240,7 +240,7 @@ def write_card(cfg: StudyConfig, root: str | Path, metrics: list[dict] | None = 
 def write_outputs(cfg: StudyConfig, accelerator, model, tokenizer, history: list[dict],
                   summary: dict) -> dict[str, Path]:
     """Save the trained weights, loss curve, summary and model card (main process writes)."""
-    from .trainer import run_dir
+    from skillmix_utils.train.trainer import run_dir
 
     t = cfg.train
     root = run_dir(cfg)

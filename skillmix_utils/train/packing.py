@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .formatting import IGNORE, Example
+from skillmix_utils.train.formatting import IGNORE, Example
 
 
 @dataclass

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 
-from ..config import StudyConfig
-from ..errors import SkillmixError
-from .memory import LLAMA2_13B, MISTRAL_7B, ModelShape, estimate_memory, format_estimate, model_shape
+from skillmix_utils.config import StudyConfig
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.train.memory import LLAMA2_13B, MISTRAL_7B, ModelShape, estimate_memory, format_estimate, model_shape
 
 KNOWN_SHAPES = {"llama-2-13b-chat": LLAMA2_13B, "meta-llama/Llama-2-13b-chat-hf": LLAMA2_13B,
                 "meta-llama/Llama-2-13b-hf": LLAMA2_13B,
@@ -32,7 +32,7 @@ def shape_for(base_model: str) -> ModelShape:
     try:
         from transformers import AutoConfig
 
-        from ..models import resolve_model
+        from skillmix_utils.models import resolve_model
 
         return model_shape(AutoConfig.from_pretrained(resolve_model(base_model)), base_model)
     except (OSError, ValueError, SkillmixError):
@@ -59,7 +59,7 @@ def estimate_for_config(cfg: StudyConfig, *, processes: int | None = None,
 
 def mean_example_tokens(cfg: StudyConfig) -> tuple[float, str]:
     """Mean tokens per training example (about 4 characters a token) and where it came from."""
-    from .formatting import find_mix
+    from skillmix_utils.train.formatting import find_mix
 
     t = cfg.train
     try:

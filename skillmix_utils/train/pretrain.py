@@ -23,8 +23,8 @@ import random
 import re
 from pathlib import Path
 
-from ..errors import SkillmixError
-from .formatting import IGNORE, Example
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.train.formatting import IGNORE, Example
 
 BUILTIN_SOURCE = "Python documentation (pydoc_data.topics, PSF-2.0)"
 

@@ -19,7 +19,7 @@ import math
 import random
 from pathlib import Path
 
-from ..errors import SkillmixError
+from skillmix_utils.errors import SkillmixError
 
 KNOWN = ("tensorboard", "wandb", "mlflow")
 

@@ -35,15 +35,15 @@ from pathlib import Path
 
 import torch
 
-from ..config import StudyConfig
-from ..errors import SkillmixError
-from . import checkpoint as ckpt
-from . import tracking
-from .formatting import Example, find_mix, format_rows, load_rows, mix_name
-from .memory import format_estimate, model_shape
-from .packing import answer_loss, collate
-from .plan import estimate_for_config
-from .pretrain import load_corpus, pretrain_examples, tokens_for_ratio
+from skillmix_utils.config import StudyConfig
+from skillmix_utils.errors import SkillmixError
+from skillmix_utils.train import checkpoint as ckpt
+from skillmix_utils.train import tracking
+from skillmix_utils.train.formatting import Example, find_mix, format_rows, load_rows, mix_name
+from skillmix_utils.train.memory import format_estimate, model_shape
+from skillmix_utils.train.packing import answer_loss, collate
+from skillmix_utils.train.plan import estimate_for_config
+from skillmix_utils.train.pretrain import load_corpus, pretrain_examples, tokens_for_ratio
 
 
 def run_name(cfg: StudyConfig) -> str:
@@ -120,7 +120,7 @@ def build_examples(cfg: StudyConfig, tokenizer, data_path: str | Path | None = N
 
 
 def _load_model(cfg: StudyConfig, accelerator):
-    from ..models import load_causal_lm
+    from skillmix_utils.models import load_causal_lm
 
     t = cfg.train
     cuda = accelerator.device.type == "cuda"
@@ -176,7 +176,7 @@ def _empty_model(name: str):
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from ..models import resolve_model
+    from skillmix_utils.models import resolve_model
 
     config = AutoConfig.from_pretrained(resolve_model(name))
     with init_empty_weights(include_buffers=False):
@@ -315,8 +315,8 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     from accelerate import PartialState
     from accelerate.utils import set_seed
 
-    from ..models import load_tokenizer
-    from .outputs import write_outputs
+    from skillmix_utils.models import load_tokenizer
+    from skillmix_utils.train.outputs import write_outputs
 
     t = cfg.train
     if t is None:
@@ -474,7 +474,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     if main and t.merge_adapter and t.mode != "full":
         # After the process group: the other ranks have exited, none waits on a barrier
         # through a 13B merge (an NCCL timeout), and the training memory is freed.
-        from .outputs import merge_adapter
+        from skillmix_utils.train.outputs import merge_adapter
 
         merge_adapter(t.base_model, root / "adapter", root / "model")
     return summary
