@@ -28,7 +28,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-from skillmix_utils.errors import SkillmixError  # noqa: E402
+from skillmix_utils.core.errors import SkillmixError  # noqa: E402
 
 _LAZY = {
     "load_config": ("config", "load_study_config"),
@@ -65,7 +65,7 @@ def run_stage(name: str, cfg, **options):
         from skillmix_utils.stages.datagen import run_datagen
         return run_datagen(cfg, **options)
     if name == "train":
-        from skillmix_utils.train import run_training
+        from skillmix_utils.stages.train import run_training
         return run_training(cfg, **options)
     if name in ("evaluate", "eval"):
         from skillmix_utils.stages.evaluate import run_evaluation

@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from skillmix_utils.errors import EXIT_INTERRUPTED, SkillmixError
+from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError
 
 
 def _parse_sets(pairs: list[str]) -> dict:
@@ -53,8 +53,8 @@ def _parse_sets(pairs: list[str]) -> dict:
 def _config(args, sections=(), keys: bool = True):
     """The validated config, after the checks that need no output (preflight.py): paths,
     catalog pools, API keys (not on a dry run) and adapters of `sections`."""
-    from skillmix_utils.config import load_study_config
-    from skillmix_utils.preflight import check_study
+    from skillmix_utils.core.config import load_study_config
+    from skillmix_utils.stages.preflight import check_study
 
     cfg = load_study_config(args.config, overrides=_parse_sets(args.set))
     check_study(cfg, args.config, sections, keys=keys)
@@ -65,7 +65,7 @@ def _locked(cfg, args):
     """The output folder's lock (folder_lock.py) for a run that writes; nothing on a dry run."""
     import contextlib
 
-    from skillmix_utils.folder_lock import output_lock
+    from skillmix_utils.core.folder_lock import output_lock
 
     return contextlib.nullcontext() if getattr(args, "dry_run", False) else output_lock(cfg.out)
 
@@ -76,7 +76,7 @@ def _print_paths(paths) -> None:
 
 
 def cmd_catalog(args) -> int:
-    from skillmix_utils.catalog import load_catalog, summary_table
+    from skillmix_utils.core.catalog import load_catalog, summary_table
 
     catalog = load_catalog(skills=args.skills, topics=args.topics)
     print(summary_table(catalog))
@@ -95,12 +95,12 @@ def cmd_generate_data(args) -> int:
 def cmd_train(args) -> int:
     cfg = _config(args, ["train"])
     if args.dry_run:
-        from skillmix_utils.train.plan import dry_run_report
+        from skillmix_utils.stages.train.plan import dry_run_report
 
         text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
         print(text)
         return 0 if fits else 1
-    from skillmix_utils.train import run_training
+    from skillmix_utils.stages.train import run_training
 
     with _locked(cfg, args):
         _print_paths(run_training(cfg, resume=not args.restart))
@@ -126,7 +126,7 @@ def cmd_evaluate(args) -> int:
 
 def _grade_plan(cfg, records_path: Path, grader_names) -> int:
     """`grade --dry-run`: the gradings still owed per grader and their estimated cost."""
-    from skillmix_utils.records import RecordStore
+    from skillmix_utils.core.records import RecordStore
     from skillmix_utils.stages.grade import _graders_for, pending_gradings
     from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
 
@@ -151,7 +151,7 @@ def _grade_plan(cfg, records_path: Path, grader_names) -> int:
 def cmd_grade(args) -> int:
     if args.dry_run:     # no key check: a plan asks nothing of the provider
         return _grade_plan(_config(args), Path(args.records), args.grader)
-    from skillmix_utils.preflight import records_stage
+    from skillmix_utils.stages.preflight import records_stage
 
     cfg = _config(args, [f"graders:{records_stage(args.records)}"])
     from skillmix_utils.stages.grade import grade_file
@@ -195,7 +195,7 @@ def cmd_cache(args) -> int:
     """`cache info`: where the cache is and what it holds; `cache clear WHAT`: delete a part."""
     import shutil
 
-    from skillmix_utils.models import cache_dir
+    from skillmix_utils.llm.models import cache_dir
 
     root = cache_dir()
     parts = {"llm": root / "llm", "models": root / "models"}
@@ -226,7 +226,7 @@ def cmd_cache(args) -> int:
 
 def cmd_human(args) -> int:
     cfg = _config(args)
-    from skillmix_utils.human.server import serve
+    from skillmix_utils.present.human.server import serve
 
     serve(cfg, rater=args.rater, port=args.port)
     return 0
@@ -234,14 +234,14 @@ def cmd_human(args) -> int:
 
 def cmd_human_agreement(args) -> int:
     cfg = _config(args)
-    from skillmix_utils.human import write_agreement
+    from skillmix_utils.present.human import write_agreement
 
     _print_paths(write_agreement(cfg))
     return 0
 
 
 def cmd_import_reference(args) -> int:
-    from skillmix_utils.reference_import import import_reference
+    from skillmix_utils.stages.reference_import import import_reference
 
     _print_paths(import_reference(args.folder, args.out_dir, name=args.name, setting=args.setting))
     return 0
@@ -249,7 +249,7 @@ def cmd_import_reference(args) -> int:
 
 def cmd_push(args) -> int:
     cfg = _config(args, keys=False)       # no model is called; the hub token is checked by push
-    from skillmix_utils.hub import push
+    from skillmix_utils.present.hub import push
 
     with _locked(cfg, args):              # the cards are rewritten in the run folder after a push
         push(cfg, namespace=args.namespace, private=args.private, endpoint=args.endpoint,

@@ -20,8 +20,8 @@ import os
 import re
 from pathlib import Path
 
-from skillmix_utils.config import StudyConfig
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.errors import SkillmixError
 
 
 def _value_label(value) -> str:
@@ -79,7 +79,7 @@ def summarize_grid(out: Path, runs: list[tuple[str, StudyConfig]]) -> dict[str, 
     (`<out>/tables/`) and figures (`<out>/figures/`)."""
     import pandas as pd
 
-    from skillmix_utils import figures, paper_tables
+    from skillmix_utils.present import figures, paper_tables
 
     frames = []
     for label, cfg in runs:
@@ -111,7 +111,7 @@ def summarize_grid(out: Path, runs: list[tuple[str, StudyConfig]]) -> dict[str, 
 def beyond_paper_grid(out: Path, runs: list[tuple[str, StudyConfig]], metrics) -> dict[str, Path]:
     """The cross-run outputs of grids over partitions (partitions.py) and of scaling grids
     (scaling.py); each writes nothing when the grid is not of its kind."""
-    from skillmix_utils import partitions, scaling
+    from skillmix_utils.present import partitions, scaling
 
     paths = partitions.write_partition_gain(out, runs)
     paths.update(scaling.write_scaling(out, metrics))

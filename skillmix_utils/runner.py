@@ -40,8 +40,8 @@ from pathlib import Path
 
 import yaml
 
-from skillmix_utils.config import StudyConfig, load_study_config
-from skillmix_utils.errors import SkillmixError, exit_status_of
+from skillmix_utils.core.config import StudyConfig, load_study_config
+from skillmix_utils.core.errors import SkillmixError, exit_status_of
 from skillmix_utils.grid import grid_points, link_shared_data, summarize_grid  # noqa: F401  (grid_points: public)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -126,7 +126,7 @@ def quiet_notebook(log_path: Path) -> None:
     Outside a kernel (the command line, tests) nothing changes."""
     import logging
 
-    from skillmix_utils.progress import _in_kernel
+    from skillmix_utils.stages.progress import _in_kernel
 
     if not _in_kernel():
         return
@@ -169,7 +169,7 @@ def launch_training(cfg: StudyConfig, restart: bool = False, echo: bool | None =
     output goes to `train/train.log`. Shows one progress line (step, loss, ETA) and the run's
     "[train]" notes; `echo=True` (default outside a notebook) streams every line as well.
     Raises SkillmixError naming the log, with its last lines, when it fails. Returns 0."""
-    from skillmix_utils.progress import StageProgress, _in_kernel
+    from skillmix_utils.stages.progress import StageProgress, _in_kernel
 
     config = save_resolved_config(cfg)
     log = cfg.out / "train" / "train.log"
@@ -311,7 +311,7 @@ def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fin
     params = {"config_path": str(config_path), "output_dir": str(cfg.out),
               "overrides": json.dumps({k: v for k, v in overrides.items() if k != "output_dir"})}
     start = time.time()
-    from skillmix_utils.progress import watch_file
+    from skillmix_utils.stages.progress import watch_file
 
     try:
         # The stage inside the notebook writes .runner/progress.json; it is drawn here as it
@@ -446,8 +446,8 @@ def run_study(config_path, stages=None, dry_run: bool = False, overrides: dict |
 
     Example: ``run_study("configs/demo.yaml", stages=["04", "05"])``.
     """
-    from skillmix_utils.folder_lock import output_lock
-    from skillmix_utils.preflight import check_study
+    from skillmix_utils.core.folder_lock import output_lock
+    from skillmix_utils.stages.preflight import check_study
 
     cfg = notebook_config(str(Path(config_path).resolve()), dict(overrides or {}))
     wanted = {str(s).zfill(2)[:2] for s in stages} if stages else set(STAGE_SECTIONS)

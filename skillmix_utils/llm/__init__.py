@@ -10,7 +10,7 @@ package imports without torch, openai or anthropic.
 """
 from __future__ import annotations
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.base import BUDGET_EXCEEDED, Backend, ChatResult
 from skillmix_utils.llm.cost import estimate_cost, price_of
 
@@ -47,7 +47,7 @@ def get_backend(spec: str, *, base_url=None, cache_dir=None, use_cache: bool = T
     >>> get_backend("gemini:pro")
     Traceback (most recent call last):
     ...
-    skillmix_utils.errors.SkillmixError: model: unknown backend spec 'gemini:pro': use one of openai:<model>, anthropic:<model>, openai-compatible:<model>, hf:<model>, vllm:<model>
+    skillmix_utils.core.errors.SkillmixError: model: unknown backend spec 'gemini:pro': use one of openai:<model>, anthropic:<model>, openai-compatible:<model>, hf:<model>, vllm:<model>
     """
     kind, model = parse_spec(spec)
     common = dict(cache_dir=cache_dir, use_cache=use_cache, concurrency=concurrency,

@@ -13,13 +13,13 @@ import logging
 import weakref
 from dataclasses import dataclass, field
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.cache import NullCache, ResponseCache, cache_key
 from skillmix_utils.llm.cost import price_of, request_cost
 from skillmix_utils.llm.failures import DEFAULT_THRESHOLD, CircuitBreaker
 from skillmix_utils.llm.limits import RateLimits
 from skillmix_utils.llm.loop import LoopThread
-from skillmix_utils.llm.redact import describe_error
+from skillmix_utils.core.redact import describe_error
 
 log = logging.getLogger("skillmix.llm")
 
@@ -125,7 +125,7 @@ class Backend:
         self._secrets: tuple[str, ...] = ()
         self.breaker = CircuitBreaker(f"{self.kind}:{model}", circuit_breaker)
         if use_cache:
-            from skillmix_utils.models import cache_dir as skillmix_cache
+            from skillmix_utils.llm.models import cache_dir as skillmix_cache
             self.cache = ResponseCache(cache_dir or skillmix_cache() / "llm")
         else:
             self.cache = NullCache()

@@ -16,7 +16,7 @@ import logging
 import time
 
 from skillmix_utils.llm.base import BUDGET_EXCEEDED, Job, Reply
-from skillmix_utils.llm.redact import describe_error
+from skillmix_utils.core.redact import describe_error
 
 log = logging.getLogger("skillmix.llm")
 

@@ -13,7 +13,7 @@ left falls in two kinds:
 """
 from __future__ import annotations
 
-from skillmix_utils.errors import ItemsFailed, RequestRefused
+from skillmix_utils.core.errors import ItemsFailed, RequestRefused
 
 REFUSED = {400: "the request was rejected as invalid", 401: "the API key was refused",
            403: "the API key has no permission for this", 404: "unknown model or endpoint",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.base import MalformedReply, Reply
 from skillmix_utils.llm.sdk_base import SDKBackend
 

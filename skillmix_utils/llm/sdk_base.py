@@ -10,7 +10,7 @@ import os
 import time
 from urllib.parse import urlsplit
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.base import Backend, current_ticket
 
 

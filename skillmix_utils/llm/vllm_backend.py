@@ -21,10 +21,10 @@ import json
 import logging
 from pathlib import Path
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.base import Backend, Job, Reply
 from skillmix_utils.llm.hf_backend import adapter_fingerprint
-from skillmix_utils.llm.redact import describe_error
+from skillmix_utils.core.redact import describe_error
 
 log = logging.getLogger("skillmix.llm")
 _ENGINES: dict = {}
@@ -110,7 +110,7 @@ class VLLMBackend(Backend):
                  **options):
         import_vllm()
         super().__init__(model, **options)
-        from skillmix_utils.models import resolve_model
+        from skillmix_utils.llm.models import resolve_model
 
         self.path = resolve_model(model)
         self.adapter = adapter

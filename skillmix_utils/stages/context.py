@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from skillmix_utils.config import ModelSpec, StudyConfig
-from skillmix_utils.errors import BudgetSpent, ItemsFailed
+from skillmix_utils.core.config import ModelSpec, StudyConfig
+from skillmix_utils.core.errors import BudgetSpent, ItemsFailed
 from skillmix_utils.llm.cost import BudgetLedger, format_usd
 
 
@@ -35,7 +35,7 @@ def write_resolved_config(cfg: StudyConfig) -> Path:
 
 def read_existing(path: Path) -> dict:
     """The records already in `path` ({} when there is none), without creating anything."""
-    from skillmix_utils.records import RecordStore
+    from skillmix_utils.core.records import RecordStore
 
     return RecordStore(path).load() if Path(path).exists() else {}
 
@@ -64,7 +64,7 @@ class StageRun:
     def progress(self):
         """This run's `progress.StageProgress` (counts, failures, cost, ETA; see progress.py)."""
         if self._progress is None:
-            from skillmix_utils.progress import StageProgress
+            from skillmix_utils.stages.progress import StageProgress
 
             self._progress = StageProgress(self.stage, self.cfg.out, stream=self.log)
         return self._progress
@@ -72,7 +72,7 @@ class StageRun:
     def __post_init__(self):
         # One run per output folder, also for a notebook opened in JupyterLab (the command line
         # and `skillmix run` already hold the lock; then this is a no-op). Released by close().
-        from skillmix_utils.folder_lock import output_lock
+        from skillmix_utils.core.folder_lock import output_lock
 
         self._lock = output_lock(self.cfg.out)
         self._lock.__enter__()

@@ -14,7 +14,7 @@ them again, made the same way, `revive` brings them back instead of paying for t
 """
 from __future__ import annotations
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.stages.generate import Writer
 
 
@@ -47,7 +47,7 @@ def revive(store, want: dict[str, str]) -> int:
     """Bring back from records.superseded.jsonl the records the config plans again, made the
     way it makes them now (`want`: {id: identity}), unless the store already holds a successful
     one: a setting dropped and restored costs nothing. Returns how many came back."""
-    from skillmix_utils.records import RecordStore
+    from skillmix_utils.core.records import RecordStore
 
     aside_path = store.path.with_name(SUPERSEDED)
     if not aside_path.exists():

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.records import RecordStore, TextRecord, record_id
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.records import RecordStore, TextRecord, record_id
 from skillmix_utils.stages.draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
 from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
@@ -32,7 +32,7 @@ def planned_items(cfg, catalog) -> list[Pending]:
 
 def _dry_run(cfg, catalog, items, existing) -> dict:
     from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
-    from skillmix_utils.prompts import sentence_limit
+    from skillmix_utils.core.prompts import sentence_limit
 
     plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)")
     todo = pending_items(items, existing, Writer(cfg.data.teacher, catalog))
@@ -65,7 +65,7 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     if dry_run:
         return _dry_run(cfg, catalog, items, existing)
 
-    from skillmix_utils.preflight import check_study
+    from skillmix_utils.stages.preflight import check_study
     check_study(cfg, None, ["data"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skillmix_utils.records import record_id
-from skillmix_utils.sampling import combination_key, sample_combinations
+from skillmix_utils.core.records import record_id
+from skillmix_utils.core.sampling import combination_key, sample_combinations
 from skillmix_utils.stages.generate import Pending
 
 SETTING = "data"   # the setting part of datagen record ids; the pools are in the combination
@@ -61,7 +61,7 @@ def eval_combinations(cfg, catalog, setting: str, k: int, exclude=None) -> list:
         exclude = training_keys(cfg, catalog)
     label = setting
     if ev.skill_subset is not None:     # e.g. uncommon skills only: the setting reads "held_out:<name>"
-        from skillmix_utils.uncommon import restrict_catalog
+        from skillmix_utils.present.uncommon import restrict_catalog
 
         catalog, label = restrict_catalog(catalog, ev.skill_subset), f"{setting}:{ev.skill_subset.name}"
     combos = sample_combinations(catalog, k, ev.n_combinations, seed=ev.seed, skills=setting,

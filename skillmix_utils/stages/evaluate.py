@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skillmix_utils.config import ModelSpec, StudentSpec, StudyConfig
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.records import RecordStore, record_id
+from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.records import RecordStore, record_id
 from skillmix_utils.stages.draws import eval_items, training_keys
 from skillmix_utils.stages.students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
@@ -34,7 +34,7 @@ def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None
     if not spec.spec.startswith("vllm:") or student.parity_prompts == 0 or not todo:
         return
     from skillmix_utils.llm.vllm_backend import parity_check
-    from skillmix_utils.prompts import generation_turn1
+    from skillmix_utils.core.prompts import generation_turn1
 
     prompts = [generation_turn1([catalog.skill(s) for s in p.combination.skills],
                                 p.combination.topic) for p in todo[:student.parity_prompts]]
@@ -70,7 +70,7 @@ def planned_items(cfg: StudyConfig, catalog, student: StudentSpec, exclude=None)
 
 
 def _dry_run(cfg, catalog, students, existing) -> dict:
-    from skillmix_utils.prompts import sentence_limit
+    from skillmix_utils.core.prompts import sentence_limit
     from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
 
     plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)")
@@ -115,7 +115,7 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     if dry_run:
         return _dry_run(cfg, catalog, chosen, existing)
 
-    from skillmix_utils.preflight import check_study
+    from skillmix_utils.stages.preflight import check_study
     check_study(cfg, None, ["evaluation"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)

@@ -24,7 +24,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from skillmix_utils.records import TextRecord
+from skillmix_utils.core.records import TextRecord
 
 
 def mix_name(ks, subsample: str | None = None) -> str:
@@ -50,7 +50,7 @@ def subsample(kept: list[TextRecord], size: int | None, per_k: dict[int, int], s
               ) -> tuple[list[TextRecord], dict]:
     """Seeded sub-sample: `per_k[k]` of each listed k, the rest from the other k.
 
-    >>> from skillmix_utils.records import Combination
+    >>> from skillmix_utils.core.records import Combination
     >>> recs = [TextRecord(id=f"r{i}", stage="datagen", model="m",
     ...         combination=Combination(skills=("a",) * k, topic="t", k=k)) for i, k in
     ...         enumerate([1, 1, 1, 2, 2, 3, 3, 3])]

@@ -20,10 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from skillmix_utils.config import GraderSpec, StudyConfig
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.records import Grading, RecordStore, TextRecord, Usage
-from skillmix_utils.grader_methods import method as method_of, rounds_of
+from skillmix_utils.core.config import GraderSpec, StudyConfig
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.records import Grading, RecordStore, TextRecord, Usage
+from skillmix_utils.core.grader_methods import method as method_of, rounds_of
 from skillmix_utils.stages import local_judge
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, round_seed, write_resolved_config
 from skillmix_utils.stages.scoring import expected_identity, grader_prompt, keep_rule, score, study_graders
@@ -99,8 +99,8 @@ def _diagnostics(parsed) -> dict:
 
 
 def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
-    from skillmix_utils.grading import parse_grade, rubric_items
-    from skillmix_utils.identity import grading_identity
+    from skillmix_utils.core.grading import parse_grade, rubric_items
+    from skillmix_utils.core.identity import grading_identity
 
     out: list[Grading | None] = [None] * len(pairs)
     by_round: dict[int, list[int]] = {}
@@ -166,7 +166,7 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
             if entry.parser == "yes_no_probabilities":
                 gradings = local_judge.judge(backend, grader.label, [
                     (_skills(catalog, rec), rec.combination.topic, rec.answer) for rec, _ in chunk])
-                from skillmix_utils.identity import grading_identity
+                from skillmix_utils.core.identity import grading_identity
                 for (rec, r), g in zip(chunk, gradings):
                     g.identity = grading_identity(grader, round_seed(grader, r),
                                                   grader_prompt(grader, rec, catalog))

@@ -74,7 +74,7 @@ class Plan:
 
 def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
     """Add the two turns of each pending item to `plan`."""
-    from skillmix_utils import prompts
+    from skillmix_utils.core import prompts
 
     n_in = 0
     for p in items:
@@ -89,7 +89,7 @@ def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
 def plan_grading(plan: Plan, grader, combos, catalog, answer_tokens: int, label: str,
                  rounds: int) -> None:
     """Add `rounds` gradings of one text per combination in `combos` to `plan`."""
-    from skillmix_utils.grader_methods import method, render
+    from skillmix_utils.core.grader_methods import method, render
 
     judge = method(grader.method).parser == "yes_no_probabilities"
     n_in = 0

@@ -1,0 +1,560 @@
+"""The skill and topic catalog: the built-in open catalog, the Skill-Mix reference files, user files.
+
+    >>> cat = load_catalog()                      # data/catalog/skills.yaml + topics.yaml
+    >>> len(cat.skills), len(cat.skills_in("train")), len(cat.topics_in("held_out"))
+    (101, 53, 50)
+    >>> cat.skill("Red Herring").category
+    'rhetorical'
+
+What `load_catalog(skills=PATH, topics=PATH)` reads (docs/protocol.md §1):
+- skills: a YAML catalog shaped like the built-in one; the Skill-Mix reference CSV (header
+  `category,skill,definition,example,comments,status,added by`; rows whose status is `remove`,
+  `in review` or `maybe` are dropped; split by category, literary + rhetorical = train, unless
+  `train_categories` says otherwise); or a simple CSV `name,category,definition,example[,split]`.
+- topics: a YAML file shaped like the built-in one, or plain text, one topic a line (blank
+  lines skipped), split 50 / 50 by the seeded draw of `split_topics` (seed `topic_seed`).
+
+The split rule belongs to the catalog file, not to code: a YAML skills file says
+`split: {rule: by_category, train_categories: [...]}` or `split: {rule: explicit}` (then every
+skill carries `split`); a YAML topics file says `split: {rule: seeded_draw, method: sha256_rank,
+seed: N}` or `split: {rule: explicit}`. A per-item `split` that disagrees with the file's rule is
+an error, so the recorded rule can never silently drift from the recorded splits.
+
+Every problem is one `SkillmixError` naming the file and the field.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from skillmix_utils.core.errors import SkillmixError
+
+SPLITS = ("train", "held_out")
+POOLS = ("train", "held_out", "all")
+DEFAULT_TRAIN_CATEGORIES = ("literary", "rhetorical")      # the paper's S_train (docs/protocol.md §1)
+SKILLMIX_CSV_COLUMNS = ("category", "skill", "definition", "example", "comments", "status",
+                        "added by")
+SKILLMIX_DROPPED_STATUSES = frozenset({"remove", "in review", "maybe"})
+SIMPLE_CSV_COLUMNS = ("name", "category", "definition", "example")   # + optional "split"
+TOPIC_SPLIT_METHOD = "sha256_rank"
+_SKILL_KEYS = {"name", "category", "definition", "example", "split"}
+_HEADER_KEYS = {"version", "name", "description", "license", "licence", "provenance"}
+
+
+@dataclass(frozen=True)
+class Skill:
+    name: str
+    category: str
+    definition: str
+    example: str
+    split: str          # "train" | "held_out"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    split: str          # "train" | "held_out"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Skills and topics with their splits, and where they came from.
+
+    `skill_split` and `topic_split` say in words how the splits were made; `topic_seed` is the
+    seed of the topic draw (None when the topics file gave explicit splits).
+    """
+    skills: tuple[Skill, ...]
+    topics: tuple[Topic, ...]
+    source: str = ""
+    skill_split: str = ""
+    topic_split: str = ""
+    topic_seed: int | None = None
+    partition: str = ""      # name of a config partition (partitions.py) applied on top, if any
+
+    def __post_init__(self):
+        object.__setattr__(self, "skills", tuple(self.skills))
+        object.__setattr__(self, "topics", tuple(self.topics))
+
+    def skill(self, name: str) -> Skill:
+        """The skill called `name` (case and surrounding spaces ignored); SkillmixError if none."""
+        key = name.strip().casefold()
+        for s in self.skills:
+            if s.name.casefold() == key:
+                return s
+        raise SkillmixError(f"no skill named {name!r} in the catalog ({self.source})",
+                            field="skill")
+
+    def skills_in(self, pool: str = "all") -> tuple[Skill, ...]:
+        """The skills of a pool: "train", "held_out" or "all", in catalog order."""
+        return tuple(s for s in self.skills if _in_pool(s.split, pool))
+
+    def topics_in(self, pool: str = "all") -> tuple[Topic, ...]:
+        """The topics of a pool: "train", "held_out" or "all", in catalog order."""
+        return tuple(t for t in self.topics if _in_pool(t.split, pool))
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Skill categories in order of first appearance."""
+        return tuple(dict.fromkeys(s.category for s in self.skills))
+
+
+def _in_pool(split: str, pool: str) -> bool:
+    if pool not in POOLS:
+        raise SkillmixError(f"unknown pool {pool!r}: must be one of {', '.join(POOLS)}",
+                            field="pool")
+    return pool == "all" or split == pool
+
+
+# ---------------------------------------------------------------------------------------------
+# The seeded topic draw
+
+def split_topics(names, seed: int = 0) -> dict[str, str]:
+    """Split topics 50 / 50 by a seeded draw that any language can recompute.
+
+    Method `sha256_rank`: sort the topics by the hex SHA-256 digest of "<seed>:<topic>" (UTF-8);
+    the first half (rounded down) are train, the rest held_out. A topic's rank depends only on
+    its own name, so the draw does not depend on the order of the file.
+
+    >>> split_topics(["Sewing", "Dueling", "Knots", "Beekeeping"], seed=0)
+    {'Sewing': 'train', 'Dueling': 'train', 'Knots': 'held_out', 'Beekeeping': 'held_out'}
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SkillmixError(f"the topic seed must be an integer, got {seed!r}", field="seed")
+    names = list(names)
+    ranked = sorted(names, key=lambda t: hashlib.sha256(f"{seed}:{t}".encode("utf-8")).hexdigest())
+    train = set(ranked[: len(names) // 2])
+    return {t: ("train" if t in train else "held_out") for t in names}
+
+
+# ---------------------------------------------------------------------------------------------
+# Small validators shared by the parsers
+
+def _text(value, file: str, field: str, what: str) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise SkillmixError(f"{what} must be text, got {value!r} (quote it in YAML)",
+                            file=file, field=field)
+    value = value.strip()
+    if not value:
+        raise SkillmixError(f"empty {what}", file=file, field=field)
+    return value
+
+
+def _split_value(value, file: str, field: str) -> str:
+    v = value.strip().lower().replace("-", "_") if isinstance(value, str) else value
+    if v not in SPLITS:
+        raise SkillmixError(f"unknown split {value!r}: must be train or held_out",
+                            file=file, field=field)
+    return v
+
+
+def _check_unique(items, file: str, what: str) -> None:
+    """items: (field, name) pairs; names compare case-insensitively."""
+    seen: dict[str, str] = {}
+    for field, name in items:
+        key = " ".join(name.casefold().split())
+        if key in seen:
+            raise SkillmixError(f"duplicate {what} name {name!r} (same as {seen[key]})",
+                                file=file, field=field)
+        seen[key] = field
+
+
+def _yaml(text: str, file: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise SkillmixError(f"not valid YAML{at} ({getattr(exc, 'problem', None) or exc})",
+                            file=file) from None
+
+
+def _mapping(data, file: str, allowed: set[str], list_key: str) -> dict:
+    if not isinstance(data, dict):
+        raise SkillmixError(f"must be a YAML mapping with `split` and `{list_key}`", file=file)
+    other = "topics" if list_key == "skills" else "skills"
+    if other in data and list_key not in data:
+        raise SkillmixError(f"this is a {other} file (it has `{other}`, no `{list_key}`); "
+                            f"give it as the {other} file", file=file, field=other)
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise SkillmixError(f"unknown key(s) {', '.join(unknown)}; allowed: "
+                            f"{', '.join(sorted(allowed))}", file=file, field=unknown[0])
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Skills
+
+def _build_skills(rows, file: str, rule: str, train_categories, rule_field: str | None):
+    """rows: (field prefix, {name, category, definition, example, split?}) -> tuple[Skill]."""
+    train_keys = {c.casefold() for c in train_categories or ()}
+    skills = []
+    for prefix, row in rows:
+        sep = "." if not prefix.startswith("line ") else ", "
+        f = lambda col: f"{prefix}{sep}{col}"  # noqa: E731
+        name = _text(row.get("name"), file, f(row.get("_name_col", "name")), "name")
+        category = _text(row.get("category"), file, f("category"), "category")
+        definition = _text(row.get("definition"), file, f("definition"), "definition")
+        example = _text(row.get("example"), file, f("example"), "example")
+        given = row.get("split")
+        if rule == "explicit":
+            if given is None or given == "":
+                raise SkillmixError("missing split (the catalog's split rule is explicit)",
+                                    file=file, field=f("split"))
+            split = _split_value(given, file, f("split"))
+        else:
+            split = "train" if category.casefold() in train_keys else "held_out"
+            if given is not None and _split_value(given, file, f("split")) != split:
+                raise SkillmixError(f"split {given!r} disagrees with the by_category rule, "
+                                    f"which gives {split!r}", file=file, field=f("split"))
+        skills.append((f("name"), Skill(name, category, definition, example, split)))
+    if not skills:
+        raise SkillmixError("no skills", file=file)
+    _check_unique([(fld, s.name) for fld, s in skills], file, "skill")
+    if rule == "by_category" and rule_field:    # a named category that matches nothing is a typo
+        present = {s.category.casefold() for _, s in skills}
+        for c in train_categories:
+            if c.casefold() not in present:
+                raise SkillmixError(f"train category {c!r} is the category of no skill",
+                                    file=file, field=rule_field)
+    return tuple(s for _, s in skills)
+
+
+def _describe_rule(rule: str, train_categories) -> str:
+    if rule == "explicit":
+        return "explicit (each skill names its split)"
+    return f"by_category (train: {', '.join(train_categories)}; held_out: all other categories)"
+
+
+def parse_skills_yaml(text: str, file: str = "skills.yaml") -> tuple[tuple[Skill, ...], str]:
+    """Skills from a YAML catalog; returns (skills, split rule in words).
+
+    >>> skills, rule = parse_skills_yaml('''
+    ... split: {rule: by_category, train_categories: [literary]}
+    ... skills:
+    ...   - {name: simile, category: literary, definition: A comparison with like., example: '"Cold as ice."'}
+    ...   - {name: modus ponens, category: logical, definition: If P then Q; P; so Q., example: '"It rains."'}
+    ... ''')
+    >>> [(s.name, s.split) for s in skills]
+    [('simile', 'train'), ('modus ponens', 'held_out')]
+    >>> parse_skills_yaml("split: {rule: by_length}\\nskills: []", "my.yaml")
+    Traceback (most recent call last):
+    ...
+    skillmix_utils.core.errors.SkillmixError: my.yaml: split.rule: unknown split rule 'by_length': must be by_category or explicit
+    """
+    data = _mapping(_yaml(text, file), file, _HEADER_KEYS | {"split", "skills"}, "skills")
+    split = data.get("split")
+    if split is None:
+        raise SkillmixError("missing split rule: add `split: {rule: by_category, "
+                            "train_categories: [literary, rhetorical]}` or `split: {rule: explicit}`",
+                            file=file, field="split")
+    if not isinstance(split, dict):
+        raise SkillmixError("must be a mapping with `rule`", file=file, field="split")
+    unknown = sorted(str(k) for k in split if k not in {"rule", "train_categories", "description"})
+    if unknown:
+        raise SkillmixError(f"unknown key {unknown[0]!r}", file=file, field=f"split.{unknown[0]}")
+    rule = split.get("rule")
+    if rule not in ("by_category", "explicit"):
+        raise SkillmixError(f"unknown split rule {rule!r}: must be by_category or explicit",
+                            file=file, field="split.rule")
+    cats = split.get("train_categories")
+    if rule == "by_category":
+        if not isinstance(cats, list) or not cats:
+            raise SkillmixError("the by_category rule needs a non-empty list of categories",
+                                file=file, field="split.train_categories")
+        cats = tuple(_text(c, file, f"split.train_categories[{i}]", "category")
+                     for i, c in enumerate(cats))
+    elif cats is not None:
+        raise SkillmixError("train_categories only goes with rule by_category",
+                            file=file, field="split.train_categories")
+    items = data.get("skills")
+    if not isinstance(items, list) or not items:
+        raise SkillmixError("must be a non-empty list of skills", file=file, field="skills")
+    rows = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise SkillmixError("a skill must be a mapping with name, category, definition, "
+                                "example", file=file, field=f"skills[{i}]")
+        unknown = sorted(str(k) for k in item if k not in _SKILL_KEYS)
+        if unknown:
+            raise SkillmixError(f"unknown key; a skill has {', '.join(sorted(_SKILL_KEYS))}",
+                                file=file, field=f"skills[{i}].{unknown[0]}")
+        rows.append((f"skills[{i}]", item))
+    return _build_skills(rows, file, rule, cats, "split.train_categories"), _describe_rule(rule, cats)
+
+
+def parse_skills_csv(text: str, file: str = "skills.csv",
+                     train_categories=None) -> tuple[tuple[Skill, ...], str]:
+    """Skills from the Skill-Mix reference CSV or a simple CSV; returns (skills, rule in words).
+
+    Without a split column, skills are split by category: `train_categories` (default literary,
+    rhetorical) are train, the rest held_out. Categories given explicitly must each match a skill.
+
+    The Skill-Mix form drops rows whose status is remove, in review or maybe, and strips names:
+
+    >>> skills, rule = parse_skills_csv(
+    ...     "category,skill,definition,example,comments,status,added by\\n"
+    ...     "literary, metaphor ,Says one thing is another.,Time is a thief.,,,\\n"
+    ...     "logical,modus ponens,If P then Q; P; so Q.,It rains.,,maybe,\\n"
+    ...     "logical,modus tollens,If P then Q; not Q; so not P.,No rain.,,,\\n")
+    >>> [(s.name, s.split) for s in skills]
+    [('metaphor', 'train'), ('modus tollens', 'held_out')]
+
+    The simple form is `name,category,definition,example` with an optional `split` column
+    (then every row must give train or held_out):
+
+    >>> parse_skills_csv("name,category,definition\\nx,literary,d\\n", "s.csv")
+    Traceback (most recent call last):
+    ...
+    skillmix_utils.core.errors.SkillmixError: s.csv: header: wrong columns: missing example (expected name,category,definition,example[,split])
+    """
+    try:
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise SkillmixError("empty file: no header line", file=file, field="header")
+        cols = [h.strip().lower() for h in header]
+        if "skill" in cols:
+            name_col, required, optional = "skill", SKILLMIX_CSV_COLUMNS[:4], SKILLMIX_CSV_COLUMNS[4:]
+            expected = ",".join(SKILLMIX_CSV_COLUMNS)
+        elif "name" in cols:
+            name_col, required, optional = "name", SIMPLE_CSV_COLUMNS, ("split",)
+            expected = ",".join(SIMPLE_CSV_COLUMNS) + "[,split]"
+        else:
+            raise SkillmixError(
+                f"wrong columns {','.join(cols)}: expected the Skill-Mix header "
+                f"{','.join(SKILLMIX_CSV_COLUMNS)} or {','.join(SIMPLE_CSV_COLUMNS)}[,split]",
+                file=file, field="header")
+        missing = [c for c in required if c not in cols]
+        extra = [c for c in cols if c not in required + optional]
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        for problem, names in (("missing", missing), ("unexpected", extra), ("repeated", dup)):
+            if names:
+                raise SkillmixError(f"wrong columns: {problem} {', '.join(names)} "
+                                    f"(expected {expected})", file=file, field="header")
+        explicit = "split" in cols
+        rows = []
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(cols):
+                raise SkillmixError(f"{len(row)} fields where the header has {len(cols)}",
+                                    file=file, field=f"line {line}")
+            rec = dict(zip(cols, row))
+            if name_col == "skill":
+                if rec.get("status", "").strip().lower() in SKILLMIX_DROPPED_STATUSES:
+                    continue
+                rec["name"], rec["_name_col"] = rec.pop("skill"), "skill"
+            rows.append((f"line {line}", rec))
+    except csv.Error as exc:
+        raise SkillmixError(f"not a readable CSV ({exc})", file=file) from None
+    if isinstance(train_categories, str):
+        train_categories = (train_categories,)
+    if explicit:
+        if train_categories is not None:
+            raise SkillmixError("train_categories does not apply: the file has a split column",
+                                file=file, field="train_categories")
+        return _build_skills(rows, file, "explicit", None, "split"), _describe_rule("explicit", None)
+    cats = DEFAULT_TRAIN_CATEGORIES if train_categories is None else tuple(train_categories)
+    check = None if train_categories is None else "train_categories"
+    return (_build_skills(rows, file, "by_category", cats, check),
+            _describe_rule("by_category", cats))
+
+
+# ---------------------------------------------------------------------------------------------
+# Topics
+
+def _build_topics(rows, file: str, seed: int | None):
+    """rows: (field, name, given split or None); seed None = explicit splits."""
+    names = [(fld, _text(name, file, fld if fld.startswith("line") else f"{fld}.name", "topic"))
+             for fld, name, _ in rows]
+    if not names:
+        raise SkillmixError("no topics", file=file)
+    _check_unique(names, file, "topic")
+    drawn = split_topics([n for _, n in names], seed) if seed is not None else {}
+    topics = []
+    for (fld, name), (_, _, given) in zip(names, rows):
+        if seed is None:
+            if given is None:
+                raise SkillmixError("missing split (the topics' split rule is explicit)",
+                                    file=file, field=f"{fld}.split")
+            split = _split_value(given, file, f"{fld}.split")
+        else:
+            split = drawn[name]
+            if given is not None and _split_value(given, file, f"{fld}.split") != split:
+                raise SkillmixError(f"split {given!r} disagrees with the seeded draw "
+                                    f"(seed {seed}), which gives {split!r}",
+                                    file=file, field=f"{fld}.split")
+        topics.append(Topic(name, split))
+    return tuple(topics)
+
+
+def _describe_draw(seed: int) -> str:
+    return f"seeded_draw ({TOPIC_SPLIT_METHOD}, seed {seed}; train = first half)"
+
+
+def parse_topics_text(text: str, file: str = "topics.txt",
+                      seed: int = 0) -> tuple[tuple[Topic, ...], str, int]:
+    """Topics from plain text, one a line (blank lines skipped), split by the seeded draw.
+
+    Returns (topics, split rule in words, seed).
+
+    >>> topics, rule, seed = parse_topics_text("Sewing\\n\\n  Dueling \\nKnots\\nBeekeeping\\n")
+    >>> [(t.name, t.split) for t in topics]
+    [('Sewing', 'train'), ('Dueling', 'train'), ('Knots', 'held_out'), ('Beekeeping', 'held_out')]
+    >>> rule
+    'seeded_draw (sha256_rank, seed 0; train = first half)'
+    """
+    rows = [(f"line {i}", line, None) for i, line in enumerate(text.splitlines(), 1)
+            if line.strip()]
+    return _build_topics(rows, file, seed), _describe_draw(seed), seed
+
+
+def parse_topics_yaml(text: str, file: str = "topics.yaml") -> tuple[tuple[Topic, ...], str, int | None]:
+    """Topics from a YAML file with `split` and `topics` (names or {name, split} mappings).
+
+    >>> topics, rule, seed = parse_topics_yaml('''
+    ... split: {rule: explicit}
+    ... topics: [{name: Sewing, split: train}, {name: Knots, split: held-out}]
+    ... ''')
+    >>> [(t.name, t.split) for t in topics], seed
+    ([('Sewing', 'train'), ('Knots', 'held_out')], None)
+    """
+    data = _mapping(_yaml(text, file), file, _HEADER_KEYS | {"split", "topics"}, "topics")
+    split = data.get("split")
+    if not isinstance(split, dict):
+        raise SkillmixError("missing split rule: add `split: {rule: seeded_draw, method: "
+                            f"{TOPIC_SPLIT_METHOD}, seed: 0}}` or `split: {{rule: explicit}}`",
+                            file=file, field="split")
+    unknown = sorted(str(k) for k in split if k not in {"rule", "method", "seed", "description"})
+    if unknown:
+        raise SkillmixError(f"unknown key {unknown[0]!r}", file=file, field=f"split.{unknown[0]}")
+    rule = split.get("rule")
+    if rule == "seeded_draw":
+        if split.get("method") != TOPIC_SPLIT_METHOD:
+            raise SkillmixError(f"unknown draw method {split.get('method')!r}: must be "
+                                f"{TOPIC_SPLIT_METHOD}", file=file, field="split.method")
+        seed = split.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise SkillmixError(f"the seed must be an integer, got {seed!r}",
+                                file=file, field="split.seed")
+    elif rule == "explicit":
+        seed = None
+    else:
+        raise SkillmixError(f"unknown split rule {rule!r}: must be seeded_draw or explicit",
+                            file=file, field="split.rule")
+    items = data.get("topics")
+    if not isinstance(items, list) or not items:
+        raise SkillmixError("must be a non-empty list of topics", file=file, field="topics")
+    rows = []
+    for i, item in enumerate(items):
+        fld = f"topics[{i}]"
+        if isinstance(item, dict):
+            unknown = sorted(str(k) for k in item if k not in {"name", "split"})
+            if unknown:
+                raise SkillmixError("unknown key; a topic has name and split",
+                                    file=file, field=f"{fld}.{unknown[0]}")
+            rows.append((fld, item.get("name"), item.get("split")))
+        else:
+            rows.append((fld, item, None))
+    desc = "explicit (each topic names its split)" if seed is None else _describe_draw(seed)
+    return _build_topics(rows, file, seed), desc, seed
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+def _builtin(name: str) -> tuple[str, str]:
+    res = resources.files("skillmix_utils").joinpath("data", "catalog", name)
+    return res.read_text(encoding="utf-8"), str(res)
+
+
+def _read(path) -> tuple[str, str]:
+    p, file = Path(path), str(path)
+    if not p.exists():
+        raise SkillmixError("no such file", file=file)
+    if p.is_dir():
+        raise SkillmixError("is a folder, not a file", file=file)
+    try:
+        return p.read_text(encoding="utf-8-sig"), file
+    except UnicodeDecodeError as exc:
+        raise SkillmixError(f"not UTF-8 text (byte {exc.start})", file=file) from None
+    except OSError as exc:
+        raise SkillmixError(f"cannot read ({exc.strerror or exc})", file=file) from None
+
+
+def _source(path, builtin: str) -> tuple[str, str, str]:
+    """(text, file name for messages, lower-case suffix) of a user file or a built-in one."""
+    if path is None:
+        return (*_builtin(builtin), ".yaml")
+    return (*_read(path), Path(str(path)).suffix.lower())
+
+
+def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed: int = 0) -> Catalog:
+    """Load and validate a catalog; None means the built-in file (data/catalog/).
+
+    `skills`: .yaml/.yml or .csv (Skill-Mix or simple form). `topics`: .yaml/.yml or plain text.
+    `train_categories` (CSV skills only; default literary, rhetorical) and `topic_seed` (plain
+    text topics only) stand in for the split rule those formats cannot carry. Example:
+    `load_catalog(skills="private/skills.csv", topics="private/topics.txt")`.
+    """
+    text, s_file, kind = _source(skills, "skills.yaml")
+    if kind in (".yaml", ".yml"):
+        if train_categories is not None:
+            raise SkillmixError("train_categories applies to CSV skills files; a YAML catalog "
+                                "states its own split rule", file=s_file, field="train_categories")
+        skill_list, skill_rule = parse_skills_yaml(text, s_file)
+    elif kind == ".csv":
+        skill_list, skill_rule = parse_skills_csv(text, s_file, train_categories)
+    else:
+        raise SkillmixError(f"unknown skills file type {kind or '(none)'!r}: use .yaml, .yml "
+                            "or .csv", file=s_file)
+
+    text, t_file, kind = _source(topics, "topics.yaml")
+    if kind in (".yaml", ".yml"):
+        topic_list, topic_rule, seed = parse_topics_yaml(text, t_file)
+    elif kind == ".csv":
+        raise SkillmixError("topics are a .yaml file or plain text, one topic a line",
+                            file=t_file)
+    else:
+        topic_list, topic_rule, seed = parse_topics_text(text, t_file, topic_seed)
+
+    source = "built-in" if skills is None and topics is None else (
+        f"skills: {'built-in' if skills is None else s_file}; "
+        f"topics: {'built-in' if topics is None else t_file}")
+    return Catalog(skill_list, topic_list, source=source, skill_split=skill_rule,
+                   topic_split=topic_rule, topic_seed=seed)
+
+
+def summary_table(catalog: Catalog) -> str:
+    """Skill counts per category and split, and topic counts per split, as a text table.
+
+    Example: `print(summary_table(load_catalog()))` (what `skillmix catalog` prints).
+    """
+    rows = [(c, sum(1 for s in catalog.skills if s.category == c and s.split == "train"),
+             sum(1 for s in catalog.skills if s.category == c and s.split == "held_out"))
+            for c in catalog.categories]
+    n_train, n_held = (len(catalog.skills_in(p)) for p in SPLITS)
+    t_train, t_held = (len(catalog.topics_in(p)) for p in SPLITS)
+    width = max([len("skills by category"), *(len(c) for c, _, _ in rows)]) + 2
+    line = lambda a, b, c, d: f"{a:<{width}}{b:>7}{c:>10}{d:>6}"  # noqa: E731
+    out = [f"catalog: {catalog.source}",
+           *([f"partition: {catalog.partition}"] if catalog.partition else []),
+           f"skill split: {catalog.skill_split}",
+           f"topic split: {catalog.topic_split}",
+           "",
+           line("skills by category", "train", "held_out", "all"),
+           *(line(c, a, b, a + b) for c, a, b in rows),
+           line("total", n_train, n_held, n_train + n_held),
+           "",
+           line("topics", t_train, t_held, t_train + t_held)]
+    return "\n".join(out)

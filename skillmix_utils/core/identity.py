@@ -1,0 +1,68 @@
+"""What a stored text or grading was made from, as one short digest (docs/protocol.md §9).
+
+A stored result is reused only when it was made the same way. The identity of a **text** covers
+the writer (backend spec and a fingerprint of local weights: adapter or checkpoint), every
+sampling setting that changes the output (temperature, max_tokens, the round's seed, output
+options such as dtype or quantization), the prompt version, and the two user turns exactly as
+sent, which hold the combination and the catalog entries shown (name, definition, example).
+The identity of a **grading** covers the grader (spec), its method, the rendered prompt (which
+holds the text graded) and its sampling settings and round seed.
+
+Options that only change how a request travels (batching, rate limits, timeouts, retries,
+progress bars, prices, cache location) are left out, so switching to the batch API or raising
+a rate limit does not redo a study.
+
+    >>> from skillmix_utils.core.config import ModelSpec
+    >>> a = text_identity("openai:gpt-4o", None, ModelSpec(spec="openai:gpt-4o"), 0, "t1", "t2")
+    >>> b = text_identity("openai:gpt-4o", None, ModelSpec(spec="openai:gpt-4o", temperature=1.0), 0, "t1", "t2")
+    >>> c = text_identity("openai:gpt-4o", None, ModelSpec(spec="openai:gpt-4o", options={"rpm": 5}), 0, "t1", "t2")
+    >>> a == b, a == c, len(a)
+    (False, True, 16)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+# Options of `llm.get_backend` that do not change what a model writes.
+TRANSPORT_OPTIONS = frozenset({
+    "batch", "rpm", "tpm", "timeout", "max_retries", "progress", "prices", "malformed_retries",
+    "poll_interval", "batch_timeout", "batch_size", "concurrency", "cache_dir", "use_cache"})
+
+
+def digest(payload: dict) -> str:
+    """A 64-bit hex digest of a JSON-able payload (keys sorted)."""
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def output_options(options: dict) -> dict:
+    """The options that can change a model's output.
+
+    >>> output_options({"batch": True, "dtype": "bfloat16", "rpm": 60})
+    {'dtype': 'bfloat16'}
+    """
+    return {k: v for k, v in sorted((options or {}).items()) if k not in TRANSPORT_OPTIONS}
+
+
+def sampling_of(spec, seed: int) -> dict:
+    """The request settings of a model spec that shape its output, with the round's seed."""
+    return {"temperature": spec.temperature, "max_tokens": spec.max_tokens, "seed": seed,
+            "options": output_options(spec.options)}
+
+
+def text_identity(writer: str, weights: str | None, spec, seed: int, turn1: str, turn2: str,
+                  prompt_version: str | None = None) -> str:
+    """The identity of a text written by `writer` (+ `weights`) with `spec`'s settings."""
+    from skillmix_utils.core.prompts import PROMPT_VERSION
+
+    return digest({"kind": "text", "writer": writer, "weights": weights,
+                   "sampling": sampling_of(spec, seed),
+                   "prompt_version": prompt_version or PROMPT_VERSION,
+                   "turns": [turn1, turn2]})
+
+
+def grading_identity(grader, seed: int, prompt: str) -> str:
+    """The identity of one grading round: grader spec, method, prompt, sampling and seed."""
+    return digest({"kind": "grading", "grader": grader.spec, "method": grader.method,
+                   "sampling": sampling_of(grader, seed), "prompt": prompt})

@@ -1,0 +1,1 @@
+"""Presentation: figures, tables, the HTML report, model and dataset cards, the hub, human grading."""

@@ -1,0 +1,146 @@
+"""Which texts human raters grade, and in which order (the config's `human:` section).
+
+The sample is stratified by (student, k): `human.n_texts` texts shared out as evenly as the
+strata allow (a stratum with too few texts gives its share to the others), and inside each
+stratum the texts with the lowest SHA-256 rank of "<seed>:<record id>" are taken, so the same
+config gives the same sample on every machine, and a larger `n_texts` keeps the smaller
+sample's texts. Only texts that exist (status ok, a non-empty answer) are sampled.
+
+What a rater sees of a text is its `HumanItem`: an opaque key, the topic, the skills with their
+definitions and examples, the sentence limit and the text. Writer, student, setting, record id
+and every model grade stay on the server.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.records import RecordStore, TextRecord
+
+
+@dataclass(frozen=True)
+class HumanItem:
+    """One text as a rater sees it (plus `record_id`, `stratum` and `text_hash`, server side)."""
+    key: str                    # opaque: sha256 of study, seed and record id
+    record_id: str
+    stratum: str                # "<student>|k<k>": never sent to the page
+    k: int
+    topic: str
+    skills: tuple[dict, ...]    # {name, definition, example}
+    sentence_limit: str         # "two sentences"
+    criteria: tuple[str, ...]   # the k + 3 rubric items, grader wording
+    text: str
+    text_hash: str
+
+    def public(self) -> dict:
+        """What the page may show: no record id, no stratum."""
+        d = asdict(self)
+        for hidden in ("record_id", "stratum"):
+            d.pop(hidden)
+        return d
+
+
+def _rank(*parts) -> str:
+    return hashlib.sha256(":".join(str(p) for p in parts).encode("utf-8")).hexdigest()
+
+
+def text_hash(text: str) -> str:
+    """A short content hash: a grade is only valid for the exact text it was given on.
+
+    >>> text_hash("abc")
+    'ba7816bf8f01cfea'
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def allocate(sizes: dict[str, int], n: int, seed: int = 0) -> dict[str, int]:
+    """Share n out over strata as evenly as their sizes allow (water filling); a remainder goes
+    to strata in a seeded order, not always to the same ones.
+
+    >>> allocate({"a|k1": 10, "a|k2": 1, "b|k1": 10}, 7)
+    {'a|k1': 3, 'a|k2': 1, 'b|k1': 3}
+    >>> allocate({"a": 2, "b": 2}, 9)
+    {'a': 2, 'b': 2}
+    >>> sorted(allocate({"a": 5, "b": 5, "c": 5, "d": 5}, 6).values())
+    [1, 1, 2, 2]
+    """
+    out = {s: 0 for s in sizes}
+    left = min(n, sum(sizes.values()))
+    order = sorted(sizes, key=lambda s: _rank(seed, "stratum", s))
+    while left > 0:
+        open_ = [s for s in order if out[s] < sizes[s]]
+        share = max(1, left // len(open_))
+        for s in open_:
+            if left == 0:
+                break
+            add = min(share, sizes[s] - out[s], left)
+            out[s] += add
+            left -= add
+    return out
+
+
+def source_records(cfg) -> list[TextRecord]:
+    """The records of the stage the human section names (eval or datagen)."""
+    path = cfg.out / ("eval" if cfg.human.source == "eval" else "data") / "records.jsonl"
+    if not path.exists():
+        raise SkillmixError(f"no records to grade yet: {path} does not exist (run the "
+                            f"{'evaluation' if cfg.human.source == 'eval' else 'data'} stage first)",
+                            field="human.source")
+    return RecordStore(path).records()
+
+
+def _item(cfg, rec: TextRecord, catalog, seed: int) -> HumanItem:
+    from skillmix_utils.core.grading import rubric_items
+    from skillmix_utils.core.prompts import number_words, sentence_limit
+
+    c = rec.combination
+    skills = []
+    for name in c.skills:
+        try:
+            s = catalog.skill(name)
+            skills.append({"name": s.name, "definition": s.definition, "example": s.example})
+        except SkillmixError:   # a skill the catalog no longer has: the name alone
+            skills.append({"name": name, "definition": "", "example": ""})
+    return HumanItem(key=_rank(cfg.name, seed, rec.id)[:12], record_id=rec.id,
+                     stratum=f"{rec.student or rec.model}|k{c.k}", k=c.k, topic=c.topic,
+                     skills=tuple(skills), sentence_limit=number_words(sentence_limit(c.k)),
+                     criteria=tuple(rubric_items(list(c.skills), c.topic)),
+                     text=rec.answer, text_hash=text_hash(rec.answer))
+
+
+def human_items(cfg, records: list[TextRecord] | None = None, catalog=None) -> list[HumanItem]:
+    """The stratified sample of `cfg.human`, in record order (see `rater_order` for the page's).
+
+    Example: `human_items(load_study_config("configs/demo.yaml"))[0].criteria`.
+    """
+    h = cfg.human
+    records = source_records(cfg) if records is None else records
+    pool = [r for r in records if r.status == "ok" and (r.answer or "").strip()
+            and (not h.students or (r.student or r.model) in h.students)
+            and (not h.ks or r.combination.k in h.ks)]
+    if not pool:
+        raise SkillmixError("no written texts match the human section (students, ks)",
+                            field="human")
+    strata: dict[str, list[TextRecord]] = {}
+    for r in pool:
+        strata.setdefault(f"{r.student or r.model}|k{r.combination.k}", []).append(r)
+    shares = allocate({s: len(v) for s, v in strata.items()}, h.n_texts, h.seed)
+    chosen = set()
+    for s, recs in strata.items():
+        ranked = sorted(recs, key=lambda r: _rank(h.seed, r.id))
+        chosen.update(r.id for r in ranked[: shares[s]])
+    catalog = catalog if catalog is not None else cfg.catalog.load()
+    return [_item(cfg, r, catalog, h.seed) for r in records if r.id in chosen]
+
+
+def rater_order(items: list[HumanItem], seed: int, rater: str) -> list[HumanItem]:
+    """The items in the rater's own seeded random order (raters differ, so that order effects
+    do not line up across raters)."""
+    return sorted(items, key=lambda it: _rank(seed, rater, it.key))
+
+
+def grades_dir(cfg) -> Path:
+    """Where the human grades of a study live: outputs/<study>/human/grades/."""
+    return cfg.out / "human" / "grades"

@@ -1,0 +1,215 @@
+"""Cross-partition validation: other train/held-out splits of skills and topics, and the
+held-out gain (tuned - base) per partition.
+
+A partition is `catalog.partition` in a study config (config.PartitionSpec):
+
+    catalog:
+      partition:
+        name: random-s1
+        skills: {rule: random, train_fraction: 0.5, seed: 1}   # or by_category / file
+        topics: {rule: random, seed: 1}                        # or file
+
+`rule: file` keeps the catalog file's own split (the paper's, for the built-in catalog);
+`by_category` makes `train_categories` the training skills; `random` takes the skills (or
+topics) with the lowest SHA-256 rank of "<seed>:<name>", `round(train_fraction * n)` of them,
+as training (same on every machine, independent of file order). One grid config over
+`catalog.partition` (configs/partitions.yaml) runs the whole study once per partition, each
+with its own data, training and evaluation; `gain_table` then pairs base and tuned students on
+the same held-out combinations and `write_partition_gain` writes tables/partition_gain.csv/.md
+and figures/partition_gain.png.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from skillmix_utils.core.errors import SkillmixError
+
+
+def _rank(seed: int, name: str) -> str:
+    return hashlib.sha256(f"{seed}:{name}".encode("utf-8")).hexdigest()
+
+
+def random_split(names, fraction: float, seed: int) -> dict[str, str]:
+    """`round(fraction * n)` names (at least 1, at most n - 1) as train, by SHA-256 rank.
+
+    >>> random_split(["a", "b", "c", "d"], 0.5, seed=1)
+    {'a': 'train', 'b': 'held_out', 'c': 'held_out', 'd': 'train'}
+    """
+    names = list(names)
+    n_train = min(len(names) - 1, max(1, round(fraction * len(names))))
+    train = set(sorted(names, key=lambda x: _rank(seed, x))[:n_train])
+    return {x: "train" if x in train else "held_out" for x in names}
+
+
+def apply_partition(catalog, spec):
+    """The catalog re-split by a PartitionSpec; `catalog.partition` names it.
+
+    >>> from skillmix_utils.core.catalog import load_catalog
+    >>> from skillmix_utils.core.config import PartitionSpec
+    >>> cat = apply_partition(load_catalog(), PartitionSpec.model_validate(
+    ...     {"name": "logic", "skills": {"rule": "by_category", "train_categories": ["logical"]}}))
+    >>> len(cat.skills_in("train")), cat.partition
+    (9, 'logic')
+    """
+    skills, topics = catalog.skills, catalog.topics
+    skill_rule, topic_rule = catalog.skill_split, catalog.topic_split
+    s = spec.skills
+    if s.rule == "by_category":
+        known = {c.casefold(): c for c in catalog.categories}
+        unknown = [c for c in s.train_categories if c.casefold() not in known]
+        if unknown:
+            raise SkillmixError(f"unknown skill categor{'y' if len(unknown) == 1 else 'ies'} "
+                                f"{', '.join(map(repr, unknown))}; the catalog has "
+                                f"{', '.join(catalog.categories)}",
+                                field="catalog.partition.skills.train_categories")
+        train = {c.casefold() for c in s.train_categories}
+        skills = tuple(dataclasses.replace(x, split="train" if x.category.casefold() in train
+                                           else "held_out") for x in skills)
+        skill_rule = (f"by_category (train: {', '.join(s.train_categories)}; held_out: all "
+                      "other categories)")
+    elif s.rule == "random":
+        split = random_split([x.name for x in skills], s.train_fraction, s.seed)
+        skills = tuple(dataclasses.replace(x, split=split[x.name]) for x in skills)
+        skill_rule = f"random (sha256_rank, seed {s.seed}, train fraction {s.train_fraction})"
+    t = spec.topics
+    if t.rule == "random":
+        split = random_split([x.name for x in topics], t.train_fraction, t.seed)
+        topics = tuple(dataclasses.replace(x, split=split[x.name]) for x in topics)
+        topic_rule = f"random (sha256_rank, seed {t.seed}, train fraction {t.train_fraction})"
+    for what, items in (("skills", skills), ("topics", topics)):
+        for pool in ("train", "held_out"):
+            if not any(x.split == pool for x in items):
+                raise SkillmixError(f"this partition leaves no {pool} {what}",
+                                    field=f"catalog.partition.{what}")
+    return dataclasses.replace(catalog, skills=skills, topics=topics, skill_split=skill_rule,
+                               topic_split=topic_rule, partition=spec.name or "custom")
+
+
+def combination_scores(recs, label: str, cfg, k: int, metric: str = "ratio_full_marks"
+                       ) -> dict[int, float]:
+    """combination index -> the metric's max over generations (one grader; usable ones only)."""
+    from skillmix_utils.core.metrics import _vote, generation_scores
+    from skillmix_utils.stages.tables import points_array
+
+    if not recs:
+        return {}
+    combos = sorted({r.combination.index for r in recs})
+    voted = _vote(points_array(recs, label, cfg, k), axis=2)
+    scores = generation_scores(voted, k)[metric]
+    usable = ~np.isnan(voted).any(axis=-1)
+    return {c: float(np.where(usable[i], scores[i], -np.inf).max())
+            for i, c in enumerate(combos) if usable[i].any()}
+
+
+def _students(cfg, base: str | None, tuned: str | None) -> tuple[str, str]:
+    students = cfg.evaluation.students if cfg.evaluation else []
+    base = base or next((s.name for s in students if not s.adapter), None)
+    tuned = tuned or next((s.name for s in students if s.adapter), None)
+    if not base or not tuned:
+        raise SkillmixError("the gain needs a base student (no adapter) and a tuned one",
+                            field="evaluation.students")
+    return base, tuned
+
+
+def gain_rows(cfg, setting: str = "held_out", metric: str = "ratio_full_marks",
+              base: str | None = None, tuned: str | None = None, n_boot: int = 1000) -> list[dict]:
+    """Per k and grader: base and tuned means on the same combinations of `setting`, their
+    difference, and a paired bootstrap interval over combinations."""
+    from skillmix_utils.core.records import RecordStore
+    from skillmix_utils.stages.tables import grader_labels
+
+    path = cfg.out / "eval" / "records.jsonl"
+    if not path.exists():
+        return []
+    base, tuned = _students(cfg, base, tuned)
+    records = [r for r in RecordStore(path).records() if r.combination.setting == setting]
+    part = cfg.catalog.partition.name if cfg.catalog.partition else None
+    rows = []
+    rng = np.random.default_rng(cfg.evaluation.seed)
+    for k in sorted({r.combination.k for r in records}):
+        recs = {s: [r for r in records if r.combination.k == k and r.student == s]
+                for s in (base, tuned)}
+        for label in grader_labels(cfg, recs[base] + recs[tuned]):
+            b = combination_scores(recs[base], label, cfg, k, metric)
+            t = combination_scores(recs[tuned], label, cfg, k, metric)
+            common = sorted(set(b) & set(t))
+            if not common:
+                continue
+            d = np.array([t[c] - b[c] for c in common])
+            boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+            rows.append({"partition": part or "file", "setting": setting, "k": k, "grader": label,
+                         "metric": metric, "base": float(np.mean([b[c] for c in common])),
+                         "tuned": float(np.mean([t[c] for c in common])), "gain": float(d.mean()),
+                         "gain_ci_low": float(np.quantile(boots, 0.025)),
+                         "gain_ci_high": float(np.quantile(boots, 0.975)),
+                         "n_combinations": len(common),
+                         "skill_split": "", "topic_split": ""})
+    return rows
+
+
+def write_partition_gain(out: Path, runs, metric: str = "ratio_full_marks") -> dict[str, Path]:
+    """For grid `runs` [(label, cfg)] over `catalog.partition`: tables/partition_gain.csv/.md
+    and figures/partition_gain.png/.pdf under `out`. Nothing when no run sets a partition."""
+    import pandas as pd
+
+    from skillmix_utils.present.paper_tables import to_markdown
+
+    runs = [(label, cfg) for label, cfg in runs if cfg.catalog.partition is not None]
+    if not runs:
+        return {}
+    rows = []
+    for label, cfg in runs:
+        catalog = cfg.catalog.load()
+        for r in gain_rows(cfg, metric=metric):
+            r.update(partition=cfg.catalog.partition.name or label,
+                     skill_split=catalog.skill_split, topic_split=catalog.topic_split)
+            rows.append(r)
+    if not rows:
+        return {}
+    df = pd.DataFrame(rows)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    paths = {"partition_gain": out / "tables" / "partition_gain.csv"}
+    df.to_csv(paths["partition_gain"], index=False)
+    show = df.assign(gain=df.apply(lambda r: f"{r.gain:+.2f} [{r.gain_ci_low:+.2f}, "
+                                             f"{r.gain_ci_high:+.2f}]", axis=1))
+    paths["partition_gain_md"] = out / "tables" / "partition_gain.md"
+    paths["partition_gain_md"].write_text(to_markdown(show[[
+        "partition", "k", "grader", "base", "tuned", "gain", "n_combinations", "skill_split",
+        "topic_split"]].round(3)) + "\n")
+    for p in gain_figure(df, out / "figures"):
+        paths[p.name] = p
+    return paths
+
+
+def gain_figure(df, out_dir, name: str = "partition_gain") -> list[Path]:
+    """Held-out gain (tuned - base) per partition, one marker per k, 95% paired-bootstrap bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skillmix_utils.present.figures import _save
+
+    grader = df["grader"].iloc[0]
+    d = df[df["grader"] == grader]
+    parts = list(dict.fromkeys(d["partition"]))
+    ks = sorted(d["k"].unique())
+    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(parts) + 2), 3.6))
+    width = 0.8 / max(1, len(ks))
+    for j, k in enumerate(ks):
+        sub = d[d["k"] == k].set_index("partition").reindex(parts)
+        x = np.arange(len(parts)) + (j - (len(ks) - 1) / 2) * width
+        ax.errorbar(x, sub["gain"], yerr=[sub["gain"] - sub["gain_ci_low"],
+                                          sub["gain_ci_high"] - sub["gain"]],
+                    fmt="o", capsize=3, label=f"k={k}")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(np.arange(len(parts)), parts, rotation=20, ha="right")
+    ax.set_ylabel(f"held-out gain, {d['metric'].iloc[0].replace('_', ' ')}")
+    ax.set_title(f"Tuned - base on held-out skills and topics, per partition ({grader})", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_dir, name)

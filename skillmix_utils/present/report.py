@@ -1,0 +1,416 @@
+"""The self-contained HTML report of a study: `outputs/<study>/report.html`.
+
+    from skillmix_utils.present.report import build_report
+    build_report("outputs/demo")          # -> outputs/demo/report.html
+
+One file that opens from disk with no network: the resolved config, costs (from the records),
+the data card, training summaries, the metric and paper tables, the figures (PNG as base64) and
+a sample browser over the evaluation (and data-generation) records, filtered in the page by
+stage, student, setting, k and skill, showing each text with every grader's reply and points.
+The template is `data/templates/report.html.j2`; its CSS and JavaScript are inline.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from skillmix_utils.present import paper_tables as pt
+from skillmix_utils.core.records import RecordStore, TextRecord
+
+METRIC_DEFINITIONS = {
+    "Ratio of Full Marks": "share of combinations whose best generation earned all k + 3 points "
+                           "(every skill, the topic, makes sense, the length limit)",
+    "Ratio of All Skills": "share of combinations whose best generation earned all k skill points "
+                           "and at least 2 of the other 3",
+    "Skills Fraction": "mean fraction of the k skill points earned, counting a generation only when "
+                       "it earned all 3 other points (else 0)",
+    "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in parentheses",
+    "[low, high]": "95% interval: Wilson's score interval where each combination scores 0 or 1 (honest at 0 of n, where the SEM is 0), else a bootstrap over combinations",
+    "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
+             "deterministic sentence count, and naming a skill verbatim loses that skill's point",
+}
+METRIC_DEFINITIONS_MD = "\n".join(f"* **{k}**: {v}" for k, v in METRIC_DEFINITIONS.items())
+
+SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
+
+
+def _criteria(rec: TextRecord) -> list[str]:
+    c = rec.combination
+    return [*c.skills, f"topic: {c.topic}", "makes sense", "length"]
+
+
+def vote_sources(rec: TextRecord, grader: str) -> list[str]:
+    """Where each voted point of `grader` comes from: "grader", or the deterministic rule that
+    set it ("rule: length" from the sentence count, "rule: names the skill" when the text names
+    a skill verbatim), in rubric order (skills, topic, sense, length)."""
+    c = rec.combination
+    named = set(rec.derived.explicit_names)
+    out = ["rule: names the skill" if s in named else "grader" for s in c.skills]
+    out += ["grader", "grader"]
+    out.append("rule: length" if rec.derived.length_point is not None else "grader")
+    return out
+
+
+def _score(points) -> float | None:
+    if not points or any(p is None for p in points):
+        return None
+    return float(sum(points)) / len(points)
+
+
+def _disagreement(rec: TextRecord) -> bool:
+    """Graders (or a grader's rounds) that voted differently on some point of this text."""
+    votes = [v for v in rec.derived.voted_points.values() if v]
+    if len(votes) > 1 and any(len(set(col)) > 1 for col in zip(*votes)):
+        return True
+    by: dict = {}
+    for g in rec.gradings:
+        if g.status == "ok" and g.points:
+            by.setdefault(g.grader, []).append(tuple(g.points))
+    return any(len(set(rounds)) > 1 for rounds in by.values())
+
+
+def _parse_status(rec: TextRecord) -> str:
+    statuses = {g.status for g in rec.gradings}
+    if not rec.gradings:
+        return "not graded" if rec.status == "ok" else "no text"
+    for s in ("error", "parse_failed"):
+        if s in statuses:
+            return s
+    return "ok"
+
+
+def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | None = None) -> list[dict]:
+    """Records as small dicts for the page's sample browser (text, combination, gradings, the
+    score in `grader`'s vote (default: each record's first grader), parse status, grader
+    disagreement, where each voted point came from)."""
+    out = []
+    for rec in list(records)[:limit]:
+        c = rec.combination
+        first = (rec.derived.voted_points.get(grader) if grader
+                 else next(iter(rec.derived.voted_points.values()), None))
+        out.append({
+            "score": _score(first), "full": None if _score(first) is None else _score(first) == 1.0,
+            "parse": _parse_status(rec), "disagree": _disagreement(rec),
+            "sources": {g: vote_sources(rec, g) for g in rec.derived.voted_points},
+            "id": rec.id, "stage": stage, "student": rec.student or rec.model, "setting": c.setting,
+            "k": c.k, "skills": list(c.skills), "categories": list(c.categories), "topic": c.topic,
+            "round": rec.generation_round, "answer": rec.answer, "status": rec.status, "error": rec.error,
+            "rule": rec.extraction_rule, "kept": rec.kept, "criteria": _criteria(rec),
+            "sentences": rec.derived.sentence_count, "length_point": rec.derived.length_point,
+            "explicit": list(rec.derived.explicit_names), "voted": rec.derived.voted_points,
+            "gradings": [{"grader": g.grader, "method": g.method, "round": g.round, "status": g.status,
+                          "points": g.points, "total": g.stated_total, "reply": g.raw_reply,
+                          "error": g.error} for g in rec.gradings],
+        })
+    return out
+
+
+def cost_table(stores: dict[str, list[TextRecord]]) -> pd.DataFrame:
+    """Cost and tokens per stage and model: writing (the text) and grading, from record usage."""
+    rows = []
+    for stage, recs in stores.items():
+        for rec in recs:
+            rows.append({"stage": stage, "role": "writer", "model": rec.model, "calls": 1,
+                         "input_tokens": rec.usage.input_tokens, "output_tokens": rec.usage.output_tokens,
+                         "cost_usd": rec.usage.cost_usd, "cached": int(rec.usage.cached)})
+            for g in rec.gradings:
+                rows.append({"stage": stage, "role": "grader", "model": g.grader, "calls": 1,
+                             "input_tokens": g.usage.input_tokens, "output_tokens": g.usage.output_tokens,
+                             "cost_usd": g.usage.cost_usd, "cached": int(g.usage.cached)})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows).groupby(["stage", "role", "model"], sort=False).sum().reset_index()
+    total = df[["calls", "input_tokens", "output_tokens", "cost_usd", "cached"]].sum()
+    df.loc[len(df)] = {"stage": "total", "role": "", "model": "", **total.to_dict()}
+    df["cost_usd"] = df["cost_usd"].map(lambda v: f"{v:.4f}")
+    return df
+
+
+def criterion_table(records, grader: str | None = None) -> pd.DataFrame:
+    """Per student, setting and k: the share of texts that earned each kind of point (skills,
+    topic, makes sense, length) in `grader`'s vote (default: the first), with n, and which
+    criterion fails most."""
+    rows = []
+    for rec in records:
+        votes = rec.derived.voted_points
+        g = grader or next(iter(votes), None)
+        v = votes.get(g) if g else None
+        if not v or any(p is None for p in v):
+            continue
+        k = rec.combination.k
+        rows.append({"student": rec.student or rec.model, "setting": rec.combination.setting, "k": k,
+                     "skills": sum(v[:k]) / k, "topic": v[k], "makes sense": v[k + 1], "length": v[k + 2]})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    crit = ["skills", "topic", "makes sense", "length"]
+    out = df.groupby(["student", "setting", "k"], sort=False)[crit].mean()
+    out["n"] = df.groupby(["student", "setting", "k"], sort=False).size()
+    out["fails most"] = out[crit].idxmin(axis=1)
+    return out.reset_index()
+
+
+def skill_table(records, grader: str | None = None, min_n: int = 1) -> pd.DataFrame:
+    """Per skill (with its category and split): how often its point was earned in `grader`'s vote,
+    over how many texts, per student; lowest first."""
+    rows = []
+    for rec in records:
+        votes = rec.derived.voted_points
+        g = grader or next(iter(votes), None)
+        v = votes.get(g) if g else None
+        if not v:
+            continue
+        cats = list(rec.combination.categories) or [""] * rec.combination.k
+        for i, skill in enumerate(rec.combination.skills):
+            if v[i] is not None:
+                rows.append({"skill": skill, "category": cats[i] if i < len(cats) else "",
+                             "student": rec.student or rec.model, "earned": v[i]})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    out = df.groupby(["skill", "category", "student"])["earned"].agg(["mean", "size"]).reset_index()
+    out = out.rename(columns={"mean": "point earned", "size": "n"})
+    return out[out["n"] >= min_n].sort_values(["point earned", "n"], ascending=[True, False])
+
+
+def failure_gallery(records, per_cell: int = 2) -> list[dict]:
+    """A few texts that missed full marks per student and k, with the criteria they failed and
+    whether a grader or a rule took each point."""
+    seen: dict = {}
+    out = []
+    for rec in records:
+        v = next(iter(rec.derived.voted_points.values()), None)
+        g = next(iter(rec.derived.voted_points), None)
+        if not v or any(p is None for p in v) or all(p == 1 for p in v):
+            continue
+        key = (rec.student or rec.model, rec.combination.k)
+        if seen.get(key, 0) >= per_cell:
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        crit, src = _criteria(rec), vote_sources(rec, g)
+        out.append({"student": key[0], "k": key[1], "setting": rec.combination.setting,
+                    "topic": rec.combination.topic, "answer": rec.answer or "",
+                    "failed": [f"{c} ({s})" for c, s, p in zip(crit, src, v) if p != 1],
+                    "sentences": rec.derived.sentence_count})
+    return sorted(out, key=lambda r: (r["student"], r["k"]))
+
+
+def run_metadata(out_dir: Path, stores: dict) -> dict:
+    """What made this study: package versions, git commit, wall time per stage (from the done
+    markers of `skillmix run`), requests and cost per stage (from the records)."""
+    from importlib import metadata as md
+
+    versions = {}
+    for pkg in ("skillmix", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "datasets",
+                "openai", "anthropic", "papermill", "vllm"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    try:
+        from skillmix_utils.stages.train.trainer import git_commit
+        commit = git_commit()
+    except Exception:  # noqa: BLE001 - metadata is best effort (torch may be missing)
+        commit = "unknown"
+    stages = []
+    for marker in sorted((out_dir / ".runner").glob("*.done.json")):
+        data = _read_json(marker) or {}
+        stages.append({"stage": data.get("notebook", marker.stem), "wall time (s)": data.get("seconds"),
+                       "finished": data.get("finished")})
+    per_stage = []
+    for stage, recs in stores.items():
+        calls = sum(1 + len(r.gradings) for r in recs)
+        cached = sum(int(r.usage.cached) + sum(int(g.usage.cached) for g in r.gradings) for r in recs)
+        usd = sum(r.usage.cost_usd + sum(g.usage.cost_usd for g in r.gradings) for r in recs)
+        per_stage.append({"stage": stage, "texts": len(recs), "requests": calls, "cached": cached,
+                          "cost (USD)": round(usd, 4)})
+    return {"versions": versions, "commit": commit, "stages": stages, "requests": per_stage}
+
+
+def _html_table(df: pd.DataFrame, cls: str = "data") -> str:
+    if df is None or df.empty:
+        return ""
+    df = df.copy()
+    for c in df.columns:
+        if pd.api.types.is_float_dtype(df[c]):
+            df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return df.to_html(index=False, classes=cls, border=0, escape=True, na_rep="")
+
+
+def _json_for_script(obj) -> str:
+    # Inside <script type="application/json"> only "</" can end the element early.
+    return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
+
+
+def _figures(folder: Path) -> list[dict]:
+    return [{"name": p.stem, "data": base64.b64encode(p.read_bytes()).decode("ascii")}
+            for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def build_report(out_dir, out_path=None, grader: str | None = None,
+                 sample_limit: int = SAMPLE_LIMIT) -> Path:
+    """Write the study's report.html from what `out_dir` holds and return its path.
+
+    Missing parts (no training, no second grader, no figures yet) are left out, not errors.
+    """
+    from jinja2 import Environment
+
+    out_dir = Path(out_dir)
+    out_path = Path(out_path) if out_path else out_dir / "report.html"
+    tables_dir = out_dir / "eval" / "tables"
+    stores = {stage: RecordStore(out_dir / sub / "records.jsonl").records()
+              for stage, sub in (("eval", "eval"), ("datagen", "data"))
+              if (out_dir / sub / "records.jsonl").exists()}
+    metrics = pt.read_table(tables_dir / "metrics.csv")
+    g = pt.main_grader(metrics, grader)
+    sections = []
+    if not metrics.empty:
+        sections.append(("Ratio of Full Marks (Tables 2-3)", _html_table(pt.metric_table(metrics, "ratio_full_marks", g, with_n=True), "data metrics")))
+        sections.append(("Skills Fraction (Tables 2-3)", _html_table(pt.metric_table(metrics, "skills_fraction", g, with_n=True), "data metrics")))
+        sections.append(("Ratio of All Skills", _html_table(pt.metric_table(metrics, "ratio_all_skills", g, with_n=True), "data metrics")))
+        for title, df in (("Data efficiency (Table 4)", pt.data_efficiency_table(metrics, grader=g)),
+                          ("Graders compared (Table 5)", pt.grader_table(metrics)),
+                          ("Grader agreement (Table 6)", pt.agreement_table(tables_dir / "agreement.csv")),
+                          ("The paper's quoted numbers beside ours", pt.paper_comparison_table(metrics, g)),
+                          ("Parse failures", pt.read_table(tables_dir / "parse_failures.csv"))):
+            if not df.empty:
+                sections.append((title, _html_table(df, "data metrics")))
+        sections.append(("metrics.csv (all columns)", _html_table(metrics, "data metrics wide")))
+    train = []
+    for summary in sorted(out_dir.glob("train/*/train_summary.json")):
+        data = _read_json(summary)
+        if data is not None:
+            train.append({"run": summary.parent.name, "json": json.dumps(data, indent=2, default=str)})
+    samples = [row for stage, recs in stores.items()
+               for row in sample_rows(recs, stage, sample_limit, grader=g if stage == "eval" else None)]
+    eval_recs = stores.get("eval", [])
+    analysis = []
+    for title, df in (("Which criterion fails (share of texts earning each point)", criterion_table(eval_recs, g)),
+                      ("Per skill (share of texts earning the skill's point, lowest first)", skill_table(eval_recs, g))):
+        if not df.empty:
+            analysis.append((title, _html_table(df.head(60), "data analysis")))
+    meta = run_metadata(out_dir, stores)
+    n_values = sorted({int(x) for x in metrics.get("n_combinations", pd.Series(dtype=float)).dropna()}) \
+        if not metrics.empty else []
+    labels = sorted({gr.grader for recs in stores.values() for r in recs for gr in r.gradings
+                     if gr.method == "yes_no_logprob"})
+    config_text = (out_dir / "config.yaml").read_text() if (out_dir / "config.yaml").exists() else ""
+    card = _read_json(out_dir / "data" / "data_card.json")
+    from jinja2 import FileSystemLoader
+
+    from skillmix_utils.present.beyond_report import beyond_sections
+
+    templates = resources.files("skillmix_utils").joinpath("data", "templates")
+    template = templates.joinpath("report.html.j2").read_text()
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                      loader=FileSystemLoader(str(templates)))   # for {% include %}
+    try:
+        import yaml
+
+        study = (yaml.safe_load(config_text) or {}).get("name") or out_dir.name
+    except Exception:  # noqa: BLE001 - the title is cosmetic
+        study = out_dir.name
+    html = env.from_string(template).render(
+        study=study, generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        grader=g, config_text=config_text, costs=_html_table(cost_table(stores), "data costs"),
+        data_card=json.dumps(card, indent=2, default=str) if card is not None else "",
+        train=train, sections=sections, figures=_figures(out_dir / "figures"),
+        samples_json=_json_for_script(samples), n_samples=len(samples),
+        banner=(judge_banner(labels) or "").replace("> ", "").replace("**", "").replace("`", "").replace("\n", " "), definitions=METRIC_DEFINITIONS, analysis=analysis,
+        gallery=failure_gallery(eval_recs), meta=meta,
+        n_note=("n = " + ", ".join(map(str, n_values)) + " combinations per point") if n_values else "",
+        versions=_html_table(pd.DataFrame([meta["versions"]])),
+        stage_times=_html_table(pd.DataFrame(meta["stages"])),
+        requests=_html_table(pd.DataFrame(meta["requests"])),
+        n_records={stage: len(recs) for stage, recs in stores.items()},
+        beyond=beyond_sections(out_dir))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out_path)
+    return out_path
+
+
+def records_frame(records, limit: int | None = None) -> pd.DataFrame:
+    """Records as a table for a notebook: id, student, setting, k, skills, topic, answer, kept,
+    and each grader's voted points."""
+    rows = []
+    for rec in list(records)[:limit]:
+        c = rec.combination
+        row = {"id": rec.id, "student": rec.student or rec.model, "setting": c.setting, "k": c.k,
+               "skills": ", ".join(c.skills), "topic": c.topic, "answer": rec.answer,
+               "status": rec.status, "kept": rec.kept, "sentences": rec.derived.sentence_count}
+        for grader, points in rec.derived.voted_points.items():
+            row[f"points: {grader}"] = " ".join("?" if p is None else f"{p:g}" for p in points)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def catalog_frame(catalog) -> pd.DataFrame:
+    """The catalog's skills as a table: name, category, split, definition, example."""
+    return pd.DataFrame([{"name": s.name, "category": s.category, "split": s.split,
+                          "definition": s.definition, "example": s.example} for s in catalog.skills])
+
+
+def combinations_frame(combinations) -> pd.DataFrame:
+    """Sampled combinations as a table: setting, k, index, skills, categories, topic."""
+    return pd.DataFrame([{"setting": c.setting, "k": c.k, "index": c.index, "skills": ", ".join(c.skills),
+                          "categories": ", ".join(c.categories), "topic": c.topic} for c in combinations])
+
+
+def local_judges(cfg) -> list[str]:
+    """Labels of the config's graders that are local models (hf:) rather than a GPT-4-class API."""
+    out = []
+    for section in (cfg.data, cfg.evaluation):
+        for g in (section.graders if section is not None else []):
+            if (g.spec.startswith(("hf:", "vllm:")) or g.method == "yes_no_logprob") and g.label not in out:
+                out.append(g.label)
+    return out
+
+
+def judge_banner(cfg_or_labels) -> str | None:
+    """A Markdown warning when the study is graded by a local model, not the paper's GPT-4; None
+    when every grader is an API model. Notebooks and the report show it at the top.
+
+    >>> judge_banner(["smollm2-yes-no"]).splitlines()[0]
+    '> **Not GPT-4.** This study is graded by `smollm2-yes-no`, a small local model asked yes/no'
+    """
+    labels = cfg_or_labels if isinstance(cfg_or_labels, (list, tuple)) else local_judges(cfg_or_labels)
+    if not labels:
+        return None
+    return (f"> **Not GPT-4.** This study is graded by {', '.join(f'`{x}`' for x in labels)}, a small local model asked yes/no\n"
+            "> per rubric criterion (see the method column). Its grades show that the pipeline runs end to end and\n"
+            "> how the numbers are computed; they are not the paper's GPT-4 grades, and a difference between\n"
+            "> students here says what this judge prefers, not whether a model composes skills.")
+
+
+def count_frame(per_k: dict) -> pd.DataFrame:
+    """The data card's per-k counts as a table with integer counts and the keep rate in percent."""
+    df = pd.DataFrame(per_k).T.rename_axis("k")
+    for c in df.columns:
+        if c == "keep_rate":
+            df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.1%}")
+        elif pd.api.types.is_numeric_dtype(df[c]) or df[c].map(lambda v: isinstance(v, (int, float))).all():
+            df[c] = df[c].astype("Int64")
+    return df
+
+
+def texts_view(df: pd.DataFrame):
+    """A records table for a notebook with answers shown as written (line breaks kept)."""
+    if df.empty or "answer" not in df.columns:
+        return df
+    return (df.style.hide(axis="index")
+            .set_properties(subset=["answer"], **{"white-space": "pre-wrap", "text-align": "left",
+                                                  "min-width": "28em"}))

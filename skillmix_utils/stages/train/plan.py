@@ -1,0 +1,116 @@
+"""What a training config will need, before it runs: memory per device and time.
+
+    skillmix train configs/paper-llama2-13b.yaml --dry-run [--device-gib 80] [--device-tflops 989]
+
+Memory comes from memory.estimate_memory (derivation in docs/memory.md). Time: a step costs
+about 6 x P FLOPs per token for full fine-tuning (forward 2P, backward 4P) and 4 x P for
+LoRA / QLoRA (no weight gradients), plus 2 x P again when gradient checkpointing recomputes the
+forward; tokens per step are batch_size x the mean tokens of an example (from the data mix when
+it exists, else max_length, an upper bound). Divided by processes x the device's dense bf16
+TFLOP/s x a model-FLOPs utilisation of 0.4 (what FSDP / QLoRA runs of 7-13B models typically
+reach; `skillmix doctor` measures yours).
+"""
+from __future__ import annotations
+
+import json
+
+from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.train.memory import LLAMA2_13B, MISTRAL_7B, ModelShape, estimate_memory, format_estimate, model_shape
+
+KNOWN_SHAPES = {"llama-2-13b-chat": LLAMA2_13B, "meta-llama/Llama-2-13b-chat-hf": LLAMA2_13B,
+                "meta-llama/Llama-2-13b-hf": LLAMA2_13B,
+                "mistral-7b-instruct-v0.2": MISTRAL_7B,
+                "mistralai/Mistral-7B-Instruct-v0.2": MISTRAL_7B,
+                "mistralai/Mistral-7B-v0.1": MISTRAL_7B}
+DEFAULT_MFU = 0.4
+A100_TFLOPS = 312.0   # dense bf16, the paper's hardware class
+
+
+def shape_for(base_model: str) -> ModelShape:
+    """The model's shape: its config.json when it can be read offline, else a known shape."""
+    try:
+        from transformers import AutoConfig
+
+        from skillmix_utils.llm.models import resolve_model
+
+        return model_shape(AutoConfig.from_pretrained(resolve_model(base_model)), base_model)
+    except (OSError, ValueError, SkillmixError):
+        if base_model in KNOWN_SHAPES:
+            return KNOWN_SHAPES[base_model]
+        raise SkillmixError(f"cannot read the config of {base_model!r} offline to size it",
+                            field="train.base_model") from None
+
+
+def estimate_for_config(cfg: StudyConfig, *, processes: int | None = None,
+                        sharding: str | None = None, cuda: bool = True, flash: bool | None = None,
+                        shape: ModelShape | None = None) -> dict:
+    """The memory estimate of cfg.train on its launcher and processes (or those given)."""
+    t = cfg.train
+    processes = processes or t.num_processes
+    if sharding is None:
+        sharding = t.launcher if t.launcher in ("fsdp", "deepspeed") else "none"
+    row = t.per_device_batch_size * t.max_length if t.packing else t.max_length
+    return estimate_memory(shape or shape_for(t.base_model), t.mode, processes=processes,
+                           sharding=sharding, tokens_per_device=t.per_device_batch_size * t.max_length,
+                           row_tokens=row, gradient_checkpointing=t.gradient_checkpointing,
+                           lora_r=t.lora.r, lora_dropout=t.lora.dropout, cuda=cuda, flash=flash)
+
+
+def mean_example_tokens(cfg: StudyConfig) -> tuple[float, str]:
+    """Mean tokens per training example (about 4 characters a token) and where it came from."""
+    from skillmix_utils.stages.train.formatting import find_mix
+
+    t = cfg.train
+    try:
+        path = find_mix(cfg.out, t.data_mix, t.subsample)
+    except SkillmixError:
+        return float(t.max_length), "max_length (no data mix yet: an upper bound)"
+    if path.is_dir():
+        return float(t.max_length), "max_length (datasets folder: an upper bound)"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return float(t.max_length), "max_length (empty mix)"
+    chars = sum(len(m.get("content", "")) for r in rows for m in r.get("messages", []))
+    return min(float(t.max_length), chars / len(rows) / 4 + 40), f"{path.name} (chars / 4)"
+
+
+def time_estimate(cfg: StudyConfig, shape: ModelShape, *, tflops: float = A100_TFLOPS,
+                  mfu: float = DEFAULT_MFU) -> dict:
+    """Hours for cfg.train's steps on its processes at `tflops` per device and `mfu`."""
+    t = cfg.train
+    per_token, source = mean_example_tokens(cfg)
+    tokens = t.steps * t.batch_size * per_token
+    flops_per_token = (6 if t.mode == "full" else 4) * shape.params
+    if t.gradient_checkpointing:
+        flops_per_token += 2 * shape.params
+    seconds = tokens * flops_per_token / (t.num_processes * tflops * 1e12 * mfu)
+    return {"tokens": tokens, "tokens_per_example": per_token, "tokens_source": source,
+            "flops": tokens * flops_per_token, "hours": seconds / 3600, "tflops": tflops,
+            "mfu": mfu, "processes": t.num_processes}
+
+
+def dry_run_report(cfg: StudyConfig, *, device_gib: float = 80.0,
+                   tflops: float = A100_TFLOPS) -> tuple[str, bool]:
+    """The lines `skillmix train --dry-run` prints, and whether the run fits the device."""
+    t = cfg.train
+    shape = shape_for(t.base_model)
+    est = estimate_for_config(cfg, shape=shape)
+    tm = time_estimate(cfg, shape, tflops=tflops)
+    ok = est["total"] <= device_gib
+    lines = [
+        f"model: {t.base_model} ({shape.params / 1e9:.2f}B parameters), mode {t.mode}, "
+        f"launcher {t.launcher}, {t.num_processes} process(es)",
+        f"batch: {t.batch_size} = {t.per_device_batch_size} per device x "
+        f"{t.batch_size // (t.per_device_batch_size * t.num_processes) if t.batch_size % (t.per_device_batch_size * t.num_processes) == 0 else '?'}"
+        f" accumulation x {t.num_processes}; {t.steps} steps; max_length {t.max_length}",
+        format_estimate(est, device_gib),
+        f"time: {tm['hours']:.1f} h for {tm['tokens'] / 1e6:.1f}M tokens "
+        f"({tm['tokens_per_example']:.0f} per example from {tm['tokens_source']}) at "
+        f"{tm['tflops']:g} TFLOP/s per device and MFU {tm['mfu']:.0%}",
+    ]
+    if not ok:
+        lines.append(f"will not fit: {est['total']:.1f} GiB per device > {device_gib:g} GiB; "
+                     "try gradient_checkpointing, a smaller per_device_batch_size or max_length, "
+                     "more processes with launcher fsdp, or mode qlora")
+    return "\n".join(lines), ok
