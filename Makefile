@@ -26,7 +26,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 # cache (about 30 s), so that neither the demo's first notebook nor the tests pay for it.
 EMBEDDED := $(SKILLMIX_CACHE)/models/smollm2-135m-instruct/config.json
 $(EMBEDDED): $(BIN)/.installed
-	$(BIN)/python -c "from skillmix_utils.models import resolve_model as r; print('embedded model:', r('smollm2-135m-instruct'))"
+	$(BIN)/python -c "from skillmix_utils.llm.models import resolve_model as r; print('embedded model:', r('smollm2-135m-instruct'))"
 
 setup: $(BIN)/.installed $(EMBEDDED)
 

@@ -51,7 +51,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from skillmix_utils.llm import get_backend
-    from skillmix_utils.models import DEFAULT_MODEL
+    from skillmix_utils.llm.models import DEFAULT_MODEL
 
     spec = f"hf:{DEFAULT_MODEL}"
     convs = [[{"role": "user", "content": f"Write two sentences about {TOPICS[i % len(TOPICS)]}."

@@ -42,7 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _study(args, out: Path, packing: bool):
-    from skillmix_utils.config import load_study_config
+    from skillmix_utils.core.config import load_study_config
 
     (out / "data" / "mixes").mkdir(parents=True, exist_ok=True)
     shutil.copy(args.data, out / "data" / "mixes" / "k1-2.jsonl")
@@ -54,7 +54,7 @@ def _study(args, out: Path, packing: bool):
 
 
 def run_ours(args, packing: bool) -> dict:
-    from skillmix_utils.train.trainer import train
+    from skillmix_utils.stages.train.trainer import train
 
     s = train(_study(args, Path(args.workdir) / ("packed" if packing else "padded"), packing))
     return {"tokens_per_second": s["tokens_per_second"],
@@ -95,7 +95,7 @@ def run_trl(args) -> dict:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from skillmix_utils.models import load_causal_lm, load_tokenizer, resolve_model
+    from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 
     cuda = torch.cuda.is_available()
     pack, _ = trl_setup()
@@ -104,7 +104,7 @@ def run_trl(args) -> dict:
     if template is None:
         raise SystemExit(f"{args.model}: no training chat template for TRL's assistant-only loss")
     tok.chat_template = template
-    from skillmix_utils.train.trainer import step_indices
+    from skillmix_utils.stages.train.schedule import step_indices
 
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
     # The examples ours draws, step by step, in its order; TRL reads them sequentially, so

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -43,10 +45,11 @@ overrides = ""                          # JSON mapping of dotted fields, e.g. '{
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from skillmix_utils import figures, prompts, report
-from skillmix_utils.catalog import summary_table
+from skillmix_utils.core import prompts
+from skillmix_utils.present import figures, report, views
+from skillmix_utils.core.catalog import summary_table
 from skillmix_utils.runner import notebook_config
-from skillmix_utils.sampling import sample_combinations
+from skillmix_utils.core.sampling import sample_combinations
 
 pd.set_option("display.max_colwidth", 120)
 cfg = notebook_config(config_path, overrides, output_dir)   # validated: a bad field stops here
@@ -62,7 +65,7 @@ catalog = cfg.catalog.load()      # the built-in catalog, or the files named in 
 print(summary_table(catalog))
 
 # %%
-skills = report.catalog_frame(catalog)
+skills = views.catalog_frame(catalog)
 display(pd.crosstab(skills["category"], skills["split"], margins=True))
 display(Image(filename=str(figures.catalog_counts(catalog, cfg.out / "figures")[0])))
 
@@ -95,7 +98,7 @@ if cfg.evaluation is not None:
     for setting in cfg.evaluation.settings:
         for k in cfg.evaluation.ks:
             drawn += eval_combinations(cfg, catalog, setting, k)[:3]
-display(report.combinations_frame(drawn))
+display(views.combinations_frame(drawn))
 
 # %% [markdown]
 # ## The prompts

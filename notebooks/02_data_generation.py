@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -42,8 +44,8 @@ import json
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from skillmix_utils import figures, report
-from skillmix_utils.records import RecordStore
+from skillmix_utils.present import figures, views
+from skillmix_utils.core.records import RecordStore
 from skillmix_utils.runner import notebook_config
 from skillmix_utils.stages.datagen import run_datagen
 
@@ -52,8 +54,8 @@ cfg = notebook_config(config_path, overrides, output_dir)
 print(f"study {cfg.name!r}, outputs in {cfg.out}")
 print(f"teacher {cfg.data.teacher.spec}; graders " + ", ".join(f"{g.label} ({g.method}, {g.rounds} rounds)" for g in cfg.data.graders))
 print("generations per k:", dict(cfg.data.counts))
-if report.judge_banner(cfg):
-    display(Markdown(report.judge_banner(cfg)))
+if views.judge_banner(cfg):
+    display(Markdown(views.judge_banner(cfg)))
 
 # %% [markdown]
 # ## Run the stage
@@ -80,7 +82,7 @@ if not have_data:
 # %%
 if have_data:
     card = json.loads(card_path.read_text())
-    display(report.count_frame(card["per_k"]))
+    display(views.count_frame(card["per_k"]))
     print(f"kept {card['total']['kept']} of {card['total']['graded']} graded; cost ${card['cost_usd']['total']:.4f}; "
           f"contamination check {'passed' if card['contamination_check']['passed'] else 'FAILED'}")
     display(pd.DataFrame([{"mix": name, "rows": m["rows"], "per k": m["per_k"]}
@@ -95,8 +97,8 @@ if have_data:
 
 # %%
 if have_data:
-    texts = report.records_frame(RecordStore(cfg.out / "data" / "records.jsonl").records())
-    display(report.texts_view(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12)))
+    texts = views.records_frame(RecordStore(cfg.out / "data" / "records.jsonl").records())
+    display(views.texts_view(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12)))
 
 # %% [markdown]
 # How the answer was cut out of the teacher's reply (docs/protocol.md §3: after the last "Answer:",

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -48,9 +50,9 @@ import json
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from skillmix_utils import figures
+from skillmix_utils.present import figures
 from skillmix_utils.runner import launch_training, notebook_config
-from skillmix_utils.train import run_dir
+from skillmix_utils.stages.train import run_dir
 
 cfg = notebook_config(config_path, overrides, output_dir)
 t = cfg.train

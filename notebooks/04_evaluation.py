@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -43,8 +45,8 @@ dry_run = False                         # True: print the plan and its estimated
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from skillmix_utils import figures, paper_tables, report
-from skillmix_utils.records import RecordStore
+from skillmix_utils.present import figures, paper_tables, views
+from skillmix_utils.core.records import RecordStore
 from skillmix_utils.runner import notebook_config
 from skillmix_utils.stages.evaluate import run_evaluation
 
@@ -56,8 +58,8 @@ print("students:", ", ".join(s.name + (f" (+ {s.adapter})" if s.adapter else "")
 print(f"settings {ev.settings}, k in {ev.ks}, {ev.n_combinations} combinations, "
       f"{ev.generation_rounds} generation rounds; graders "
       + ", ".join(f"{g.label} ({g.method}, {g.rounds} rounds)" for g in ev.graders))
-if report.judge_banner(cfg):
-    display(Markdown(report.judge_banner(cfg)))
+if views.judge_banner(cfg):
+    display(Markdown(views.judge_banner(cfg)))
 
 # %% [markdown]
 # ## Run the stage
@@ -84,7 +86,7 @@ if not have_results:
 # %%
 if have_results:
     metrics = pd.read_csv(tables / "metrics.csv")
-    display(Markdown(report.METRIC_DEFINITIONS_MD))
+    display(Markdown(views.METRIC_DEFINITIONS_MD))
     display(Markdown("**Ratio of Full Marks**"))
     display(paper_tables.metric_table(metrics, "ratio_full_marks", with_n=True))
     display(Markdown("**Skills Fraction**"))
@@ -109,5 +111,5 @@ if have_results:
 
 # %%
 if have_results:
-    texts = report.records_frame(RecordStore(cfg.out / "eval" / "records.jsonl").records())
-    display(report.texts_view(texts.groupby(["student", "k"]).head(1)))
+    texts = views.records_frame(RecordStore(cfg.out / "eval" / "records.jsonl").records())
+    display(views.texts_view(texts.groupby(["student", "k"]).head(1)))

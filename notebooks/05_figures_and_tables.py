@@ -39,14 +39,14 @@ overrides = ""                          # JSON mapping of dotted fields, e.g. '{
 # %%
 from IPython.display import Image, Markdown, display
 
-from skillmix_utils import figures, paper_tables, report
+from skillmix_utils.present import figures, paper_tables, report, views
 from skillmix_utils.runner import notebook_config
 from skillmix_utils.stages.tables import write_metric_tables
 
 cfg = notebook_config(config_path, overrides, output_dir)
 print(f"study {cfg.name!r}, outputs in {cfg.out}")
-if report.judge_banner(cfg):
-    display(Markdown(report.judge_banner(cfg)))
+if views.judge_banner(cfg):
+    display(Markdown(views.judge_banner(cfg)))
 
 # %% [markdown]
 # The metric tables are recomputed from `eval/records.jsonl` with the current `scoring` settings
@@ -93,12 +93,12 @@ print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browse
 # bootstrap interval, raw agreement, confusion counts).
 
 # %%
-from skillmix_utils import partitions, scaling, uncommon
-from skillmix_utils.human import human_items, write_agreement
-from skillmix_utils.human.agreement import summary_frame
-from skillmix_utils.human.store import raters
-from skillmix_utils.human.sample import grades_dir
-from skillmix_utils.paper_tables import read_table
+from skillmix_utils.present import partitions, scaling, uncommon
+from skillmix_utils.present.human import human_items, write_agreement
+from skillmix_utils.present.human.agreement import summary_frame
+from skillmix_utils.present.human.store import raters
+from skillmix_utils.present.human.sample import grades_dir
+from skillmix_utils.present.paper_tables import read_table
 
 if (cfg.out / ("eval" if cfg.human.source == "eval" else "data") / "records.jsonl").exists():
     sample = human_items(cfg)
@@ -150,7 +150,7 @@ if "parrot_line" in scaled:
 # %%
 reference_results = ""      # e.g. "../../skill-mix/test"
 if reference_results:
-    from skillmix_utils.reference_import import import_reference
+    from skillmix_utils.stages.reference_import import import_reference
 
     imported = import_reference(reference_results, cfg.out / "reference")
     display(read_table(imported["metrics"]).round(3))

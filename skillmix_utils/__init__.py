@@ -29,6 +29,11 @@ import importlib
 __version__ = "0.1.0"
 
 from skillmix_utils.core.errors import SkillmixError  # noqa: E402
+from skillmix_utils.runner import notebook_config
+from skillmix_utils.stages.datagen import run_datagen
+from skillmix_utils.stages.evaluate import run_evaluation
+from skillmix_utils.stages.tables import write_metric_tables
+from skillmix_utils.stages.train import run_training
 
 _LAZY = {
     "load_config": ("config", "load_study_config"),
@@ -58,20 +63,15 @@ def run_stage(name: str, cfg, **options):
     students=["base"]). Example: ``sm.run_stage("evaluate", "configs/demo.yaml", dry_run=True)``.
     """
     if not hasattr(cfg, "model_dump"):
-        from skillmix_utils.runner import notebook_config
 
         cfg = notebook_config(str(cfg))
     if name in ("data", "generate-data", "datagen"):
-        from skillmix_utils.stages.datagen import run_datagen
         return run_datagen(cfg, **options)
     if name == "train":
-        from skillmix_utils.stages.train import run_training
         return run_training(cfg, **options)
     if name in ("evaluate", "eval"):
-        from skillmix_utils.stages.evaluate import run_evaluation
         return run_evaluation(cfg, **options)
     if name == "metrics":
-        from skillmix_utils.stages.tables import write_metric_tables
         return write_metric_tables(cfg)
     raise SkillmixError(f"unknown stage {name!r} (data, train, evaluate, metrics)", field="stage")
 

@@ -26,6 +26,27 @@ import sys
 from pathlib import Path
 
 from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError
+from skillmix_utils.core.catalog import load_catalog, summary_table
+from skillmix_utils.core.config import load_study_config
+from skillmix_utils.core.folder_lock import output_lock
+from skillmix_utils.core.records import RecordStore
+from skillmix_utils.doctor import main as doctor
+from skillmix_utils.llm.models import cache_dir
+from skillmix_utils.present.hub import push
+from skillmix_utils.present.human import write_agreement
+from skillmix_utils.present.human.server import serve
+from skillmix_utils.runner import run_study
+from skillmix_utils.stages.datagen import run_datagen
+from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
+from skillmix_utils.stages.grade import _graders_for, pending_gradings
+from skillmix_utils.stages.grade import grade_file
+from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
+from skillmix_utils.stages.preflight import check_study
+from skillmix_utils.stages.preflight import records_stage
+from skillmix_utils.stages.reference_import import import_reference
+from skillmix_utils.stages.tables import write_metric_tables
+from skillmix_utils.stages.train import run_training
+from skillmix_utils.stages.train.plan import dry_run_report
 
 
 def _parse_sets(pairs: list[str]) -> dict:
@@ -53,8 +74,6 @@ def _parse_sets(pairs: list[str]) -> dict:
 def _config(args, sections=(), keys: bool = True):
     """The validated config, after the checks that need no output (preflight.py): paths,
     catalog pools, API keys (not on a dry run) and adapters of `sections`."""
-    from skillmix_utils.core.config import load_study_config
-    from skillmix_utils.stages.preflight import check_study
 
     cfg = load_study_config(args.config, overrides=_parse_sets(args.set))
     check_study(cfg, args.config, sections, keys=keys)
@@ -65,7 +84,6 @@ def _locked(cfg, args):
     """The output folder's lock (folder_lock.py) for a run that writes; nothing on a dry run."""
     import contextlib
 
-    from skillmix_utils.core.folder_lock import output_lock
 
     return contextlib.nullcontext() if getattr(args, "dry_run", False) else output_lock(cfg.out)
 
@@ -76,7 +94,6 @@ def _print_paths(paths) -> None:
 
 
 def cmd_catalog(args) -> int:
-    from skillmix_utils.core.catalog import load_catalog, summary_table
 
     catalog = load_catalog(skills=args.skills, topics=args.topics)
     print(summary_table(catalog))
@@ -85,7 +102,6 @@ def cmd_catalog(args) -> int:
 
 def cmd_generate_data(args) -> int:
     cfg = _config(args, ["data"], keys=not args.dry_run)  # before importing the heavy stage
-    from skillmix_utils.stages.datagen import run_datagen
 
     with _locked(cfg, args):
         _print_paths(run_datagen(cfg, dry_run=args.dry_run))
@@ -95,12 +111,10 @@ def cmd_generate_data(args) -> int:
 def cmd_train(args) -> int:
     cfg = _config(args, ["train"])
     if args.dry_run:
-        from skillmix_utils.stages.train.plan import dry_run_report
 
         text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
         print(text)
         return 0 if fits else 1
-    from skillmix_utils.stages.train import run_training
 
     with _locked(cfg, args):
         _print_paths(run_training(cfg, resume=not args.restart))
@@ -109,7 +123,6 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     cfg = _config(args, ["evaluation"], keys=not args.dry_run)
-    from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
 
     if not args.dry_run:    # "@train" students need the training output before anything is written
         for st in selected_students(cfg, args.student):
@@ -126,9 +139,6 @@ def cmd_evaluate(args) -> int:
 
 def _grade_plan(cfg, records_path: Path, grader_names) -> int:
     """`grade --dry-run`: the gradings still owed per grader and their estimated cost."""
-    from skillmix_utils.core.records import RecordStore
-    from skillmix_utils.stages.grade import _graders_for, pending_gradings
-    from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
 
     if not records_path.exists():
         raise SkillmixError("no such records file", file=str(records_path))
@@ -151,10 +161,8 @@ def _grade_plan(cfg, records_path: Path, grader_names) -> int:
 def cmd_grade(args) -> int:
     if args.dry_run:     # no key check: a plan asks nothing of the provider
         return _grade_plan(_config(args), Path(args.records), args.grader)
-    from skillmix_utils.stages.preflight import records_stage
 
     cfg = _config(args, [f"graders:{records_stage(args.records)}"])
-    from skillmix_utils.stages.grade import grade_file
 
     with _locked(cfg, args):
         _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
@@ -167,7 +175,6 @@ def cmd_metrics(args) -> int:
     if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
         raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
                             file=str(records))
-    from skillmix_utils.stages.tables import write_metric_tables
 
     with _locked(cfg, args):
         _print_paths(write_metric_tables(cfg))
@@ -175,13 +182,11 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from skillmix_utils.doctor import main as doctor
 
     return doctor(args.model, steps=args.steps)
 
 
 def cmd_run(args) -> int:
-    from skillmix_utils.runner import run_study
 
     return run_study(args.config, stages=args.stages, dry_run=args.dry_run,
                      overrides=_parse_sets(args.set), force=args.force)
@@ -195,7 +200,6 @@ def cmd_cache(args) -> int:
     """`cache info`: where the cache is and what it holds; `cache clear WHAT`: delete a part."""
     import shutil
 
-    from skillmix_utils.llm.models import cache_dir
 
     root = cache_dir()
     parts = {"llm": root / "llm", "models": root / "models"}
@@ -226,7 +230,6 @@ def cmd_cache(args) -> int:
 
 def cmd_human(args) -> int:
     cfg = _config(args)
-    from skillmix_utils.present.human.server import serve
 
     serve(cfg, rater=args.rater, port=args.port)
     return 0
@@ -234,14 +237,12 @@ def cmd_human(args) -> int:
 
 def cmd_human_agreement(args) -> int:
     cfg = _config(args)
-    from skillmix_utils.present.human import write_agreement
 
     _print_paths(write_agreement(cfg))
     return 0
 
 
 def cmd_import_reference(args) -> int:
-    from skillmix_utils.stages.reference_import import import_reference
 
     _print_paths(import_reference(args.folder, args.out_dir, name=args.name, setting=args.setting))
     return 0
@@ -249,7 +250,6 @@ def cmd_import_reference(args) -> int:
 
 def cmd_push(args) -> int:
     cfg = _config(args, keys=False)       # no model is called; the hub token is checked by push
-    from skillmix_utils.present.hub import push
 
     with _locked(cfg, args):              # the cards are rewritten in the run folder after a push
         push(cfg, namespace=args.namespace, private=args.private, endpoint=args.endpoint,

@@ -18,6 +18,10 @@ from __future__ import annotations
 import importlib.metadata
 import time
 from dataclasses import dataclass
+from skillmix_utils.llm.models import load_causal_lm
+from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
+from skillmix_utils.stages.train.memory import estimate_memory, model_shape
+from skillmix_utils.stages.train.pretrain import builtin_corpus, pretrain_examples
 
 # Dense bf16 TFLOP/s by device name (for MFU); an unknown GPU gets no MFU.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
@@ -49,7 +53,6 @@ def versions() -> dict[str, str]:
 
 
 def _examples(tok, n_tokens: int = 96):
-    from skillmix_utils.stages.train.pretrain import builtin_corpus, pretrain_examples
 
     return pretrain_examples(builtin_corpus(), tok, n_tokens=n_tokens, chunk_len=n_tokens // 3)
 
@@ -58,7 +61,6 @@ def check_packed_loss(model_name: str, cuda: bool) -> Check:
     """Packed loss == one-at-a-time loss, through the attention kernel training would use."""
     import torch
 
-    from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
     from skillmix_utils.stages.train.packing import collate, summed_loss
 
     tok = load_tokenizer(model_name)
@@ -89,7 +91,6 @@ def check_packed_loss(model_name: str, cuda: bool) -> Check:
 def check_flash(model_name: str, cuda: bool) -> Check:
     if not cuda:
         return Check("flash-attn 2 load", "SKIP", "needs a CUDA GPU")
-    from skillmix_utils.llm.models import load_causal_lm
 
     try:
         import flash_attn  # noqa: F401
@@ -106,8 +107,6 @@ def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3) -> Check
     """A few optimiser steps of `mode` on packed micro-batches: tokens/s, MFU, peak memory."""
     import torch
 
-    from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
-    from skillmix_utils.stages.train.memory import estimate_memory, model_shape
     from skillmix_utils.stages.train.packing import collate, summed_loss
 
     name = f"{'QLoRA' if mode == 'qlora' else 'LoRA'} steps"

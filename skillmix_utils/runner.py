@@ -42,7 +42,15 @@ import yaml
 
 from skillmix_utils.core.config import StudyConfig, load_study_config
 from skillmix_utils.core.errors import SkillmixError, exit_status_of
-from skillmix_utils.grid import grid_points, link_shared_data, summarize_grid  # noqa: F401  (grid_points: public)
+from skillmix_utils.grid import grid_points, link_shared_data  # noqa: F401  (grid_points: public)
+from skillmix_utils.core.folder_lock import output_lock
+from skillmix_utils.llm.cost import format_usd
+from skillmix_utils.stages.datagen import run_datagen
+from skillmix_utils.stages.evaluate import run_evaluation
+from skillmix_utils.stages.preflight import check_study
+from skillmix_utils.stages.progress import StageProgress, _in_kernel
+from skillmix_utils.stages.progress import _in_kernel
+from skillmix_utils.stages.progress import watch_file
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "python3"
@@ -126,7 +134,6 @@ def quiet_notebook(log_path: Path) -> None:
     Outside a kernel (the command line, tests) nothing changes."""
     import logging
 
-    from skillmix_utils.stages.progress import _in_kernel
 
     if not _in_kernel():
         return
@@ -169,7 +176,6 @@ def launch_training(cfg: StudyConfig, restart: bool = False, echo: bool | None =
     output goes to `train/train.log`. Shows one progress line (step, loss, ETA) and the run's
     "[train]" notes; `echo=True` (default outside a notebook) streams every line as well.
     Raises SkillmixError naming the log, with its last lines, when it fails. Returns 0."""
-    from skillmix_utils.stages.progress import StageProgress, _in_kernel
 
     config = save_resolved_config(cfg)
     log = cfg.out / "train" / "train.log"
@@ -311,7 +317,6 @@ def execute(st: Stage, cfg: StudyConfig, config_path: Path, overrides: dict, fin
     params = {"config_path": str(config_path), "output_dir": str(cfg.out),
               "overrides": json.dumps({k: v for k, v in overrides.items() if k != "output_dir"})}
     start = time.time()
-    from skillmix_utils.stages.progress import watch_file
 
     try:
         # The stage inside the notebook writes .runner/progress.json; it is drawn here as it
@@ -369,10 +374,8 @@ def _dry_run_costs(cfg: StudyConfig, st: Stage) -> float:
     try:
         with contextlib.redirect_stdout(tee):
             if st.id == "02":
-                from skillmix_utils.stages.datagen import run_datagen
                 run_datagen(cfg, dry_run=True)
             elif st.id == "04":
-                from skillmix_utils.stages.evaluate import run_evaluation
                 run_evaluation(cfg, dry_run=True)
     except (ImportError, SkillmixError) as exc:
         print(f"    (no cost estimate: {exc})")
@@ -428,7 +431,6 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
 def _print_total(usd: float, grid: bool = False) -> None:
     note = ("; each grid run counts its base students again, though the response cache makes "
             "repeated requests free" if grid else "")
-    from skillmix_utils.llm.cost import format_usd
 
     print(f"dry run: estimated API cost of what would run: {format_usd(usd)} (an upper bound: output at "
           f"max_tokens, cache not consulted{note})")
@@ -446,8 +448,6 @@ def run_study(config_path, stages=None, dry_run: bool = False, overrides: dict |
 
     Example: ``run_study("configs/demo.yaml", stages=["04", "05"])``.
     """
-    from skillmix_utils.core.folder_lock import output_lock
-    from skillmix_utils.stages.preflight import check_study
 
     cfg = notebook_config(str(Path(config_path).resolve()), dict(overrides or {}))
     wanted = {str(s).zfill(2)[:2] for s in stages} if stages else set(STAGE_SECTIONS)
@@ -537,6 +537,9 @@ def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict 
     if dry_run:
         _print_total(costs[0], grid=True)
     else:
+        # heavy: the summary draws figures (matplotlib, seaborn, scipy), only at a grid's end
+        from skillmix_utils.present.grid_summary import summarize_grid
+
         written = summarize_grid(out, [(label, c) for label, _, c in runs])
         if written:
             print(f"grid summary: {out / 'grid' / 'metrics.csv'}, tables in {out / 'tables'}", flush=True)

@@ -24,7 +24,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def embedded_model() -> str:
     """Folder of the embedded SmolLM2-135M-Instruct in plain Hugging Face form."""
-    from skillmix_utils.models import DEFAULT_MODEL, resolve_model
+    from skillmix_utils.llm.models import DEFAULT_MODEL, resolve_model
 
     return resolve_model(DEFAULT_MODEL)
 

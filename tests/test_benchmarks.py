@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_trl_baseline_puts_the_loss_on_the_same_tokens_as_ours():
     # The training benchmark compares final losses with TRL's: TRL's assistant-only mask
     # (from the patched chat template) must cover exactly the tokens our labels cover.
-    from skillmix_utils.models import load_tokenizer
-    from skillmix_utils.train.formatting import IGNORE, format_conversation
+    from skillmix_utils.llm.models import load_tokenizer
+    from skillmix_utils.stages.train.formatting import IGNORE, format_conversation
 
     tok = load_tokenizer("smollm2-135m-instruct")
     template = _training_template(tok)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from skillmix_utils.catalog import load_catalog
-from skillmix_utils.config import PartitionSpec, load_study_config
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, record_id
+from skillmix_utils.core.catalog import load_catalog
+from skillmix_utils.core.config import PartitionSpec, load_study_config
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = {"spec": "hf:smollm2-135m-instruct"}
@@ -44,12 +44,12 @@ def test_partition_resplits_skills_and_topics_and_is_recorded(tmp_path):
     other = load_study_config(_config(tmp_path, catalog={"partition": {**part, "topics": {"rule": "random", "seed": 4}}}))
     assert other.catalog.load().topics_in("train") != cat.topics_in("train")
     rnd = PartitionSpec.model_validate({"skills": {"rule": "random", "seed": 1, "train_fraction": 0.25}})
-    from skillmix_utils.partitions import apply_partition
+    from skillmix_utils.core.catalog import apply_partition
 
     r = apply_partition(load_catalog(), rnd)
     assert len(r.skills_in("train")) == 25 and len({s.category for s in r.skills_in("train")}) > 2
     # the summary (skillmix catalog) and the data card say which partition
-    from skillmix_utils.catalog import summary_table
+    from skillmix_utils.core.catalog import summary_table
 
     assert "partition: logic-first" in summary_table(cat)
 
@@ -85,7 +85,7 @@ def _eval_records(setting="held_out", tuned_full=(1, 1, 1, 0), base_full=(0, 1, 
 
 
 def _scored(recs):
-    from skillmix_utils.config import ScoringSpec
+    from skillmix_utils.core.config import ScoringSpec
     from skillmix_utils.stages.scoring import rescore
 
     rescore(recs, ScoringSpec(explicit_name_rule=False))    # the stored points tables use
@@ -93,7 +93,7 @@ def _scored(recs):
 
 
 def test_partition_gain_is_paired_with_an_interval_and_drawn(tmp_path):
-    from skillmix_utils.partitions import gain_rows, write_partition_gain
+    from skillmix_utils.present.partitions import gain_rows, write_partition_gain
 
     runs = []
     for name, tuned in (("paper", (1, 1, 1, 0)), ("random-s1", (0, 1, 0, 0))):
@@ -116,9 +116,9 @@ def test_partition_gain_is_paired_with_an_interval_and_drawn(tmp_path):
 # --- scaling -----------------------------------------------------------------------------------
 
 def test_k_up_to_eight_has_prompts_rubric_and_combinations():
-    from skillmix_utils.grading import rubric_items
-    from skillmix_utils.prompts import generation_turn2, sentence_limit
-    from skillmix_utils.sampling import sample_combinations
+    from skillmix_utils.core.grading import rubric_items
+    from skillmix_utils.core.prompts import generation_turn2, sentence_limit
+    from skillmix_utils.core.sampling import sample_combinations
 
     cat = load_catalog()
     words = {4: "three sentences", 5: "four sentences", 6: "five sentences", 7: "six sentences",
@@ -149,7 +149,7 @@ def _grid_metrics() -> pd.DataFrame:
 
 
 def test_scaling_figures_and_table_from_grid_metrics(tmp_path):
-    from skillmix_utils.scaling import scaling_frame, write_scaling
+    from skillmix_utils.present.scaling import scaling_frame, write_scaling
 
     frame = scaling_frame(_grid_metrics())
     assert set(frame["mix"]) == {"base", "D(1)", "D(1,2)", "sub40-k2heavy", "sub80"}
@@ -179,8 +179,8 @@ EXAMPLE = ROOT / "skillmix_utils" / "data" / "skill_frequencies_example.csv"
 
 
 def test_skill_subset_by_frequency_file_or_names(tmp_path):
-    from skillmix_utils.config import SkillSubsetSpec
-    from skillmix_utils.uncommon import restrict_catalog, subset_names
+    from skillmix_utils.core.config import SkillSubsetSpec
+    from skillmix_utils.core.catalog import restrict_catalog, subset_names
 
     cat = load_catalog()
     spec = SkillSubsetSpec(frequency_file=str(EXAMPLE), max_frequency=0.01)
@@ -205,7 +205,7 @@ def test_subset_evaluation_plans_only_subset_skills_under_its_own_setting(tmp_pa
         "graders": [{**MODEL, "name": "judge", "method": "yes_no_logprob", "rounds": 1}],
         "skill_subset": {"name": "uncommon", "frequency_file": str(EXAMPLE), "max_frequency": 0.05}}))
     items = planned_items(cfg, cfg.catalog.load(), cfg.evaluation.students[0])
-    from skillmix_utils.uncommon import subset_names
+    from skillmix_utils.core.catalog import subset_names
 
     allowed = set(subset_names(cfg.catalog.load(), cfg.evaluation.skill_subset))
     assert {p.combination.setting for p in items} == {"held_out:uncommon", "all:uncommon"}
@@ -214,7 +214,7 @@ def test_subset_evaluation_plans_only_subset_skills_under_its_own_setting(tmp_pa
 
 
 def test_parrot_line_formula_and_figure(tmp_path):
-    from skillmix_utils.uncommon import parrot_probability, parrot_rows, write_uncommon
+    from skillmix_utils.present.uncommon import parrot_probability, parrot_rows, write_uncommon
 
     assert parrot_probability(5, 101, 100, 1e9) == pytest.approx(1e9 / (79208745 * 100))
     assert parrot_probability(2, 4, 2, 3) == pytest.approx(3 / 12)
@@ -253,7 +253,7 @@ def test_data_card_records_the_partition(tmp_path):
 def test_grid_summary_draws_the_scaling_figures(tmp_path):
     import json
 
-    from skillmix_utils.grid import summarize_grid
+    from skillmix_utils.present.grid_summary import summarize_grid
 
     runs = []
     for label, sub, n, level in (("full", None, 16, 0.5), ("half", "d123-plus-k4", 8, 0.3)):

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from skillmix_utils.config import load_study_config
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.config import load_study_config
+from skillmix_utils.core.errors import SkillmixError
 
 GOOD = textwrap.dedent("""\
     name: tiny

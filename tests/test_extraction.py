@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from skillmix_utils.answers import Extraction, extract_answer, extract_answer_with_rule
+from skillmix_utils.core.answers import Extraction, extract_answer, extract_answer_with_rule
 
 CASES = [
     # (reply, text, rule)

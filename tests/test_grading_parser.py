@@ -8,7 +8,7 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from skillmix_utils.grading import GradeParse, parse_grade, rubric_items
+from skillmix_utils.core.grading import GradeParse, parse_grade, rubric_items
 
 REPLIES = Path(__file__).parent / "data" / "grader_replies"
 CASES = sorted(REPLIES.glob("*.yaml"))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from skillmix_utils.metrics import (cohen_kappa, generation_scores, grader_agreement,
+from skillmix_utils.core.metrics import (cohen_kappa, generation_scores, grader_agreement,
                                     majority_vote, skillmix_metrics)
 
 nan = float("nan")

@@ -2,9 +2,9 @@
 and the training stage finds it for `data_mix: [3, 2, 1]` (it used to look for `k3-2-1`)."""
 from __future__ import annotations
 
-from skillmix_utils.records import Combination, TextRecord
+from skillmix_utils.core.records import Combination, TextRecord
 from skillmix_utils.stages.export import mix_name, write_mix
-from skillmix_utils.train.formatting import find_mix, mix_name as train_mix_name
+from skillmix_utils.stages.train.formatting import find_mix, mix_name as train_mix_name
 
 
 def test_data_mix_in_any_order_finds_the_exported_mix(tmp_path):

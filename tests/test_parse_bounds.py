@@ -11,8 +11,8 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from skillmix_utils.answers import extract_answer_with_rule
-from skillmix_utils.grading import count_sentences, mentions_skill_name, parse_grade, rubric_items
+from skillmix_utils.core.answers import extract_answer_with_rule
+from skillmix_utils.core.grading import count_sentences, mentions_skill_name, parse_grade, rubric_items
 
 CRITERIA = rubric_items(["metaphor", "red herring", "accident (fallacy)"], "Beekeeping")
 LIMIT_S = 0.5          # per call; the measured worst case is a few milliseconds

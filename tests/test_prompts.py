@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from skillmix_utils import prompts
-from skillmix_utils.prompts import (PROMPT_VERSION, generation_turn1, generation_turn2,
+from skillmix_utils.core import prompts
+from skillmix_utils.core.prompts import (PROMPT_VERSION, generation_turn1, generation_turn2,
                                     grading_prompt, number_words, sentence_limit)
 
 METAPHOR = SimpleNamespace(name="metaphor", definition="Describing one thing as another.",

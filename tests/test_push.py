@@ -61,8 +61,8 @@ def study(tmp_path_factory):
     """(config path, output folder) of a finished small study."""
     import pandas as pd
 
-    from skillmix_utils.config import load_study_config
-    from skillmix_utils.records import Combination, TextRecord
+    from skillmix_utils.core.config import load_study_config
+    from skillmix_utils.core.records import Combination, TextRecord
     from skillmix_utils.stages.export import export_data
 
     tmp = tmp_path_factory.mktemp("push")

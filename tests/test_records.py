@@ -1,7 +1,7 @@
 """The record store: durable appends, last version wins, torn lines from killed writers ignored."""
 from __future__ import annotations
 
-from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, record_id
+from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
 
 
 def make(i, **kw):
@@ -38,7 +38,7 @@ def test_torn_line_is_skipped_and_next_append_survives(tmp_path):
 
 def test_move_out_keeps_every_record_somewhere(tmp_path):
     """Records a config no longer plans leave the study's store for another file, whole."""
-    from skillmix_utils.records import Combination, RecordStore, TextRecord
+    from skillmix_utils.core.records import Combination, RecordStore, TextRecord
 
     def rec(i):
         return TextRecord(id=f"r{i}", stage="eval", model="m",

@@ -72,7 +72,7 @@ def _cli(*args):
 
 
 def test_import_reference_writes_records_and_metric_tables(tmp_path):
-    from skillmix_utils.records import RecordStore
+    from skillmix_utils.core.records import RecordStore
 
     ref = build_reference(tmp_path / "test")
     out = tmp_path / "imported"
@@ -102,7 +102,7 @@ def test_import_reference_writes_records_and_metric_tables(tmp_path):
 
 
 def test_reference_points_are_the_fallback_for_unreadable_replies(tmp_path):
-    from skillmix_utils.reference_import import _points
+    from skillmix_utils.stages.reference_import import _points
 
     pts, status, _ = _points("no table here", "1.0,1.0,0.0,1.0,1.0", ("a", "b"), "Knots", 2)
     assert (pts, status) == ([1.0, 1.0, 0.0, 1.0, 1.0], "ok")

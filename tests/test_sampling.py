@@ -10,11 +10,11 @@ from itertools import combinations
 import pytest
 from scipy.stats import chi2
 
-from skillmix_utils import sampling
-from skillmix_utils.catalog import Catalog, Skill, Topic, load_catalog
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.records import Combination
-from skillmix_utils.sampling import HashStream, sample_combinations
+from skillmix_utils.core import sampling
+from skillmix_utils.core.catalog import Catalog, Skill, Topic, load_catalog
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.records import Combination
+from skillmix_utils.core.sampling import HashStream, sample_combinations
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_purposes_draw_independently(synthetic):
 
 
 def test_excluded_combinations_are_never_drawn_and_counted(synthetic):
-    from skillmix_utils.sampling import combination_key
+    from skillmix_utils.core.sampling import combination_key
 
     skills = [s.name for s in synthetic.skills_in("train")]
     topics = [t.name for t in synthetic.topics_in("train")]

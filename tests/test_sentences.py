@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from skillmix_utils.grading import count_sentences, mentions_skill_name
+from skillmix_utils.core.grading import count_sentences, mentions_skill_name
 
 REFERENCE = [
     # split on: terminal . ! ?, optional quote, ONE space, optional quote, a capital letter

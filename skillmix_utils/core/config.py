@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.redact import find_credential
+from skillmix_utils.core.catalog import apply_partition, load_catalog
 
 Pool = Literal["train", "held_out", "all"]
 
@@ -92,12 +93,10 @@ class CatalogSpec(_Strict):
 
     def load(self):
         """The catalog this spec names (catalog.load_catalog), re-split by `partition` if set."""
-        from skillmix_utils.core.catalog import load_catalog
 
         catalog = load_catalog(self.skills, self.topics, train_categories=self.train_categories,
                                topic_seed=self.topic_seed)
         if self.partition is not None:
-            from skillmix_utils.present.partitions import apply_partition
 
             catalog = apply_partition(catalog, self.partition)
         return catalog

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from skillmix_utils.core.errors import FolderInUse
+from skillmix_utils.core.redact import redact
 
 HELD_ENV = "SKILLMIX_HELD_LOCKS"
 LOCK_NAME, INFO_NAME = ".skillmix.lock", ".skillmix.lock.json"
@@ -43,7 +44,6 @@ def _alive(pid) -> bool:
 
 
 def _command() -> str:
-    from skillmix_utils.core.redact import redact
 
     args = [Path(sys.argv[0]).name if sys.argv else "python", *sys.argv[1:]]
     return redact(" ".join(args))[:200]

@@ -56,14 +56,3 @@ def method(name: str) -> Method:
 def rounds_of(grader) -> list[int]:
     """The rounds a grader is asked: its `rounds`, or one for a deterministic method."""
     return [0] if method(grader.method).rounds == "one" else list(range(grader.rounds))
-
-
-def render(method_name: str, skills, topic: str, answer: str) -> str:
-    """What a grader of this method is sent for one text (the local judge's k + 3 questions are
-    joined by a blank line): the prompt part of a grading's identity."""
-    from skillmix_utils.core import prompts
-
-    m = method(method_name)
-    if m.parser == "yes_no_probabilities":
-        return "\n\n".join(prompts.judge_prompts(skills, topic, answer))
-    return prompts.grading_prompt(skills, topic, answer, variant=method_name)

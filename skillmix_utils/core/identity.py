@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from skillmix_utils.core.prompts import PROMPT_VERSION
 
 # Options of `llm.get_backend` that do not change what a model writes.
 TRANSPORT_OPTIONS = frozenset({
@@ -54,7 +55,6 @@ def sampling_of(spec, seed: int) -> dict:
 def text_identity(writer: str, weights: str | None, spec, seed: int, turn1: str, turn2: str,
                   prompt_version: str | None = None) -> str:
     """The identity of a text written by `writer` (+ `weights`) with `spec`'s settings."""
-    from skillmix_utils.core.prompts import PROMPT_VERSION
 
     return digest({"kind": "text", "writer": writer, "weights": weights,
                    "sampling": sampling_of(spec, seed),

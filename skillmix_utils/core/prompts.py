@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Protocol, Sequence
+from skillmix_utils.core.grader_methods import method
 
 PROMPT_VERSION = "v2"
 
@@ -138,7 +139,6 @@ def grading_prompt(skills: Sequence[SkillLike], topic: str, answer: str,
     >>> p.split("criteria: ")[1].split(". For each")[0]
     'Correctly illustrates metaphor, Pertains to Knots, Text makes sense, At most one sentence'
     """
-    from skillmix_utils.core.grader_methods import method
 
     entry = method(variant)
     if entry.parser != "rubric_reply":
@@ -167,3 +167,12 @@ def judge_prompts(skills: Sequence[SkillLike], topic: str, answer: str) -> list[
                   student_answer=answer)
     return [template.format(criterion=c, **fields)
             for c in rubric_items([s.name for s in skills], topic)]
+
+
+def method_prompt(method_name: str, skills, topic: str, answer: str) -> str:
+    """What a grader of this method is sent for one text (the local judge's k + 3 questions are
+    joined by a blank line): the prompt part of a grading's identity."""
+    m = method(method_name)
+    if m.parser == "yes_no_probabilities":
+        return "\n\n".join(judge_prompts(skills, topic, answer))
+    return grading_prompt(skills, topic, answer, variant=method_name)

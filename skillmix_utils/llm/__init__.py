@@ -11,7 +11,8 @@ package imports without torch, openai or anthropic.
 from __future__ import annotations
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.llm.base import BUDGET_EXCEEDED, Backend, ChatResult
+from skillmix_utils.llm.base import Backend
+from skillmix_utils.llm.messages import BUDGET_EXCEEDED, ChatResult
 from skillmix_utils.llm.cost import estimate_cost, price_of
 
 KINDS = ("openai", "anthropic", "openai-compatible", "hf", "vllm")

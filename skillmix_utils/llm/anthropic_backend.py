@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from skillmix_utils.llm.base import MalformedReply, Reply
+from skillmix_utils.llm.messages import MalformedReply, Reply
 from skillmix_utils.llm.sdk_base import SDKBackend
 
 

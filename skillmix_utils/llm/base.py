@@ -11,7 +11,6 @@ import contextvars
 import json
 import logging
 import weakref
-from dataclasses import dataclass, field
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.cache import NullCache, ResponseCache, cache_key
@@ -20,76 +19,16 @@ from skillmix_utils.llm.failures import DEFAULT_THRESHOLD, CircuitBreaker
 from skillmix_utils.llm.limits import RateLimits
 from skillmix_utils.llm.loop import LoopThread
 from skillmix_utils.core.redact import describe_error
+from skillmix_utils.llm.batch import run_batch
+from skillmix_utils.llm.messages import (BUDGET_EXCEEDED, ChatResult, Job, MalformedReply, Reply,
+                                         check_conversations)
+from skillmix_utils.llm.models import cache_dir as skillmix_cache
 
 log = logging.getLogger("skillmix.llm")
-
-BUDGET_EXCEEDED = "budget_exceeded"
 
 # The rate-limit reservation of the request the current task is making: the SDK client's
 # response hook reads it to compare the provider's `remaining` with what we had sent then.
 current_ticket: contextvars.ContextVar = contextvars.ContextVar("skillmix_ticket", default=None)
-
-
-@dataclass
-class ChatResult:
-    """One conversation's replies: n texts, usage, cost, cache flag and error (None when ok)."""
-    texts: list[str] = field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    cached: bool = False
-    error: str | None = None
-    params: dict = field(default_factory=dict)
-
-    @property
-    def text(self) -> str | None:
-        """The first reply, or None."""
-        return self.texts[0] if self.texts else None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass
-class Reply:
-    """One sample as a provider returned it."""
-    text: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-class MalformedReply(ValueError):
-    """A 200 response whose body is not a usable reply."""
-
-
-@dataclass
-class Job:
-    """One sample still to be made: conversation `item`, sample `index`, cache `key`."""
-    item: int
-    index: int
-    key: str
-    messages: list
-    seed: int | None
-
-
-def check_conversations(conversations) -> list[list[dict]]:
-    """Validate a list of conversations (lists of {"role", "content"} messages)."""
-    if isinstance(conversations, (str, dict)) or not hasattr(conversations, "__iter__"):
-        raise SkillmixError("chat() takes a list of conversations (lists of messages)",
-                            field="conversations")
-    out = []
-    for i, conv in enumerate(conversations):
-        if not isinstance(conv, (list, tuple)) or not conv:
-            raise SkillmixError("a conversation is a non-empty list of messages",
-                                field=f"conversations[{i}]")
-        for j, m in enumerate(conv):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
-                    or not isinstance(m.get("content"), str):
-                raise SkillmixError('a message is {"role": system|user|assistant, "content": str}',
-                                    field=f"conversations[{i}][{j}]")
-        out.append([{"role": m["role"], "content": m["content"]} for m in conv])
-    return out
 
 
 class Backend:
@@ -125,7 +64,6 @@ class Backend:
         self._secrets: tuple[str, ...] = ()
         self.breaker = CircuitBreaker(f"{self.kind}:{model}", circuit_breaker)
         if use_cache:
-            from skillmix_utils.llm.models import cache_dir as skillmix_cache
             self.cache = ResponseCache(cache_dir or skillmix_cache() / "llm")
         else:
             self.cache = NullCache()
@@ -228,7 +166,6 @@ class Backend:
     async def _run_jobs(self, jobs: list[Job], temperature, max_tokens) -> dict[str, dict]:
         """Make the missing samples concurrently; returns {key: outcome}."""
         if self.batch:
-            from skillmix_utils.llm.batch import run_batch
             return await run_batch(self, jobs, temperature, max_tokens)
 
         sem = asyncio.Semaphore(self.concurrency)

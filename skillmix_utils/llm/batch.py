@@ -15,7 +15,7 @@ import json
 import logging
 import time
 
-from skillmix_utils.llm.base import BUDGET_EXCEEDED, Job, Reply
+from skillmix_utils.llm.messages import BUDGET_EXCEEDED, Job, Reply
 from skillmix_utils.core.redact import describe_error
 
 log = logging.getLogger("skillmix.llm")

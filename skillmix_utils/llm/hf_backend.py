@@ -13,8 +13,11 @@ import threading
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.llm.base import Backend, Job, Reply
+from skillmix_utils.llm.base import Backend
+from skillmix_utils.llm.messages import Job, Reply, check_conversations
 from skillmix_utils.core.redact import describe_error
+from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
+from skillmix_utils.llm.models import resolve_model
 
 log = logging.getLogger("skillmix.llm")
 _LOADED: dict = {}
@@ -52,7 +55,6 @@ class HFBackend(Backend):
         except ImportError as exc:
             raise SkillmixError(f"hf: models need torch and transformers ({exc})",
                                 field="model") from None
-        from skillmix_utils.llm.models import resolve_model
 
         self.path = resolve_model(model)
         self.adapter = str(Path(adapter).expanduser().resolve()) if adapter else None
@@ -68,7 +70,6 @@ class HFBackend(Backend):
         """(model, tokenizer), loaded once per process and shared by equal backends."""
         import torch
 
-        from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         ident = (self.path, self.adapter, self.adapter_sha, self.quantization, self.dtype, device)
@@ -177,7 +178,6 @@ class HFBackend(Backend):
         """
         import torch
 
-        from skillmix_utils.llm.base import check_conversations
 
         lm, tok, device = self.load()
         convs = check_conversations(conversations)

@@ -9,7 +9,7 @@ import json
 import os
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.llm.base import MalformedReply, Reply
+from skillmix_utils.llm.messages import MalformedReply, Reply
 from skillmix_utils.llm.sdk_base import SDKBackend
 
 

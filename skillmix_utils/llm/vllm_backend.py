@@ -22,9 +22,12 @@ import logging
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.llm.base import Backend, Job, Reply
+from skillmix_utils.llm.base import Backend
+from skillmix_utils.llm.messages import Job, Reply
 from skillmix_utils.llm.hf_backend import adapter_fingerprint
 from skillmix_utils.core.redact import describe_error
+from skillmix_utils.llm import hf_backend
+from skillmix_utils.llm.models import resolve_model
 
 log = logging.getLogger("skillmix.llm")
 _ENGINES: dict = {}
@@ -110,7 +113,6 @@ class VLLMBackend(Backend):
                  **options):
         import_vllm()
         super().__init__(model, **options)
-        from skillmix_utils.llm.models import resolve_model
 
         self.path = resolve_model(model)
         self.adapter = adapter
@@ -170,7 +172,6 @@ class VLLMBackend(Backend):
 
 def free_reference(backend) -> None:
     """Drop an HF backend's model from the process and give its GPU memory back."""
-    from skillmix_utils.llm import hf_backend
 
     for ident in [k for k in hf_backend._LOADED if k[0] == backend.path]:
         del hf_backend._LOADED[ident]

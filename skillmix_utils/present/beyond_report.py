@@ -5,10 +5,12 @@ results. Each part appears only when its table exists under the study's folder; 
 from __future__ import annotations
 
 from pathlib import Path
+from skillmix_utils.present.human.agreement import summary_frame
+from skillmix_utils.present.paper_tables import read_table
+from skillmix_utils.present.html import html_table
 
 
 def _human_summary(table):
-    from skillmix_utils.present.human.agreement import summary_frame
 
     return summary_frame(table)
 
@@ -36,8 +38,6 @@ def beyond_sections(out_dir) -> list[dict]:
     import pandas as pd
     import yaml
 
-    from skillmix_utils.present.paper_tables import read_table
-    from skillmix_utils.present.report import _html_table
 
     out = Path(out_dir)
     parts = []
@@ -45,7 +45,7 @@ def beyond_sections(out_dir) -> list[dict]:
         table = read_table(out / rel)
         if not table.empty:
             parts.append({"title": title, "note": note,
-                          "table": _html_table(shape(table) if shape else table, "data metrics")})
+                          "table": html_table(shape(table) if shape else table, "data metrics")})
     cfg_path = out / "config.yaml"
     if cfg_path.exists():
         try:
@@ -55,5 +55,5 @@ def beyond_sections(out_dir) -> list[dict]:
         if desc.startswith("imported from the Skill-Mix reference results"):
             parts.append({"title": "Imported reference results", "note": desc + ": texts, "
                           "gradings and metrics read by `skillmix import-reference`.",
-                          "table": _html_table(pd.DataFrame(), "data")})
+                          "table": html_table(pd.DataFrame(), "data")})
     return parts

@@ -57,7 +57,7 @@ def _n_note(df: pd.DataFrame) -> str:
     return f"n = {lo}" if lo == hi else f"n = {lo}–{hi}"
 
 
-def _save(fig, out_dir, name: str) -> list[Path]:
+def save_figure(fig, out_dir, name: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
@@ -126,7 +126,7 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
     fig.legend([handles[n] for n in names], names, loc="lower center", ncol=min(4, len(names)),
                bbox_to_anchor=(0.5, -0.02 - 0.06 * ((len(names) - 1) // 4)), frameon=False)
     fig.tight_layout(rect=(0, 0.08 + 0.05 * ((len(names) - 1) // 4), 1, 1))
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)
 
 
 _CATEGORY_VALUES = ("fraction_earned", "skill_point_rate", "skill_rate", "skill_points", "mean_skill_point",
@@ -169,7 +169,7 @@ def category_heatmap(per_category, out_dir, value: str | None = None, grader: st
     ax.set_title(f"{label} by skill category" + (f" (grader: {g})" if g else ""))
     plt.setp(ax.get_xticklabels(), rotation=40, ha="right")
     plt.setp(ax.get_yticklabels(), rotation=0)
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)
 
 
 def read_loss(path) -> pd.DataFrame:
@@ -209,7 +209,7 @@ def loss_curve(loss_files, out_dir, name: str = "loss_curve") -> list[Path]:
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (answer tokens)")
     ax.legend(frameon=False)
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)
 
 
 def write_figures(tables_dir, out_dir, grader: str | None = None, loss_files=()) -> dict[str, Path]:
@@ -237,7 +237,7 @@ def catalog_counts(catalog, out_dir, name: str = "catalog_counts") -> list[Path]
     sns.barplot(counts, y="category", x="skills", hue="split", ax=ax,
                 order=list(dict.fromkeys(df["category"])), palette="colorblind")
     ax.set_title(f"{len(df)} skills, {len(catalog.topics)} topics")
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)
 
 
 def keep_rate(data_card: dict, out_dir, name: str = "keep_rate") -> list[Path]:
@@ -263,4 +263,4 @@ def keep_rate(data_card: dict, out_dir, name: str = "keep_rate") -> list[Path]:
     ax.set_xlabel("k")
     ax.set_ylabel("keep rate (kept / graded)")
     ax.set_title("teacher texts kept (full marks), ±1 SEM")
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)

@@ -36,6 +36,16 @@ from pathlib import Path
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import ItemsFailed, RequestRefused, SkillmixError
+from skillmix_utils.core.redact import SECRET_ENV
+from skillmix_utils.core.redact import describe_error
+from skillmix_utils.core.redact import find_credential
+from skillmix_utils.present.hub_cards import dataset_card
+from skillmix_utils.stages.export import mix_name
+from skillmix_utils.stages.train.formatting import load_rows
+from skillmix_utils.stages.train.run import run_dir
+from skillmix_utils.stages.train.run import run_name
+from skillmix_utils.stages.train.card import model_card, read_metrics
+from skillmix_utils.stages.train.card import read_metrics, write_card
 
 NAMESPACE_PLACEHOLDER = "<namespace>"   # a dry run without --namespace asks nobody who you are
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")   # either makes huggingface_hub offline
@@ -74,7 +84,6 @@ def repo_ids(cfg: StudyConfig, namespace: str) -> tuple[str, str]:
     >>> repo_ids(S(name="demo", train=S(mode="lora", data_mix=[1, 2, 3], subsample=None)), "ada")
     ('ada/demo-lora-k1-2-3', 'ada/demo-d-skill-mix')
     """
-    from skillmix_utils.stages.train.trainer import run_name
 
     return f"{namespace}/{cfg.name}-{run_name(cfg)}", f"{namespace}/{cfg.name}-d-skill-mix"
 
@@ -82,7 +91,6 @@ def repo_ids(cfg: StudyConfig, namespace: str) -> tuple[str, str]:
 def mix_names(cfg: StudyConfig) -> list[str]:
     """The mixes a study's dataset repo holds: those its data section makes, or (data made
     elsewhere) the one its training read."""
-    from skillmix_utils.stages.export import mix_name
 
     if cfg.data is not None and cfg.data.enabled:
         return [mix_name(m) for m in cfg.data.mixes] + [s.name for s in cfg.data.subsamples]
@@ -91,7 +99,6 @@ def mix_names(cfg: StudyConfig) -> list[str]:
 
 def _pieces(cfg: StudyConfig, config_file=None) -> dict[str, tuple[Path, str]]:
     """What a push needs: name -> (path, the stage that makes it)."""
-    from skillmix_utils.stages.train.trainer import run_dir
 
     run = run_dir(cfg)
     weights = run / ("model" if cfg.train.mode == "full" else "adapter")
@@ -125,7 +132,6 @@ def portable_config(cfg: StudyConfig, config_file=None) -> bytes:
     outputs/<study>, other absolute paths their file name); refused if it holds a credential."""
     import yaml
 
-    from skillmix_utils.core.redact import find_credential
 
     tree = cfg.model_dump(mode="json")
     tree["output_dir"] = f"outputs/{cfg.name}"
@@ -155,7 +161,6 @@ def mix_parquet(jsonl: Path) -> tuple[bytes, list[dict]]:
                         ("topic", pa.string()),
                         ("messages", pa.list_(pa.struct([("role", pa.string()),
                                                          ("content", pa.string())])))])
-    from skillmix_utils.stages.train.formatting import load_rows
 
     rows = load_rows(jsonl)         # the trainer's reader: a damaged line is named, not skipped
     buf = io.BytesIO()
@@ -182,8 +187,6 @@ def plan_push(cfg: StudyConfig, namespace: str, config_file=None) -> list[RepoPl
     (cards and parquet made in memory, nothing written)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    from skillmix_utils.present.hub_cards import dataset_card
-    from skillmix_utils.stages.train.outputs import model_card, read_metrics
 
     paths = check_pieces(cfg, config_file)
     model_id, dataset_id = repo_ids(cfg, namespace)
@@ -226,7 +229,6 @@ def _secrets() -> list[str]:
     """The hub token and the API keys of the environment: none may leave in a file."""
     from huggingface_hub import get_token
 
-    from skillmix_utils.core.redact import SECRET_ENV
 
     found = [get_token()] + [os.environ.get(v) for v in SECRET_ENV]
     return sorted({s for s in found if s and len(s) >= 8})
@@ -276,7 +278,6 @@ def offline_variables() -> list[str]:
 def _refused(exc, secrets, what: str):
     """An HTTP error of the hub as the project's error: a 4xx is a refusal (exit 4), anything
     else a failure to retry (exit 1); redacted, on one line."""
-    from skillmix_utils.core.redact import describe_error
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     msg = describe_error(exc, secrets)
@@ -332,7 +333,6 @@ def push(cfg: StudyConfig, *, namespace: str | None = None, private: bool = Fals
             raise _refused(exc, secrets, f"the push to {plan.repo_id}") from None
         echo(f"pushed {plan.repo_type} {url}")
     # The local card now says what the hub's says (metrics, the dataset repo it names).
-    from skillmix_utils.stages.train.outputs import read_metrics, write_card
 
     write_card(cfg, run, read_metrics(cfg.out / "eval" / "tables" / "metrics.csv"), plans[0].repo_id)
     return plans

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections import Counter
 
 from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.llm.models import model_aliases
+from skillmix_utils.stages.export import card_markdown, mix_name
+from skillmix_utils.stages.train.card import hub_license
 
 
 def size_category(n: int) -> str:
@@ -24,8 +27,6 @@ def size_category(n: int) -> str:
 def data_license(cfg: StudyConfig) -> str:
     """The texts' licence: the teacher's when it is a local model with a known licence, else
     "other" (an API teacher's outputs fall under its provider's terms)."""
-    from skillmix_utils.llm.models import model_aliases
-    from skillmix_utils.stages.train.outputs import hub_license
 
     spec = cfg.data.teacher.spec if cfg.data is not None else ""
     alias = spec.split(":", 1)[1] if spec.startswith("hf:") else ""
@@ -52,7 +53,6 @@ def dataset_card(cfg: StudyConfig, mixes: dict[str, list[dict]], data_card: dict
                  model_repo: str | None = None) -> str:
     """The dataset card text: front matter, what D_SKILL-MIX(k) is, how to load it, the rows per
     mix and k, and the study's data card (teacher, graders, keep rate) when it has one."""
-    from skillmix_utils.stages.export import card_markdown, mix_name
 
     trained = mix_name(cfg.train.data_mix, cfg.train.subsample) if cfg.train else None
     default = trained if trained in mixes else next(iter(mixes), None)

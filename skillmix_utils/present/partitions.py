@@ -20,80 +20,22 @@ and figures/partition_gain.png.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from skillmix_utils.core.errors import SkillmixError
-
-
-def _rank(seed: int, name: str) -> str:
-    return hashlib.sha256(f"{seed}:{name}".encode("utf-8")).hexdigest()
-
-
-def random_split(names, fraction: float, seed: int) -> dict[str, str]:
-    """`round(fraction * n)` names (at least 1, at most n - 1) as train, by SHA-256 rank.
-
-    >>> random_split(["a", "b", "c", "d"], 0.5, seed=1)
-    {'a': 'train', 'b': 'held_out', 'c': 'held_out', 'd': 'train'}
-    """
-    names = list(names)
-    n_train = min(len(names) - 1, max(1, round(fraction * len(names))))
-    train = set(sorted(names, key=lambda x: _rank(seed, x))[:n_train])
-    return {x: "train" if x in train else "held_out" for x in names}
-
-
-def apply_partition(catalog, spec):
-    """The catalog re-split by a PartitionSpec; `catalog.partition` names it.
-
-    >>> from skillmix_utils.core.catalog import load_catalog
-    >>> from skillmix_utils.core.config import PartitionSpec
-    >>> cat = apply_partition(load_catalog(), PartitionSpec.model_validate(
-    ...     {"name": "logic", "skills": {"rule": "by_category", "train_categories": ["logical"]}}))
-    >>> len(cat.skills_in("train")), cat.partition
-    (9, 'logic')
-    """
-    skills, topics = catalog.skills, catalog.topics
-    skill_rule, topic_rule = catalog.skill_split, catalog.topic_split
-    s = spec.skills
-    if s.rule == "by_category":
-        known = {c.casefold(): c for c in catalog.categories}
-        unknown = [c for c in s.train_categories if c.casefold() not in known]
-        if unknown:
-            raise SkillmixError(f"unknown skill categor{'y' if len(unknown) == 1 else 'ies'} "
-                                f"{', '.join(map(repr, unknown))}; the catalog has "
-                                f"{', '.join(catalog.categories)}",
-                                field="catalog.partition.skills.train_categories")
-        train = {c.casefold() for c in s.train_categories}
-        skills = tuple(dataclasses.replace(x, split="train" if x.category.casefold() in train
-                                           else "held_out") for x in skills)
-        skill_rule = (f"by_category (train: {', '.join(s.train_categories)}; held_out: all "
-                      "other categories)")
-    elif s.rule == "random":
-        split = random_split([x.name for x in skills], s.train_fraction, s.seed)
-        skills = tuple(dataclasses.replace(x, split=split[x.name]) for x in skills)
-        skill_rule = f"random (sha256_rank, seed {s.seed}, train fraction {s.train_fraction})"
-    t = spec.topics
-    if t.rule == "random":
-        split = random_split([x.name for x in topics], t.train_fraction, t.seed)
-        topics = tuple(dataclasses.replace(x, split=split[x.name]) for x in topics)
-        topic_rule = f"random (sha256_rank, seed {t.seed}, train fraction {t.train_fraction})"
-    for what, items in (("skills", skills), ("topics", topics)):
-        for pool in ("train", "held_out"):
-            if not any(x.split == pool for x in items):
-                raise SkillmixError(f"this partition leaves no {pool} {what}",
-                                    field=f"catalog.partition.{what}")
-    return dataclasses.replace(catalog, skills=skills, topics=topics, skill_split=skill_rule,
-                               topic_split=topic_rule, partition=spec.name or "custom")
+from skillmix_utils.core.metrics import _vote, generation_scores
+from skillmix_utils.core.records import RecordStore
+from skillmix_utils.present.paper_tables import to_markdown
+from skillmix_utils.stages.tables import grader_labels
+from skillmix_utils.stages.tables import points_array
+from skillmix_utils.present.figures import save_figure
 
 
 def combination_scores(recs, label: str, cfg, k: int, metric: str = "ratio_full_marks"
                        ) -> dict[int, float]:
     """combination index -> the metric's max over generations (one grader; usable ones only)."""
-    from skillmix_utils.core.metrics import _vote, generation_scores
-    from skillmix_utils.stages.tables import points_array
 
     if not recs:
         return {}
@@ -119,8 +61,6 @@ def gain_rows(cfg, setting: str = "held_out", metric: str = "ratio_full_marks",
               base: str | None = None, tuned: str | None = None, n_boot: int = 1000) -> list[dict]:
     """Per k and grader: base and tuned means on the same combinations of `setting`, their
     difference, and a paired bootstrap interval over combinations."""
-    from skillmix_utils.core.records import RecordStore
-    from skillmix_utils.stages.tables import grader_labels
 
     path = cfg.out / "eval" / "records.jsonl"
     if not path.exists():
@@ -156,7 +96,6 @@ def write_partition_gain(out: Path, runs, metric: str = "ratio_full_marks") -> d
     and figures/partition_gain.png/.pdf under `out`. Nothing when no run sets a partition."""
     import pandas as pd
 
-    from skillmix_utils.present.paper_tables import to_markdown
 
     runs = [(label, cfg) for label, cfg in runs if cfg.catalog.partition is not None]
     if not runs:
@@ -192,7 +131,6 @@ def gain_figure(df, out_dir, name: str = "partition_gain") -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skillmix_utils.present.figures import _save
 
     grader = df["grader"].iloc[0]
     d = df[df["grader"] == grader]
@@ -212,4 +150,4 @@ def gain_figure(df, out_dir, name: str = "partition_gain") -> list[Path]:
     ax.set_title(f"Tuned - base on held-out skills and topics, per partition ({grader})", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)

@@ -21,20 +21,10 @@ import pandas as pd
 
 from skillmix_utils.present import paper_tables as pt
 from skillmix_utils.core.records import RecordStore, TextRecord
-
-METRIC_DEFINITIONS = {
-    "Ratio of Full Marks": "share of combinations whose best generation earned all k + 3 points "
-                           "(every skill, the topic, makes sense, the length limit)",
-    "Ratio of All Skills": "share of combinations whose best generation earned all k skill points "
-                           "and at least 2 of the other 3",
-    "Skills Fraction": "mean fraction of the k skill points earned, counting a generation only when "
-                       "it earned all 3 other points (else 0)",
-    "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in parentheses",
-    "[low, high]": "95% interval: Wilson's score interval where each combination scores 0 or 1 (honest at 0 of n, where the SEM is 0), else a bootstrap over combinations",
-    "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
-             "deterministic sentence count, and naming a skill verbatim loses that skill's point",
-}
-METRIC_DEFINITIONS_MD = "\n".join(f"* **{k}**: {v}" for k, v in METRIC_DEFINITIONS.items())
+from skillmix_utils.present.beyond_report import beyond_sections
+from skillmix_utils.present.views import METRIC_DEFINITIONS, judge_banner, local_judges
+from skillmix_utils.present.html import html_table
+from skillmix_utils.core.provenance import git_commit
 
 SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
 
@@ -213,7 +203,6 @@ def run_metadata(out_dir: Path, stores: dict) -> dict:
         except md.PackageNotFoundError:
             continue
     try:
-        from skillmix_utils.stages.train.trainer import git_commit
         commit = git_commit()
     except Exception:  # noqa: BLE001 - metadata is best effort (torch may be missing)
         commit = "unknown"
@@ -230,16 +219,6 @@ def run_metadata(out_dir: Path, stores: dict) -> dict:
         per_stage.append({"stage": stage, "texts": len(recs), "requests": calls, "cached": cached,
                           "cost (USD)": round(usd, 4)})
     return {"versions": versions, "commit": commit, "stages": stages, "requests": per_stage}
-
-
-def _html_table(df: pd.DataFrame, cls: str = "data") -> str:
-    if df is None or df.empty:
-        return ""
-    df = df.copy()
-    for c in df.columns:
-        if pd.api.types.is_float_dtype(df[c]):
-            df[c] = df[c].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-    return df.to_html(index=False, classes=cls, border=0, escape=True, na_rep="")
 
 
 def _json_for_script(obj) -> str:
@@ -277,17 +256,17 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     g = pt.main_grader(metrics, grader)
     sections = []
     if not metrics.empty:
-        sections.append(("Ratio of Full Marks (Tables 2-3)", _html_table(pt.metric_table(metrics, "ratio_full_marks", g, with_n=True), "data metrics")))
-        sections.append(("Skills Fraction (Tables 2-3)", _html_table(pt.metric_table(metrics, "skills_fraction", g, with_n=True), "data metrics")))
-        sections.append(("Ratio of All Skills", _html_table(pt.metric_table(metrics, "ratio_all_skills", g, with_n=True), "data metrics")))
+        sections.append(("Ratio of Full Marks (Tables 2-3)", html_table(pt.metric_table(metrics, "ratio_full_marks", g, with_n=True), "data metrics")))
+        sections.append(("Skills Fraction (Tables 2-3)", html_table(pt.metric_table(metrics, "skills_fraction", g, with_n=True), "data metrics")))
+        sections.append(("Ratio of All Skills", html_table(pt.metric_table(metrics, "ratio_all_skills", g, with_n=True), "data metrics")))
         for title, df in (("Data efficiency (Table 4)", pt.data_efficiency_table(metrics, grader=g)),
                           ("Graders compared (Table 5)", pt.grader_table(metrics)),
                           ("Grader agreement (Table 6)", pt.agreement_table(tables_dir / "agreement.csv")),
                           ("The paper's quoted numbers beside ours", pt.paper_comparison_table(metrics, g)),
                           ("Parse failures", pt.read_table(tables_dir / "parse_failures.csv"))):
             if not df.empty:
-                sections.append((title, _html_table(df, "data metrics")))
-        sections.append(("metrics.csv (all columns)", _html_table(metrics, "data metrics wide")))
+                sections.append((title, html_table(df, "data metrics")))
+        sections.append(("metrics.csv (all columns)", html_table(metrics, "data metrics wide")))
     train = []
     for summary in sorted(out_dir.glob("train/*/train_summary.json")):
         data = _read_json(summary)
@@ -300,7 +279,7 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     for title, df in (("Which criterion fails (share of texts earning each point)", criterion_table(eval_recs, g)),
                       ("Per skill (share of texts earning the skill's point, lowest first)", skill_table(eval_recs, g))):
         if not df.empty:
-            analysis.append((title, _html_table(df.head(60), "data analysis")))
+            analysis.append((title, html_table(df.head(60), "data analysis")))
     meta = run_metadata(out_dir, stores)
     n_values = sorted({int(x) for x in metrics.get("n_combinations", pd.Series(dtype=float)).dropna()}) \
         if not metrics.empty else []
@@ -310,7 +289,6 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     card = _read_json(out_dir / "data" / "data_card.json")
     from jinja2 import FileSystemLoader
 
-    from skillmix_utils.present.beyond_report import beyond_sections
 
     templates = resources.files("skillmix_utils").joinpath("data", "templates")
     template = templates.joinpath("report.html.j2").read_text()
@@ -324,16 +302,16 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
         study = out_dir.name
     html = env.from_string(template).render(
         study=study, generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        grader=g, config_text=config_text, costs=_html_table(cost_table(stores), "data costs"),
+        grader=g, config_text=config_text, costs=html_table(cost_table(stores), "data costs"),
         data_card=json.dumps(card, indent=2, default=str) if card is not None else "",
         train=train, sections=sections, figures=_figures(out_dir / "figures"),
         samples_json=_json_for_script(samples), n_samples=len(samples),
         banner=(judge_banner(labels) or "").replace("> ", "").replace("**", "").replace("`", "").replace("\n", " "), definitions=METRIC_DEFINITIONS, analysis=analysis,
         gallery=failure_gallery(eval_recs), meta=meta,
         n_note=("n = " + ", ".join(map(str, n_values)) + " combinations per point") if n_values else "",
-        versions=_html_table(pd.DataFrame([meta["versions"]])),
-        stage_times=_html_table(pd.DataFrame(meta["stages"])),
-        requests=_html_table(pd.DataFrame(meta["requests"])),
+        versions=html_table(pd.DataFrame([meta["versions"]])),
+        stage_times=html_table(pd.DataFrame(meta["stages"])),
+        requests=html_table(pd.DataFrame(meta["requests"])),
         n_records={stage: len(recs) for stage, recs in stores.items()},
         beyond=beyond_sections(out_dir))
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -341,76 +319,3 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_path)
     return out_path
-
-
-def records_frame(records, limit: int | None = None) -> pd.DataFrame:
-    """Records as a table for a notebook: id, student, setting, k, skills, topic, answer, kept,
-    and each grader's voted points."""
-    rows = []
-    for rec in list(records)[:limit]:
-        c = rec.combination
-        row = {"id": rec.id, "student": rec.student or rec.model, "setting": c.setting, "k": c.k,
-               "skills": ", ".join(c.skills), "topic": c.topic, "answer": rec.answer,
-               "status": rec.status, "kept": rec.kept, "sentences": rec.derived.sentence_count}
-        for grader, points in rec.derived.voted_points.items():
-            row[f"points: {grader}"] = " ".join("?" if p is None else f"{p:g}" for p in points)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def catalog_frame(catalog) -> pd.DataFrame:
-    """The catalog's skills as a table: name, category, split, definition, example."""
-    return pd.DataFrame([{"name": s.name, "category": s.category, "split": s.split,
-                          "definition": s.definition, "example": s.example} for s in catalog.skills])
-
-
-def combinations_frame(combinations) -> pd.DataFrame:
-    """Sampled combinations as a table: setting, k, index, skills, categories, topic."""
-    return pd.DataFrame([{"setting": c.setting, "k": c.k, "index": c.index, "skills": ", ".join(c.skills),
-                          "categories": ", ".join(c.categories), "topic": c.topic} for c in combinations])
-
-
-def local_judges(cfg) -> list[str]:
-    """Labels of the config's graders that are local models (hf:) rather than a GPT-4-class API."""
-    out = []
-    for section in (cfg.data, cfg.evaluation):
-        for g in (section.graders if section is not None else []):
-            if (g.spec.startswith(("hf:", "vllm:")) or g.method == "yes_no_logprob") and g.label not in out:
-                out.append(g.label)
-    return out
-
-
-def judge_banner(cfg_or_labels) -> str | None:
-    """A Markdown warning when the study is graded by a local model, not the paper's GPT-4; None
-    when every grader is an API model. Notebooks and the report show it at the top.
-
-    >>> judge_banner(["smollm2-yes-no"]).splitlines()[0]
-    '> **Not GPT-4.** This study is graded by `smollm2-yes-no`, a small local model asked yes/no'
-    """
-    labels = cfg_or_labels if isinstance(cfg_or_labels, (list, tuple)) else local_judges(cfg_or_labels)
-    if not labels:
-        return None
-    return (f"> **Not GPT-4.** This study is graded by {', '.join(f'`{x}`' for x in labels)}, a small local model asked yes/no\n"
-            "> per rubric criterion (see the method column). Its grades show that the pipeline runs end to end and\n"
-            "> how the numbers are computed; they are not the paper's GPT-4 grades, and a difference between\n"
-            "> students here says what this judge prefers, not whether a model composes skills.")
-
-
-def count_frame(per_k: dict) -> pd.DataFrame:
-    """The data card's per-k counts as a table with integer counts and the keep rate in percent."""
-    df = pd.DataFrame(per_k).T.rename_axis("k")
-    for c in df.columns:
-        if c == "keep_rate":
-            df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.1%}")
-        elif pd.api.types.is_numeric_dtype(df[c]) or df[c].map(lambda v: isinstance(v, (int, float))).all():
-            df[c] = df[c].astype("Int64")
-    return df
-
-
-def texts_view(df: pd.DataFrame):
-    """A records table for a notebook with answers shown as written (line breaks kept)."""
-    if df.empty or "answer" not in df.columns:
-        return df
-    return (df.style.hide(axis="index")
-            .set_properties(subset=["answer"], **{"white-space": "pre-wrap", "text-align": "left",
-                                                  "min-width": "28em"}))

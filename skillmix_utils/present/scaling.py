@@ -19,12 +19,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from skillmix_utils.present.paper_tables import is_tuned
+from skillmix_utils.present.paper_tables import main_grader
+from skillmix_utils.present.paper_tables import read_table, to_markdown
+from skillmix_utils.present.figures import save_figure
 
 MAIN_SETTING = "held_out"
 
 
 def _pick(metrics, setting: str, grader: str | None):
-    from skillmix_utils.present.paper_tables import main_grader
 
     df = metrics[metrics["setting"] == setting]
     g = main_grader(df, grader)
@@ -32,7 +35,6 @@ def _pick(metrics, setting: str, grader: str | None):
 
 
 def _mix_label(row) -> str:
-    from skillmix_utils.present.paper_tables import is_tuned
 
     if not is_tuned(row.get("adapter")):
         return "base"
@@ -75,7 +77,6 @@ def success_vs_k(frame, out_dir, metric: str = "ratio_full_marks",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skillmix_utils.present.figures import _save
 
     if frame.empty or frame["k"].nunique() < 2:
         return []
@@ -92,7 +93,7 @@ def success_vs_k(frame, out_dir, metric: str = "ratio_full_marks",
     ax.set_title(f"{frame['setting'].iloc[0]}, grader {frame['grader'].iloc[0]}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)
 
 
 def data_efficiency(frame, out_dir, metric: str = "ratio_full_marks",
@@ -103,7 +104,6 @@ def data_efficiency(frame, out_dir, metric: str = "ratio_full_marks",
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skillmix_utils.present.figures import _save
 
     if frame.empty or "n_train_texts" not in frame:
         return []
@@ -124,12 +124,11 @@ def data_efficiency(frame, out_dir, metric: str = "ratio_full_marks",
                  fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, out_dir, name)
+    return save_figure(fig, out_dir, name)
 
 
 def write_scaling(out: Path, metrics, setting: str = MAIN_SETTING) -> dict[str, Path]:
     """tables/scaling.csv/.md and the two figures under `out`, from stacked grid metrics."""
-    from skillmix_utils.present.paper_tables import read_table, to_markdown
 
     metrics = read_table(metrics)
     if metrics.empty or "k" not in metrics:

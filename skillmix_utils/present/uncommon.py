@@ -34,69 +34,14 @@ composing combinations not seen in training.
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
 import math
 from pathlib import Path
 
+from skillmix_utils.core.catalog import restrict_catalog
 from skillmix_utils.core.errors import SkillmixError
-
-
-def read_frequencies(path) -> dict[str, float]:
-    """skill name (lower case) -> corpus frequency in [0, 1], from a CSV `skill,frequency`
-    (lines starting with `#` are comments).
-
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "f.csv")
-    >>> _ = open(p, "w").write("skill,frequency\\nMetaphor,0.31\\nred herring,0.004\\n")
-    >>> read_frequencies(p)
-    {'metaphor': 0.31, 'red herring': 0.004}
-    """
-    file = str(path)
-    if not Path(path).exists():
-        raise SkillmixError("no such frequency file", file=file)
-    text = Path(path).read_text(encoding="utf-8-sig")
-    text = "".join(line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("#"))
-    reader = csv.DictReader(io.StringIO(text))
-    if [c.strip().lower() for c in reader.fieldnames or []][:2] != ["skill", "frequency"]:
-        raise SkillmixError("the header must be `skill,frequency`", file=file, field="header")
-    out = {}
-    for line, row in enumerate(reader, start=2):
-        name = (row.get("skill") or "").strip()
-        try:
-            f = float(row.get("frequency"))
-        except (TypeError, ValueError):
-            raise SkillmixError(f"frequency {row.get('frequency')!r} is not a number",
-                                file=file, field=f"line {line}") from None
-        if not name or not 0 <= f <= 1:
-            raise SkillmixError(f"need a skill name and a frequency in [0, 1], got {name!r}, {f}",
-                                file=file, field=f"line {line}")
-        out[name.casefold()] = f
-    if not out:
-        raise SkillmixError("no rows", file=file)
-    return out
-
-
-def subset_names(catalog, spec) -> list[str]:
-    """The catalog skills the SkillSubsetSpec keeps, in catalog order."""
-    if spec.names is not None:
-        return [catalog.skill(n).name for n in spec.names]     # unknown names: SkillmixError
-    freq = read_frequencies(spec.frequency_file)
-    kept = [s.name for s in catalog.skills
-            if s.name.casefold() in freq and freq[s.name.casefold()] < spec.max_frequency]
-    if not any(s.name.casefold() in freq for s in catalog.skills):
-        raise SkillmixError("names no skill of the catalog", file=spec.frequency_file)
-    return kept
-
-
-def restrict_catalog(catalog, spec):
-    """The catalog with only the subset's skills (splits unchanged)."""
-    keep = {n.casefold() for n in subset_names(catalog, spec)}
-    skills = tuple(s for s in catalog.skills if s.name.casefold() in keep)
-    if not skills:
-        raise SkillmixError("the skill subset is empty", field="evaluation.skill_subset")
-    return dataclasses.replace(catalog, skills=skills)
+from skillmix_utils.present.paper_tables import main_grader, read_table
+from skillmix_utils.present.scaling import _errorbar
+from skillmix_utils.present.figures import save_figure
 
 
 def parrot_probability(k: int, n_skills: int, n_topics: int, corpus_texts: float) -> float:
@@ -140,9 +85,6 @@ def write_uncommon(cfg) -> dict[str, Path]:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from skillmix_utils.present.figures import _save
-    from skillmix_utils.present.paper_tables import main_grader, read_table
-    from skillmix_utils.present.scaling import _errorbar
 
     ev = cfg.evaluation
     if ev is None or ev.skill_subset is None:
@@ -175,5 +117,5 @@ def write_uncommon(cfg) -> dict[str, Path]:
     ax.set_title(f"Skill subset '{ev.skill_subset.name}', grader {g}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths.update({p.name: p for p in _save(fig, cfg.out / "figures", "uncommon_skills")})
+    paths.update({p.name: p for p in save_figure(fig, cfg.out / "figures", "uncommon_skills")})
     return paths

@@ -11,6 +11,10 @@ exists, resumes from it (deterministic ids), and returns a dict of the paths it 
 Submodules are imported lazily so that `import skillmix_utils.stages` stays cheap.
 """
 from __future__ import annotations
+from skillmix_utils.stages import grade
+from skillmix_utils.stages.datagen import run_datagen
+from skillmix_utils.stages.evaluate import run_evaluation
+from skillmix_utils.stages.tables import write_metric_tables
 
 __all__ = ["run_datagen", "run_evaluation", "grade_file", "grade_records", "write_metric_tables"]
 
@@ -18,15 +22,11 @@ __all__ = ["run_datagen", "run_evaluation", "grade_file", "grade_records", "writ
 def __getattr__(name):
     # Lazy re-exports: a stage pulls torch / the SDKs only when it is actually used.
     if name == "run_datagen":
-        from skillmix_utils.stages.datagen import run_datagen
         return run_datagen
     if name == "run_evaluation":
-        from skillmix_utils.stages.evaluate import run_evaluation
         return run_evaluation
     if name in ("grade_file", "grade_records"):
-        from skillmix_utils.stages import grade
         return getattr(grade, name)
     if name == "write_metric_tables":
-        from skillmix_utils.stages.tables import write_metric_tables
         return write_metric_tables
     raise AttributeError(name)

@@ -18,6 +18,10 @@ import yaml
 from skillmix_utils.core.config import ModelSpec, StudyConfig
 from skillmix_utils.core.errors import BudgetSpent, ItemsFailed
 from skillmix_utils.llm.cost import BudgetLedger, format_usd
+from skillmix_utils.core.folder_lock import output_lock
+from skillmix_utils.core.records import RecordStore
+from skillmix_utils.llm import get_backend
+from skillmix_utils.stages.progress import StageProgress
 
 
 class BudgetExhausted(Exception):
@@ -35,7 +39,6 @@ def write_resolved_config(cfg: StudyConfig) -> Path:
 
 def read_existing(path: Path) -> dict:
     """The records already in `path` ({} when there is none), without creating anything."""
-    from skillmix_utils.core.records import RecordStore
 
     return RecordStore(path).load() if Path(path).exists() else {}
 
@@ -64,7 +67,6 @@ class StageRun:
     def progress(self):
         """This run's `progress.StageProgress` (counts, failures, cost, ETA; see progress.py)."""
         if self._progress is None:
-            from skillmix_utils.stages.progress import StageProgress
 
             self._progress = StageProgress(self.stage, self.cfg.out, stream=self.log)
         return self._progress
@@ -72,7 +74,6 @@ class StageRun:
     def __post_init__(self):
         # One run per output folder, also for a notebook opened in JupyterLab (the command line
         # and `skillmix run` already hold the lock; then this is a no-op). Released by close().
-        from skillmix_utils.core.folder_lock import output_lock
 
         self._lock = output_lock(self.cfg.out)
         self._lock.__enter__()
@@ -121,7 +122,6 @@ class StageRun:
         """A backend for `spec` (one per spec and adapter), given the budget still left."""
         key = self._key(spec, adapter)
         if key not in self._backends:
-            from skillmix_utils.llm import get_backend
 
             # progress=False: the stage's own StageProgress shows counts, cost and ETA.
             self._backends[key] = get_backend(

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.stages.generate import Writer
+from skillmix_utils.core.records import RecordStore
+from skillmix_utils.stages.draws import data_items
+from skillmix_utils.stages.draws import eval_items, training_keys
+from skillmix_utils.stages.students import resolve_student, weights_fingerprint
 
 
 def data_identities(cfg, catalog, items) -> dict[str, str]:
@@ -26,7 +30,6 @@ def data_identities(cfg, catalog, items) -> dict[str, str]:
 
 def current_data_records(cfg, catalog, store, items=None) -> list:
     """The data records of the config that are current (see the module docstring)."""
-    from skillmix_utils.stages.draws import data_items
 
     items = data_items(cfg, catalog) if items is None else items
     want = data_identities(cfg, catalog, items)
@@ -47,7 +50,6 @@ def revive(store, want: dict[str, str]) -> int:
     """Bring back from records.superseded.jsonl the records the config plans again, made the
     way it makes them now (`want`: {id: identity}), unless the store already holds a successful
     one: a setting dropped and restored costs nothing. Returns how many came back."""
-    from skillmix_utils.core.records import RecordStore
 
     aside_path = store.path.with_name(SUPERSEDED)
     if not aside_path.exists():
@@ -64,7 +66,6 @@ def revive(store, want: dict[str, str]) -> int:
 
 def eval_planned_ids(cfg, catalog) -> set[str]:
     """Every evaluation record id the config plans, for all its students."""
-    from skillmix_utils.stages.draws import eval_items, training_keys
 
     train = training_keys(cfg, catalog)
     return {p.id for s in cfg.evaluation.students for p in eval_items(cfg, catalog, s, train)}
@@ -73,8 +74,6 @@ def eval_planned_ids(cfg, catalog) -> set[str]:
 def eval_identities(cfg, catalog, notes: list | None = None) -> dict[str, str]:
     """{record id: identity} of every planned evaluation text. A student whose weights cannot be
     resolved (e.g. "@train" before training) has none, and a note says so."""
-    from skillmix_utils.stages.draws import eval_items, training_keys
-    from skillmix_utils.stages.students import resolve_student, weights_fingerprint
 
     train = training_keys(cfg, catalog)
     out: dict[str, str] = {}

@@ -22,6 +22,12 @@ from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pend
 from skillmix_utils.stages.current import current_data_records
 from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
 from skillmix_utils.stages.scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
+from skillmix_utils.core.prompts import sentence_limit
+from skillmix_utils.stages.current import retire
+from skillmix_utils.stages.current import revive
+from skillmix_utils.stages.export import export_data
+from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
+from skillmix_utils.stages.preflight import check_study
 
 
 
@@ -31,8 +37,6 @@ def planned_items(cfg, catalog) -> list[Pending]:
 
 
 def _dry_run(cfg, catalog, items, existing) -> dict:
-    from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
-    from skillmix_utils.core.prompts import sentence_limit
 
     plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)")
     todo = pending_items(items, existing, Writer(cfg.data.teacher, catalog))
@@ -54,7 +58,6 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     Resumes from data/records.jsonl; stops cleanly (and exports what is kept) when the budget is
     spent. With `dry_run=True` prints the plan and writes nothing.
     """
-    from skillmix_utils.stages.export import export_data
 
     if cfg.data is None:
         raise SkillmixError("the config has no data section", field="data")
@@ -65,7 +68,6 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     if dry_run:
         return _dry_run(cfg, catalog, items, existing)
 
-    from skillmix_utils.stages.preflight import check_study
     check_study(cfg, None, ["data"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)
@@ -77,7 +79,6 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
         rec.kept = keep_rule(rec, labels)
 
     writer = Writer(cfg.data.teacher, catalog)
-    from skillmix_utils.stages.current import revive
     if revive(store, {p.id: writer.identity(p) for p in items}):
         existing = read_existing(path)
     other = written_by_others(items, existing, writer)
@@ -99,7 +100,6 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
 
     # Scoring settings or graders may have changed since the gradings were made: score again
     # (free) and store the result, which the keep rule, mixes and data card then read.
-    from skillmix_utils.stages.current import retire
 
     retire(store, {p.id for p in items})       # no longer planned: moved aside, not deleted
     records = current_data_records(cfg, catalog, store, items)

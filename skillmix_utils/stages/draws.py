@@ -19,6 +19,8 @@ from pathlib import Path
 from skillmix_utils.core.records import record_id
 from skillmix_utils.core.sampling import combination_key, sample_combinations
 from skillmix_utils.stages.generate import Pending
+from skillmix_utils.core.catalog import restrict_catalog
+from skillmix_utils.stages.context import read_existing
 
 SETTING = "data"   # the setting part of datagen record ids; the pools are in the combination
 
@@ -61,7 +63,6 @@ def eval_combinations(cfg, catalog, setting: str, k: int, exclude=None) -> list:
         exclude = training_keys(cfg, catalog)
     label = setting
     if ev.skill_subset is not None:     # e.g. uncommon skills only: the setting reads "held_out:<name>"
-        from skillmix_utils.present.uncommon import restrict_catalog
 
         catalog, label = restrict_catalog(catalog, ev.skill_subset), f"{setting}:{ev.skill_subset.name}"
     combos = sample_combinations(catalog, k, ev.n_combinations, seed=ev.seed, skills=setting,
@@ -85,7 +86,6 @@ def eval_items(cfg, catalog, student, exclude=None) -> list[Pending]:
 
 
 def _keys_on_disk(cfg) -> set[tuple[frozenset, str]]:
-    from skillmix_utils.stages.context import read_existing
 
     path = Path(cfg.out) / "data" / "records.jsonl"
     return {combination_key(r.combination.skills, r.combination.topic)

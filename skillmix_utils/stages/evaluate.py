@@ -25,6 +25,11 @@ from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existi
 from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
 from skillmix_utils.stages.current import current_eval_records, revive
 from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
+from skillmix_utils.core.prompts import generation_turn1
+from skillmix_utils.core.prompts import sentence_limit
+from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
+from skillmix_utils.stages.preflight import check_study
+from skillmix_utils.stages.tables import write_metric_tables
 
 
 def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None, todo,
@@ -34,7 +39,6 @@ def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None
     if not spec.spec.startswith("vllm:") or student.parity_prompts == 0 or not todo:
         return
     from skillmix_utils.llm.vllm_backend import parity_check
-    from skillmix_utils.core.prompts import generation_turn1
 
     prompts = [generation_turn1([catalog.skill(s) for s in p.combination.skills],
                                 p.combination.topic) for p in todo[:student.parity_prompts]]
@@ -70,8 +74,6 @@ def planned_items(cfg: StudyConfig, catalog, student: StudentSpec, exclude=None)
 
 
 def _dry_run(cfg, catalog, students, existing) -> dict:
-    from skillmix_utils.core.prompts import sentence_limit
-    from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
 
     plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)")
     train = training_keys(cfg, catalog)
@@ -104,7 +106,6 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     Example: ``run_evaluation(cfg, students=["base"])["metrics"]``. Resumes from
     eval/records.jsonl; stops cleanly when the budget is spent (tables cover what is done).
     """
-    from skillmix_utils.stages.tables import write_metric_tables
 
     if cfg.evaluation is None:
         raise SkillmixError("the config has no evaluation section", field="evaluation")
@@ -115,7 +116,6 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     if dry_run:
         return _dry_run(cfg, catalog, chosen, existing)
 
-    from skillmix_utils.stages.preflight import check_study
     check_study(cfg, None, ["evaluation"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
     store = RecordStore(path)

@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from skillmix_utils.core.records import TextRecord
+from skillmix_utils.stages.draws import overlap_report
 
 
 def mix_name(ks, subsample: str | None = None) -> str:
@@ -199,7 +200,6 @@ def _evaluation_overlap(cfg, catalog) -> dict:
     (must be 0) and how many draws the exclusion rejected (`draws.overlap_report`)."""
     if cfg.evaluation is None:
         return {}
-    from skillmix_utils.stages.draws import overlap_report
 
     return overlap_report(cfg, catalog)
 

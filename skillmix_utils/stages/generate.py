@@ -16,6 +16,10 @@ from typing import Callable, Iterable
 from skillmix_utils.core.config import ModelSpec
 from skillmix_utils.core.records import Combination, RecordStore, TextRecord, Usage
 from skillmix_utils.stages.context import StageRun, round_seed
+from skillmix_utils.core import prompts
+from skillmix_utils.core.answers import extract_answer_with_rule
+from skillmix_utils.core.identity import output_options, text_identity
+from skillmix_utils.core.identity import text_identity
 
 
 @dataclass(frozen=True)
@@ -37,14 +41,12 @@ class Writer:
         self.model, self.adapter, self.weights = model or spec.spec, adapter, weights
 
     def turns(self, p: Pending) -> tuple[str, str]:
-        from skillmix_utils.core import prompts
 
         c = p.combination
         return (prompts.generation_turn1([self.catalog.skill(s) for s in c.skills], c.topic),
                 prompts.generation_turn2(c.k))
 
     def identity(self, p: Pending) -> str:
-        from skillmix_utils.core.identity import text_identity
 
         return text_identity(self.model, self.weights, self.spec,
                              round_seed(self.spec, p.generation_round), *self.turns(p))
@@ -88,10 +90,7 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
     Example: ``generate_texts(run, cfg.data.teacher, items, catalog, store, stage="datagen")``.
     Raises `BudgetExhausted` after saving the chunk in which the budget ran out.
     """
-    from skillmix_utils.core import prompts
-    from skillmix_utils.core.answers import extract_answer_with_rule
 
-    from skillmix_utils.core.identity import output_options, text_identity
 
     writer = Writer(spec, catalog, model=model_label, adapter=adapter, weights=weights)
     backend = run.backend(spec, adapter=adapter)

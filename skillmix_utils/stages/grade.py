@@ -27,6 +27,13 @@ from skillmix_utils.core.grader_methods import method as method_of, rounds_of
 from skillmix_utils.stages import local_judge
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, round_seed, write_resolved_config
 from skillmix_utils.stages.scoring import expected_identity, grader_prompt, keep_rule, score, study_graders
+from skillmix_utils.core.grading import parse_grade, rubric_items
+from skillmix_utils.core.identity import grading_identity
+from skillmix_utils.stages.current import current_data_records
+from skillmix_utils.stages.current import current_eval_records
+from skillmix_utils.stages.draws import data_items
+from skillmix_utils.stages.export import export_data
+from skillmix_utils.stages.tables import write_metric_tables
 
 
 def grader_rounds(grader: GraderSpec) -> list[int]:
@@ -99,8 +106,6 @@ def _diagnostics(parsed) -> dict:
 
 
 def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
-    from skillmix_utils.core.grading import parse_grade, rubric_items
-    from skillmix_utils.core.identity import grading_identity
 
     out: list[Grading | None] = [None] * len(pairs)
     by_round: dict[int, list[int]] = {}
@@ -166,7 +171,6 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
             if entry.parser == "yes_no_probabilities":
                 gradings = local_judge.judge(backend, grader.label, [
                     (_skills(catalog, rec), rec.combination.topic, rec.answer) for rec, _ in chunk])
-                from skillmix_utils.core.identity import grading_identity
                 for (rec, r), g in zip(chunk, gradings):
                     g.identity = grading_identity(grader, round_seed(grader, r),
                                                   grader_prompt(grader, rec, catalog))
@@ -243,11 +247,9 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
     # never counted, so grading it would be money spent for nothing).
     if stage == "eval" and cfg.evaluation and \
             path.resolve() == (cfg.out / "eval" / "records.jsonl").resolve():
-        from skillmix_utils.stages.current import current_eval_records
         records = current_eval_records(cfg, catalog, records)
     elif stage == "datagen" and cfg.data and \
             path.resolve() == (cfg.out / "data" / "records.jsonl").resolve():
-        from skillmix_utils.stages.current import current_data_records
         records = current_data_records(cfg, catalog, store)
     run = StageRun(cfg)
     stopped = None
@@ -260,13 +262,9 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         run.close()
     paths["records"] = path
     if stage == "eval" and path.resolve() == (cfg.out / "eval" / "records.jsonl").resolve():
-        from skillmix_utils.stages.tables import write_metric_tables
         paths.update(write_metric_tables(cfg))
     if stage == "datagen" and cfg.data and \
             path.resolve() == (cfg.out / "data" / "records.jsonl").resolve():
-        from skillmix_utils.stages.current import current_data_records
-        from skillmix_utils.stages.draws import data_items
-        from skillmix_utils.stages.export import export_data
         items = data_items(cfg, catalog)
         paths.update(export_data(cfg, current_data_records(cfg, catalog, store, items), catalog,
                                  planned=len(items)))

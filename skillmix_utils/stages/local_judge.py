@@ -16,6 +16,7 @@ import json
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.records import Grading
+from skillmix_utils.core.prompts import judge_prompts as render
 
 METHOD = "yes_no_logprob"
 THRESHOLD = 0.5
@@ -23,7 +24,6 @@ THRESHOLD = 0.5
 
 def judge_prompts(skills, topic: str, answer: str) -> list[str]:
     """The k + 3 yes/no questions for one text, in rubric order (`prompts.judge_prompts`)."""
-    from skillmix_utils.core.prompts import judge_prompts as render
 
     return render(skills, topic, answer)
 

@@ -8,6 +8,11 @@ llm cache is not consulted, so a re-run may cost less than estimated.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from skillmix_utils.core import prompts
+from skillmix_utils.core.grader_methods import method
+from skillmix_utils.core.prompts import method_prompt
+from skillmix_utils.llm import estimate_cost
+from skillmix_utils.llm.cost import format_usd
 
 
 def approx_tokens(text: str) -> int:
@@ -29,7 +34,6 @@ class PlanRow:
     batch: bool = False
 
     def cost(self) -> float | None:
-        from skillmix_utils.llm import estimate_cost
 
         if self.calls == 0:
             return 0.0
@@ -54,7 +58,6 @@ class Plan:
 
     def render(self) -> str:
         """The plan as a plain-text table with a total line."""
-        from skillmix_utils.llm.cost import format_usd
 
         lines = [self.title, f"{'model':40s} {'purpose':28s} {'calls':>8s} {'in tok':>10s} "
                              f"{'out tok (max)':>13s} {'est. USD':>10s}"]
@@ -74,7 +77,6 @@ class Plan:
 
 def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
     """Add the two turns of each pending item to `plan`."""
-    from skillmix_utils.core import prompts
 
     n_in = 0
     for p in items:
@@ -89,13 +91,12 @@ def plan_generation(plan: Plan, spec, items, catalog, label: str) -> None:
 def plan_grading(plan: Plan, grader, combos, catalog, answer_tokens: int, label: str,
                  rounds: int) -> None:
     """Add `rounds` gradings of one text per combination in `combos` to `plan`."""
-    from skillmix_utils.core.grader_methods import method, render
 
     judge = method(grader.method).parser == "yes_no_probabilities"
     n_in = 0
     for c in combos:
         skills = [catalog.skill(s) for s in c.skills]
-        n_in += approx_tokens(render(grader.method, skills, c.topic, ""))
+        n_in += approx_tokens(method_prompt(grader.method, skills, c.topic, ""))
         n_in += answer_tokens * ((c.k + 3) if judge else 1)
     calls = len(combos) * rounds
     if judge:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.llm import parse_spec
+from skillmix_utils.llm.models import cache_dir
 
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
@@ -51,7 +53,6 @@ def models_called(cfg: StudyConfig, sections) -> list[tuple[str, object]]:
 
 def check_keys(cfg: StudyConfig, sections, file) -> None:
     """Every openai:/anthropic: model the sections call has its key in the environment."""
-    from skillmix_utils.llm import parse_spec
 
     for field, spec in models_called(cfg, sections):
         try:
@@ -108,7 +109,6 @@ def check_adapters(cfg: StudyConfig, file) -> None:
 def check_study(cfg: StudyConfig, config_file, sections, keys: bool = True) -> None:
     """All the checks above for the sections that will run (keys only when `keys`, so that a
     dry run shows its plan without them); raises SkillmixError."""
-    from skillmix_utils.llm.models import cache_dir
 
     sections = set(sections)
     check_folder(cfg.out, config_file, "output_dir")

@@ -39,6 +39,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.grading import parse_grade, rubric_items
+from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
+from skillmix_utils.stages.scoring import score
+from skillmix_utils.stages.tables import IMPORTED, write_metric_tables
 
 RUN_DIR = re.compile(r"^k(?P<k>\d+)_s(?P<seed>-?\d+)_v(?P<prompt>.+)_r(?P<round>\d+)$")
 GRADED_DIR = re.compile(r"^by_(?P<grader>.+)_on_text_(?P<col>\d+)(?:_(?P<round>\d+))?(?:_(?P<prompt>.+))?$")
@@ -78,7 +83,6 @@ def _turns(row: dict) -> tuple[str, str]:
 
 
 def _points(reply: str, ref_points: str, skills, topic: str, k: int):
-    from skillmix_utils.core.grading import parse_grade, rubric_items
 
     parsed = parse_grade(reply, rubric_items(list(skills), topic))
     if parsed.ok:
@@ -112,10 +116,6 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
     """Convert a reference results folder; write records, config and metric tables to `out_dir`."""
     import yaml
 
-    from skillmix_utils.core.config import StudyConfig
-    from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
-    from skillmix_utils.stages.scoring import score
-    from skillmix_utils.stages.tables import IMPORTED, write_metric_tables
 
     folder, out = Path(folder), Path(out_dir)
     if not folder.is_dir():

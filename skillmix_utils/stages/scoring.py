@@ -28,12 +28,17 @@ from __future__ import annotations
 
 from skillmix_utils.core.config import ScoringSpec
 from skillmix_utils.core.records import Derived, Grading, TextRecord
+from skillmix_utils.core.prompts import method_prompt
+from skillmix_utils.core.grader_methods import rounds_of
+from skillmix_utils.core.grading import count_sentences, mentions_skill_name
+from skillmix_utils.core.identity import grading_identity
+from skillmix_utils.core.metrics import majority_vote
+from skillmix_utils.core.prompts import sentence_limit
 
 
 def expected_identity(grader, rec: TextRecord, round_: int, catalog, _prompt: str | None = None
                       ) -> str:
     """The identity a grading of `rec` by `grader` in round `round_` would have now."""
-    from skillmix_utils.core.identity import grading_identity
 
     prompt = _prompt if _prompt is not None else grader_prompt(grader, rec, catalog)
     return grading_identity(grader, (grader.seed or 0) + int(round_), prompt)
@@ -41,17 +46,15 @@ def expected_identity(grader, rec: TextRecord, round_: int, catalog, _prompt: st
 
 def grader_prompt(grader, rec: TextRecord, catalog) -> str:
     """What `grader` is sent for `rec` (the prompt part of a grading's identity)."""
-    from skillmix_utils.core.grader_methods import render
 
     skills = [catalog.skill(s) for s in rec.combination.skills]
-    return render(grader.method, skills, rec.combination.topic, rec.answer or "")
+    return method_prompt(grader.method, skills, rec.combination.topic, rec.answer or "")
 
 
 def current_gradings(rec: TextRecord, graders=None, catalog=None) -> list[tuple[object, Grading]]:
     """(grader spec or None, grading) for the gradings that count now (see the module doc)."""
     if graders is None:
         return [(None, g) for g in rec.gradings]
-    from skillmix_utils.core.grader_methods import rounds_of
 
     by_label = {g.label: g for g in graders}
     prompts: dict[str, str] = {}
@@ -74,8 +77,6 @@ def current_gradings(rec: TextRecord, graders=None, catalog=None) -> list[tuple[
 
 def corrections(rec: TextRecord, scoring: ScoringSpec) -> tuple[int | None, float | None, list[str]]:
     """(sentence count, length point, skills named in the text) for one record."""
-    from skillmix_utils.core.grading import count_sentences, mentions_skill_name
-    from skillmix_utils.core.prompts import sentence_limit
 
     if rec.answer is None:
         return None, None, []
@@ -115,7 +116,6 @@ def score(rec: TextRecord, scoring: ScoringSpec, graders=None, catalog=None) -> 
     """The record's `Derived`: sentence count, length point, named skills, and per grader the
     counted rounds' corrected points and their vote. `graders` (GraderSpecs) and `catalog`
     restrict the count to current gradings; without them every grading counts."""
-    from skillmix_utils.core.metrics import majority_vote
 
     n, length_point, named = corrections(rec, scoring)
     d = Derived(sentence_count=n, length_point=length_point, explicit_names=named,

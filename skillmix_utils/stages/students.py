@@ -10,6 +10,7 @@ from pathlib import Path
 
 from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.train import trained_artifact
 
 
 def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, str | None]:
@@ -22,7 +23,6 @@ def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, 
     if not adapter:
         return student.model, None
     if adapter == "@train" or adapter.startswith("@train:"):
-        from skillmix_utils.stages.train import trained_artifact
 
         run_name = adapter.split(":", 1)[1] if ":" in adapter else None
         # `run=` only when named: the training module's contract for a named run.

@@ -35,6 +35,13 @@ import numpy as np
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.records import RecordStore, TextRecord
 from skillmix_utils.stages.scoring import current_gradings, rescore, study_graders
+from skillmix_utils.core.grader_methods import rounds_of
+from skillmix_utils.core.metrics import grader_agreement, skillmix_metrics
+from skillmix_utils.stages.current import current_eval_records
+from skillmix_utils.stages.current import eval_planned_ids, retire
+from skillmix_utils.stages.draws import overlap_keys
+from skillmix_utils.stages.train.run import run_dir
+from skillmix_utils.stages.train.card import write_card
 
 METRIC_COLUMNS = [f"{m}{s}" for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction")
                   for s in ("", "_sem", "_ci_low", "_ci_high")]
@@ -138,10 +145,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
 
     Example: ``write_metric_tables(load_study_config("configs/demo.yaml"))["metrics"]``.
     """
-    from skillmix_utils.core.metrics import grader_agreement, skillmix_metrics
 
-    from skillmix_utils.stages.current import current_eval_records
-    from skillmix_utils.stages.draws import overlap_keys
 
     folder = cfg.out / "eval" / "tables"
     src = cfg.out / "eval" / "records.jsonl"
@@ -154,7 +158,6 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
         # "current" by identity; they are tabulated as imported, with every configured grader.
         records, graders, grading_catalog = RecordStore(src).records(), study_graders(cfg, "eval"), None
     elif src.exists() and cfg.evaluation is not None:
-        from skillmix_utils.stages.current import eval_planned_ids, retire
 
         store = RecordStore(src)
         # Records the config no longer plans leave the store (to records.superseded.jsonl).
@@ -196,7 +199,6 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
                                 "n_train_overlap": sum((frozenset(c.skills), c.topic) in train
                                                        for c in combos),
                                 "n_excluded_draws": sum(c.excluded_draws for c in combos)})
-            from skillmix_utils.core.grader_methods import rounds_of
             expected = {len(rounds_of(g)) for g in graders if g.label == label}
             n_expected = (max(expected) if expected else 1) * sum(r.status == "ok" for r in recs)
             fail_rows.append({**head, "grader": label, "grader_method": method,
@@ -245,8 +247,6 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     }
     if cfg.train is not None and cfg.train.enabled and metric_rows:
         # The trained run's model card carries the study's metrics table (train/outputs.py).
-        from skillmix_utils.stages.train.outputs import write_card
-        from skillmix_utils.stages.train.trainer import run_dir
 
         if write_card(cfg, run_dir(cfg), metric_rows) is not None:
             paths["model_card"] = run_dir(cfg) / "model_card.md"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, record_id
+from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
 
 SKILLS = ["metaphor", "red herring", "modus ponens", "spatial reasoning"]
 STUDENTS = ["student-alpha", "student-omega"]
@@ -33,7 +33,7 @@ def make_records() -> list[TextRecord]:
 def make_study(root: Path, n_texts: int = 6) -> Path:
     """Write a config and eval/records.jsonl under root; return the config path."""
     out = root / "hum"
-    from skillmix_utils.config import ScoringSpec
+    from skillmix_utils.core.config import ScoringSpec
     from skillmix_utils.stages.scoring import rescore
 
     recs = make_records()

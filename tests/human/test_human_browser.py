@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from skillmix_utils.config import load_study_config
-from skillmix_utils.human import GradeStore, human_items
-from skillmix_utils.human.sample import grades_dir
+from skillmix_utils.core.config import load_study_config
+from skillmix_utils.present.human import GradeStore, human_items
+from skillmix_utils.present.human.sample import grades_dir
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -27,7 +27,7 @@ pytestmark = [
 def server(study_config):
     from werkzeug.serving import make_server
 
-    from skillmix_utils.human.server import create_app
+    from skillmix_utils.present.human.server import create_app
 
     cfg = load_study_config(study_config)
     srv = make_server("127.0.0.1", 0, create_app(cfg, rater="alice"), threaded=True)

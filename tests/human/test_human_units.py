@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from skillmix_utils.config import load_study_config
-from skillmix_utils.human import GradeStore, human_items, rater_order, write_agreement
-from skillmix_utils.human.sample import grades_dir
-from skillmix_utils.human.server import create_app
+from skillmix_utils.core.config import load_study_config
+from skillmix_utils.present.human import GradeStore, human_items, rater_order, write_agreement
+from skillmix_utils.present.human.sample import grades_dir
+from skillmix_utils.present.human.server import create_app
 
 
 def test_sample_is_stratified_seeded_and_blind(study_config):
@@ -51,7 +51,7 @@ def test_app_saves_each_grade_and_keeps_raters_apart(study_config):
 
 
 def test_grade_on_a_rewritten_text_is_not_used(study_config):
-    from skillmix_utils.records import RecordStore
+    from skillmix_utils.core.records import RecordStore
 
     cfg = load_study_config(study_config)
     items = human_items(cfg)
@@ -131,7 +131,7 @@ def test_cli_serves_the_page_and_writes_agreement(study_config, tmp_path):
 
 
 def test_report_has_the_beyond_the_paper_section(study_config):
-    from skillmix_utils.report import build_report
+    from skillmix_utils.present.report import build_report
 
     cfg = load_study_config(study_config)
     items = human_items(cfg)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm import estimate_cost, get_backend
 
 from .conftest import CONVS, make

@@ -49,7 +49,7 @@ def test_batch_timeout_then_resume_in_new_backend(provider, server, keys, tmp_pa
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_refused_key_stops_a_batch_at_submission(provider, server, keys, tmp_path):
-    from skillmix_utils.errors import RequestRefused
+    from skillmix_utils.core.errors import RequestRefused
 
     server.api_key = "sk-some-other-key-000000"
     be = make(provider, server, tmp_path, batch=True, poll_interval=0.01, max_retries=0)

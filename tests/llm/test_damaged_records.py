@@ -27,7 +27,7 @@ def test_damaged_lines_are_warned_about_and_remade(tmp_path, srv):
     assert "skipped 4 damaged lines" in w and "line 2 (invalid UTF-8)" in w
     assert "(not JSON)" in w and "(NUL bytes)" in w and "(not a record)" in w
     assert "made again" in w
-    from skillmix_utils.records import RecordStore
+    from skillmix_utils.core.records import RecordStore
     ids = {r.id.encode() for r in RecordStore(path).records()}
     assert first_ids <= ids                     # the lost items were made again
     assert srv.successes == before              # from the response cache: nothing paid twice

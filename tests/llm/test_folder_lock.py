@@ -83,7 +83,7 @@ def test_a_stage_run_from_a_notebook_holds_the_folder_too(tmp_path, srv, monkeyp
     # takes the lock, so a command-line run on the same folder meanwhile refuses.
     import yaml
 
-    from skillmix_utils.config import StudyConfig
+    from skillmix_utils.core.config import StudyConfig
     from skillmix_utils.stages.context import StageRun
 
     monkeypatch.delenv("SKILLMIX_HELD_LOCKS", raising=False)

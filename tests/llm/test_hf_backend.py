@@ -60,7 +60,7 @@ def test_adapter_is_part_of_the_cache_key(embedded_model, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from skillmix_utils.models import load_causal_lm
+    from skillmix_utils.llm.models import load_causal_lm
 
     lm = get_peft_model(load_causal_lm(embedded_model),
                         LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
@@ -91,7 +91,7 @@ def test_an_adapter_is_merged_for_decoding_and_answers_as_unmerged(embedded_mode
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    from skillmix_utils.models import load_causal_lm
+    from skillmix_utils.llm.models import load_causal_lm
 
     torch.manual_seed(0)
     lm = get_peft_model(load_causal_lm(embedded_model), LoraConfig(r=4, target_modules="all-linear"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skillmix_utils.llm.base import Job, Reply
+from skillmix_utils.llm.messages import Job, Reply
 from skillmix_utils.llm.limits import HEADER_MARGIN, Bucket, RateLimits, Ticket
 
 from .conftest import make

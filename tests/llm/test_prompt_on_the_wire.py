@@ -7,8 +7,8 @@ text." in turn 1, before the line break after "...up to two sentences." in turn 
 """
 from __future__ import annotations
 
-from skillmix_utils.catalog import load_catalog
-from skillmix_utils.config import StudyConfig
+from skillmix_utils.core.catalog import load_catalog
+from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.stages.evaluate import run_evaluation
 
 REFERENCE_TURN1 = (

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from skillmix_utils.llm.redact import redact
+from skillmix_utils.core.redact import redact
 
 from .conftest import CONVS, make
 

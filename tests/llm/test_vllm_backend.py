@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm import get_backend
 from skillmix_utils.llm.vllm_backend import build_requests
 
@@ -72,7 +72,7 @@ def test_parity_runs_reference_then_vllm_with_config_options(monkeypatch, tmp_pa
     from peft import LoraConfig, get_peft_model
 
     from skillmix_utils.llm.vllm_backend import parity_check
-    from skillmix_utils.models import load_causal_lm
+    from skillmix_utils.llm.models import load_causal_lm
 
     adapter = tmp_path / "adapter"
     model = get_peft_model(load_causal_lm(embedded_model, dtype="float32"),

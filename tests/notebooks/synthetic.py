@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skillmix_utils.config import ScoringSpec
-from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord, Usage, record_id
+from skillmix_utils.core.config import ScoringSpec
+from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, Usage, record_id
 from skillmix_utils.stages.scoring import derive
 
 SETTINGS = ["train", "held_out"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from skillmix_utils.config import load_study_config
+from skillmix_utils.core.config import load_study_config
 from skillmix_utils.runner import grid_points
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from skillmix_utils import runner
-from skillmix_utils.config import load_study_config
+from skillmix_utils.core.config import load_study_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "ci.yaml"

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from skillmix_utils import figures, paper_tables, report
+from skillmix_utils.present import figures, paper_tables, report
 from synthetic import make_study, metrics_frame
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -111,8 +111,8 @@ def test_report_of_an_empty_study(tmp_path):
 
 
 def test_grid_summary_stacks_runs_and_writes_table4(tmp_path):
-    from skillmix_utils.config import StudyConfig
-    from skillmix_utils.grid import summarize_grid
+    from skillmix_utils.core.config import StudyConfig
+    from skillmix_utils.present.grid_summary import summarize_grid
 
     runs = []
     for label, mix, sub in (("data_mix=1-2-3", [1, 2, 3], None), ("subsample=sub8000", [1, 2, 3], "sub8000")):

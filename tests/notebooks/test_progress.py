@@ -12,14 +12,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from skillmix_utils.progress import StageProgress, phase_line, read_state
+from skillmix_utils.stages.progress import StageProgress, phase_line, read_state
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(300)
 
 BODY = """
 import time
-from skillmix_utils.progress import StageProgress
+from skillmix_utils.stages.progress import StageProgress
 import warnings
 warnings.warn("a library's FutureWarning", FutureWarning)
 p = StageProgress("07", out)

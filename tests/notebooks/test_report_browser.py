@@ -21,8 +21,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def report_path(tmp_path_factory) -> Path:
-    from skillmix_utils.figures import write_figures
-    from skillmix_utils.report import build_report
+    from skillmix_utils.present.figures import write_figures
+    from skillmix_utils.present.report import build_report
 
     out = make_study(tmp_path_factory.mktemp("study"))
     write_figures(out / "eval" / "tables", out / "figures")

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from skillmix_utils import runner
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -152,7 +152,7 @@ def test_grid_points_and_bad_grid():
 
 
 def test_fingerprints_follow_dependencies(repo_root):
-    from skillmix_utils.config import load_study_config
+    from skillmix_utils.core.config import load_study_config
 
     stages = runner.discover(repo_root / "notebooks")
     base = load_study_config(repo_root / "configs" / "demo.yaml")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from skillmix_utils.catalog import load_catalog
-from skillmix_utils.grading import rubric_items
-from skillmix_utils.sampling import sample_combinations
+from skillmix_utils.core.catalog import load_catalog
+from skillmix_utils.core.grading import rubric_items
+from skillmix_utils.core.sampling import sample_combinations
 
 K, N, G = 2, 3, 2
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from skillmix_utils.config import StudyConfig
-from skillmix_utils.grading import rubric_items
-from skillmix_utils.records import RecordStore
+from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.grading import rubric_items
+from skillmix_utils.core.records import RecordStore
 from skillmix_utils.stages.datagen import run_datagen
 
 from .scripted_server import ScriptedServer
@@ -110,7 +110,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(api_env, server, capsys):
 
 
 def test_budget_stops_the_stage_cleanly(api_env, server):
-    from skillmix_utils.errors import BudgetSpent
+    from skillmix_utils.core.errors import BudgetSpent
 
     cfg = _cfg(server, api_env / "out", budget_usd=0.0)
     with pytest.raises(BudgetSpent):      # exit status 3; what is done is saved and exported

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from skillmix_utils import cli
-from skillmix_utils.records import RecordStore
+from skillmix_utils.core.records import RecordStore
 
 pytestmark = pytest.mark.slow
 

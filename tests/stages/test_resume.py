@@ -15,8 +15,8 @@ import time
 
 import yaml
 
-from skillmix_utils.config import StudyConfig
-from skillmix_utils.records import RecordStore
+from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.records import RecordStore
 from skillmix_utils.stages.evaluate import run_evaluation
 
 from .scripted import make_respond, study_tree

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from skillmix_utils.catalog import load_catalog
-from skillmix_utils.config import load_study_config
-from skillmix_utils.grading import rubric_items
-from skillmix_utils.records import RecordStore
+from skillmix_utils.core.catalog import load_catalog
+from skillmix_utils.core.config import load_study_config
+from skillmix_utils.core.grading import rubric_items
+from skillmix_utils.core.records import RecordStore
 
 from .scripted_server import ScriptedServer
 

@@ -27,8 +27,8 @@ import math
 import pandas as pd
 import pytest
 
-from skillmix_utils.config import StudyConfig
-from skillmix_utils.records import RecordStore
+from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.records import RecordStore
 from skillmix_utils.stages.evaluate import run_evaluation
 from skillmix_utils.stages.tables import COLUMNS, write_metric_tables
 
@@ -149,7 +149,7 @@ def test_a_scoring_change_rewrites_the_stored_points_every_view_reads(api_env, s
 
     import yaml
 
-    from skillmix_utils import report
+    from skillmix_utils.present import views
 
     tree = study_tree(scripted_server, api_env / "out")
     cfg = StudyConfig.model_validate(tree)
@@ -173,7 +173,7 @@ def test_a_scoring_change_rewrites_the_stored_points_every_view_reads(api_env, s
     m = pd.read_csv(paths["metrics"]).set_index("grader")
     assert m.loc["gpt", "skills_fraction"] == pytest.approx(2 / 3)
     # The report's per-text view reads the same stored votes as the table.
-    frame = report.records_frame(RecordStore(paths["records"]).records()).set_index("id")
+    frame = views.records_frame(RecordStore(paths["records"]).records()).set_index("id")
     assert frame.loc[c1g0, "points: gpt"] == "1 1 1 1 1"
 
 
@@ -182,7 +182,7 @@ def test_metrics_put_the_table_in_the_trained_runs_model_card(api_env, scripted_
 
     import yaml
 
-    from skillmix_utils.train.trainer import run_dir
+    from skillmix_utils.stages.train.run import run_dir
 
     tree = study_tree(scripted_server, api_env / "out")
     tree["train"] = {"base_model": "smollm2-135m-instruct", "mode": "lora", "data_mix": [1, 2]}

@@ -5,11 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from skillmix_utils.catalog import load_catalog
-from skillmix_utils.config import GraderSpec, ScoringSpec, StudyConfig
-from skillmix_utils.errors import SkillmixError
+from skillmix_utils.core.catalog import load_catalog
+from skillmix_utils.core.config import GraderSpec, ScoringSpec, StudyConfig
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm import ChatResult
-from skillmix_utils.records import Combination, Grading, RecordStore, TextRecord
+from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord
 from skillmix_utils.stages.context import StageRun
 from skillmix_utils.stages.grade import grade_records
 from skillmix_utils.stages.scoring import derive
@@ -124,8 +124,8 @@ def test_graders_sample_at_the_provider_default_and_warn_at_temperature_zero(tmp
 def test_unreadable_gradings_are_excluded_or_zero_as_configured():
     """`scoring.unreadable`: exclude (default) leaves a parse_failed round out of the vote;
     zero scores it 0 on every criterion, as the reference code did."""
-    from skillmix_utils.config import ScoringSpec
-    from skillmix_utils.records import Grading
+    from skillmix_utils.core.config import ScoringSpec
+    from skillmix_utils.core.records import Grading
     from skillmix_utils.stages.scoring import score
 
     rec = _rec()

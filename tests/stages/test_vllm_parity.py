@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from skillmix_utils.catalog import load_catalog
-from skillmix_utils.config import ModelSpec, StudentSpec
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.sampling import sample_combinations
+from skillmix_utils.core.catalog import load_catalog
+from skillmix_utils.core.config import ModelSpec, StudentSpec
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.sampling import sample_combinations
 from skillmix_utils.stages import evaluate
 from skillmix_utils.stages.generate import Pending
 

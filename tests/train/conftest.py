@@ -19,7 +19,7 @@ def rows() -> list[dict]:
 def study(out: Path, **train) -> "StudyConfig":  # noqa: F821
     """tests/data/train_small.yaml with outputs in `out`, the fixture mix in place as k1-2, and
     `train` overriding train.* fields (dotted names like "lora.r" reach nested ones)."""
-    from skillmix_utils.config import load_study_config
+    from skillmix_utils.core.config import load_study_config
 
     mixes = out / "data" / "mixes"
     mixes.mkdir(parents=True, exist_ok=True)

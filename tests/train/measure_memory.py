@@ -28,9 +28,9 @@ def rss() -> int:
 
 
 def main(mode: str, tokens: int, checkpointing: bool) -> dict:
-    from skillmix_utils.models import load_causal_lm, load_tokenizer
-    from skillmix_utils.train.packing import collate, summed_loss
-    from skillmix_utils.train.pretrain import builtin_corpus, pretrain_examples
+    from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
+    from skillmix_utils.stages.train.packing import collate, summed_loss
+    from skillmix_utils.stages.train.pretrain import builtin_corpus, pretrain_examples
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

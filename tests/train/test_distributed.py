@@ -9,8 +9,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_gloo_processes_end_identical(make_study, tmp_path):
-    from skillmix_utils.train import run_training
-    from skillmix_utils.train.trainer import train
+    from skillmix_utils.stages.train import run_training
+    from skillmix_utils.stages.train.trainer import train
 
     cfg = make_study(steps=2, batch_size=2, per_device_batch_size=1, launcher="ddp",
                      num_processes=2, checkpoint_every=0)

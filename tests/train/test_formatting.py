@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from skillmix_utils.train.formatting import IGNORE, format_conversation, format_rows, mix_name
+from skillmix_utils.stages.train.formatting import IGNORE, format_conversation, format_rows, mix_name
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +79,9 @@ def test_mix_name():
 def test_mix_and_corpus_sources_on_disk(tmp_path, rows):
     from datasets import Dataset
 
-    from skillmix_utils.errors import SkillmixError
-    from skillmix_utils.train.formatting import find_mix, load_rows
-    from skillmix_utils.train.pretrain import load_corpus
+    from skillmix_utils.core.errors import SkillmixError
+    from skillmix_utils.stages.train.formatting import find_mix, load_rows
+    from skillmix_utils.stages.train.pretrain import load_corpus
 
     mixes = tmp_path / "data" / "mixes"
     Dataset.from_list(rows).save_to_disk(str(mixes / "k1-2"))  # the `datasets` export

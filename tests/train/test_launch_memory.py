@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.train.launch import accelerate_config, launch_command
-from skillmix_utils.train.trainer import accumulation_steps, rank_micro_batches, step_indices
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.train.launch import accelerate_config, launch_command
+from skillmix_utils.stages.train.schedule import accumulation_steps, rank_micro_batches, step_indices
 
 
 def test_launch_commands(make_study, tmp_path):
@@ -16,11 +16,11 @@ def test_launch_commands(make_study, tmp_path):
     assert gpu[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert gpu[gpu.index("--config_file") + 1].endswith("fsdp.yaml")
     assert gpu[gpu.index("--num_processes") + 1] == "4"
-    assert gpu[-4:] == ["-m", "skillmix_utils.train", "--config", str(tmp_path / "c.json")]
+    assert gpu[-4:] == ["-m", "skillmix_utils.stages.train", "--config", str(tmp_path / "c.json")]
     cpu = launch_command(cfg, tmp_path / "c.json", cuda=False, resume=False)
     assert cpu[1:3] == ["-m", "torch.distributed.run"] and cpu[-1] == "--restart"
     single = launch_command(make_study(), tmp_path / "c.json")
-    assert single == [sys.executable, "-m", "skillmix_utils.train", "--config",
+    assert single == [sys.executable, "-m", "skillmix_utils.stages.train", "--config",
                       str(tmp_path / "c.json")]
     for name in ("ddp", "fsdp", "deepspeed"):
         assert accelerate_config(name, cuda=True).exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from skillmix_utils.train.memory import LLAMA2_13B, MISTRAL_7B, estimate_memory
+from skillmix_utils.stages.train.memory import LLAMA2_13B, MISTRAL_7B, estimate_memory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def test_estimate_orders_the_options():
 def test_estimate_within_25_percent_of_measured_cpu_peak(mode, tokens, ckpt, embedded_model):
     from transformers import AutoConfig
 
-    from skillmix_utils.train.memory import model_shape
+    from skillmix_utils.stages.train.memory import model_shape
 
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "measure_memory.py"),
                           mode, str(tokens), str(ckpt)], capture_output=True, text=True,

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from skillmix_utils.train.outputs import _portable_base, model_card
+from skillmix_utils.stages.train.card import _portable_base, model_card
 
 
 def _summary(tmp_path):
@@ -19,7 +19,7 @@ def _summary(tmp_path):
 
 
 def test_card_has_front_matter_and_no_absolute_path(tmp_path):
-    from skillmix_utils.config import load_study_config
+    from skillmix_utils.core.config import load_study_config
 
     cfg = load_study_config("configs/demo.yaml", {"output_dir": str(tmp_path / "outputs" / "demo")})
     card = model_card(cfg, _summary(tmp_path))
@@ -43,8 +43,8 @@ def test_adapter_config_names_the_hub_id(tmp_path):
 def test_a_rewritten_card_keeps_the_dataset_a_push_named(tmp_path):
     import yaml
 
-    from skillmix_utils.config import load_study_config
-    from skillmix_utils.train.outputs import write_card
+    from skillmix_utils.core.config import load_study_config
+    from skillmix_utils.stages.train.card import write_card
 
     cfg = load_study_config("configs/demo.yaml", {"output_dir": str(tmp_path / "outputs" / "demo")})
     root = tmp_path / "run"

@@ -9,9 +9,9 @@ pytestmark = pytest.mark.slow
 
 
 def _probe(model_path, rows, adapter=None):
-    from skillmix_utils.models import load_causal_lm, load_tokenizer
-    from skillmix_utils.train.formatting import format_rows
-    from skillmix_utils.train.trainer import mean_loss
+    from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
+    from skillmix_utils.stages.train.formatting import format_rows
+    from skillmix_utils.stages.train.trainer import mean_loss
 
     tok = load_tokenizer(model_path)
     exs, _ = format_rows(rows[:1], tok, max_length=512)
@@ -21,7 +21,7 @@ def _probe(model_path, rows, adapter=None):
 
 def test_lora_through_the_cli_and_merge(make_study, rows, embedded_model, tmp_path, capsys):
     from skillmix_utils import cli
-    from skillmix_utils.train import trained_artifact
+    from skillmix_utils.stages.train import trained_artifact
 
     out = tmp_path / "cli"
     cfg = make_study(out)          # puts the mix in place; the CLI reads the same YAML
@@ -57,7 +57,7 @@ def test_lora_through_the_cli_and_merge(make_study, rows, embedded_model, tmp_pa
 
 @pytest.mark.parametrize("mode,lr", [("qlora", 2e-3), ("full", 1e-4)])
 def test_mode_lowers_the_loss(make_study, mode, lr):
-    from skillmix_utils.train.trainer import train
+    from skillmix_utils.stages.train.trainer import train
 
     cfg = make_study(mode=mode, steps=2, batch_size=1, per_device_batch_size=1, learning_rate=lr,
                      checkpoint_every=0)

@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from skillmix_utils.train.formatting import format_rows
-from skillmix_utils.train.packing import collate, summed_loss
-from skillmix_utils.train.pretrain import builtin_corpus, pretrain_examples
+from skillmix_utils.stages.train.formatting import format_rows
+from skillmix_utils.stages.train.packing import collate, summed_loss
+from skillmix_utils.stages.train.pretrain import builtin_corpus, pretrain_examples
 
 
 def test_collate_shapes_and_real_fraction():
-    from skillmix_utils.train.formatting import Example
+    from skillmix_utils.stages.train.formatting import Example
 
     exs = [Example([1, 2, 3], [-100, 2, 3]), Example([4, 5], [-100, 5])]
     packed = collate(exs, packed=True)
@@ -58,8 +58,8 @@ def test_answer_loss_equals_the_full_heads_loss_and_gradient(packed):
     """The LM head run only at labelled positions gives the loss and gradients of the full head."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from skillmix_utils.train.formatting import Example
-    from skillmix_utils.train.packing import answer_loss
+    from skillmix_utils.stages.train.formatting import Example
+    from skillmix_utils.stages.train.packing import answer_loss
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64,

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_killed_run_resumes_on_the_same_curve(make_study, tmp_path):
-    from skillmix_utils.train.launch import launch_command, write_config_json
-    from skillmix_utils.train.trainer import run_dir, train
+    from skillmix_utils.stages.train.launch import launch_command, write_config_json
+    from skillmix_utils.stages.train.trainer import run_dir, train
 
     spec = dict(steps=2, batch_size=1, per_device_batch_size=1, checkpoint_every=1,
                 **{"lora.dropout": 0.1})  # dropout: the RNG state must be restored too

@@ -41,7 +41,7 @@ def _max_diff(a: dict, b: dict) -> float:
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, embedded_model, new_study):
     """One process, 4 micro-batches of 1 per step: the reference curve and weights."""
-    from skillmix_utils.train.trainer import run_dir, train
+    from skillmix_utils.stages.train.trainer import run_dir, train
 
     cfg = new_study(tmp_path_factory.mktemp("single"), checkpoint_every=0, **SPEC)
     threads = torch.get_num_threads()
@@ -61,9 +61,9 @@ def test_sharded_run_matches_one_process(launcher, kind, single, tmp_path, new_s
     if launcher == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
         pytest.skip("deepspeed is not installed here: `pip install --no-build-isolation "
                     "deepspeed` (make setup tries it) to run the ZeRO-3 test")
-    from skillmix_utils.train import run_training
-    from skillmix_utils.train.launch import launch
-    from skillmix_utils.train.trainer import run_dir
+    from skillmix_utils.stages.train import run_training
+    from skillmix_utils.stages.train.launch import launch
+    from skillmix_utils.stages.train.run import run_dir
 
     cfg = new_study(tmp_path, launcher=launcher, num_processes=2, checkpoint_every=1, **SPEC)
     run_training(cfg)

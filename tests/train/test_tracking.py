@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from skillmix_utils.errors import SkillmixError
-from skillmix_utils.train.tracking import Tracker
+from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.train.tracking import Tracker
 
 
 def read_scalars(folder) -> dict[str, list[tuple[int, float]]]:
@@ -31,7 +31,7 @@ def read_scalars(folder) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.mark.slow
 def test_tensorboard_by_default_with_lr_used_and_heldout_loss(make_study):
-    from skillmix_utils.train.trainer import run_dir, train
+    from skillmix_utils.stages.train.trainer import run_dir, train
 
     cfg = make_study(steps=4, batch_size=2, per_device_batch_size=2, warmup_steps=2,
                      checkpoint_every=0, eval_every=2, eval_examples=2, learning_rate=1e-3)

@@ -19,6 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from skillmix_utils.core.metrics import cohen_kappa
+from skillmix_utils.present.human.sample import grades_dir
+from skillmix_utils.present.human.sample import human_items, source_records
+from skillmix_utils.present.human.store import GradeStore, raters
+from skillmix_utils.present.paper_tables import to_markdown
+from skillmix_utils.stages.tables import grader_labels, voted_by_text
 
 CRITERIA = ("skills", "topic", "sense", "length", "full_marks")
 COLUMNS = ["pair", "a", "b", "criterion", "n", "n_texts", "kappa", "kappa_ci_low",
@@ -48,7 +54,6 @@ def pair_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ks: dict[str, 
     >>> r["full_marks"]["agreement"], r["full_marks"]["yes_no"], r["full_marks"]["no_yes"]
     (0.5, 0, 1)
     """
-    from skillmix_utils.core.metrics import cohen_kappa
 
     common = [t for t in a if t in b]
     rng = np.random.default_rng(seed)
@@ -87,8 +92,6 @@ def pair_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ks: dict[str, 
 
 def human_points(cfg, items) -> dict[str, dict[str, np.ndarray]]:
     """rater -> record id -> k + 3 points (NaN where that rater gave no grade yet)."""
-    from skillmix_utils.present.human.sample import grades_dir
-    from skillmix_utils.present.human.store import GradeStore, raters
 
     out = {}
     for rater in raters(grades_dir(cfg)):
@@ -108,7 +111,6 @@ def human_points(cfg, items) -> dict[str, dict[str, np.ndarray]]:
 
 def llm_points(cfg, records, items) -> dict[str, dict[str, np.ndarray]]:
     """LLM grader label -> record id -> voted, corrected k + 3 points, for the sampled texts."""
-    from skillmix_utils.stages.tables import grader_labels, voted_by_text
 
     wanted = {it.record_id for it in items}
     recs = [r for r in records if r.id in wanted]
@@ -126,7 +128,6 @@ def agreement_table(cfg, n_boot: int = 1000, records=None):
     `records` defaults to the study's stored records (with the points the tables stored)."""
     import pandas as pd
 
-    from skillmix_utils.present.human.sample import human_items, source_records
 
     records = source_records(cfg) if records is None else records
     items = human_items(cfg, records)
@@ -147,7 +148,6 @@ def agreement_table(cfg, n_boot: int = 1000, records=None):
 
 def write_agreement(cfg, n_boot: int = 1000, records=None) -> dict[str, Path]:
     """Write outputs/<study>/human/agreement.csv and agreement.md; returns the paths."""
-    from skillmix_utils.present.paper_tables import to_markdown
 
     df = agreement_table(cfg, n_boot, records)
     folder = cfg.out / "human"

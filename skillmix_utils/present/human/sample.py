@@ -18,6 +18,8 @@ from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.records import RecordStore, TextRecord
+from skillmix_utils.core.grading import rubric_items
+from skillmix_utils.core.prompts import number_words, sentence_limit
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,6 @@ def source_records(cfg) -> list[TextRecord]:
 
 
 def _item(cfg, rec: TextRecord, catalog, seed: int) -> HumanItem:
-    from skillmix_utils.core.grading import rubric_items
-    from skillmix_utils.core.prompts import number_words, sentence_limit
 
     c = rec.combination
     skills = []

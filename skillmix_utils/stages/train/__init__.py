@@ -17,13 +17,15 @@ from pathlib import Path
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.train.launch import launch
+from skillmix_utils.stages.train.run import run_dir as _run_dir
+from skillmix_utils.stages.train.run import settings_fingerprint
 
 __all__ = ["run_training", "trained_artifact", "run_dir"]
 
 
 def run_dir(cfg: StudyConfig) -> Path:
     """outputs/<study>/train/<mode>-<mix>/"""
-    from skillmix_utils.stages.train.trainer import run_dir as _run_dir
 
     return _run_dir(cfg)
 
@@ -60,13 +62,13 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
         return _paths(root)
     summary = root / "train_summary.json"
     if resume and summary.exists():
-        from skillmix_utils.stages.train.trainer import settings_fingerprint
 
         done = json.loads(summary.read_text())
         if done.get("steps") == t.steps and done.get("settings") == settings_fingerprint(cfg):
             print(f"[train] {root} is complete; skipping (use --restart to train again)")
             if t.merge_adapter and t.mode != "full" and not (root / "model" / "config.json").exists():
-                from skillmix_utils.stages.train.outputs import merge_adapter
+
+                from skillmix_utils.stages.train.outputs import merge_adapter  # heavy: torch
 
                 print("[train] merging the adapter (the last run ended before its merge)")
                 merge_adapter(t.base_model, root / "adapter", root / "model")
@@ -76,11 +78,10 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
     if subprocess is None:
         subprocess = _in_kernel() or t.launcher != "none" or t.num_processes > 1
     if subprocess:
-        from skillmix_utils.stages.train.launch import launch
 
         launch(cfg, resume=resume)
     else:
-        from skillmix_utils.stages.train.trainer import train
+        from skillmix_utils.stages.train.trainer import train  # heavy: torch, transformers
 
         train(cfg, resume=resume)
     return _paths(root)

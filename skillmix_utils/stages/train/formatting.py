@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.export import mix_name as canonical
 
 IGNORE = -100
 # Tokens that close an assistant turn in common chat templates; the tokenizer's eos is added.
@@ -59,7 +60,6 @@ def mix_name(data_mix: list[int], subsample: str | None = None) -> str:
     >>> mix_name([1, 2]), mix_name([3, 2, 1]), mix_name([1, 2, 3], "sub8k")
     ('k1-2', 'k1-2-3', 'sub8k')
     """
-    from skillmix_utils.stages.export import mix_name as canonical
 
     return canonical(data_mix, subsample)
 

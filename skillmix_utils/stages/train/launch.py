@@ -30,6 +30,7 @@ from pathlib import Path
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.train.run import run_dir
 
 CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp.yaml", "deepspeed": "deepspeed_zero3.yaml",
            "cpu": "cpu_gloo.yaml"}
@@ -127,7 +128,6 @@ def _require_deepspeed() -> None:
 def launch(cfg: StudyConfig, *, resume: bool = True, extra: list[str] | None = None,
            log_file: Path | None = None) -> int:
     """Run training in a subprocess and wait; raises SkillmixError if it fails."""
-    from skillmix_utils.stages.train.trainer import run_dir
 
     root = run_dir(cfg)
     cmd = launch_command(cfg, write_config_json(cfg, root), resume=resume, extra=extra)

@@ -17,6 +17,8 @@ import json
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.stages.train.memory import LLAMA2_13B, MISTRAL_7B, ModelShape, estimate_memory, format_estimate, model_shape
+from skillmix_utils.llm.models import resolve_model
+from skillmix_utils.stages.train.formatting import find_mix
 
 KNOWN_SHAPES = {"llama-2-13b-chat": LLAMA2_13B, "meta-llama/Llama-2-13b-chat-hf": LLAMA2_13B,
                 "meta-llama/Llama-2-13b-hf": LLAMA2_13B,
@@ -32,7 +34,6 @@ def shape_for(base_model: str) -> ModelShape:
     try:
         from transformers import AutoConfig
 
-        from skillmix_utils.llm.models import resolve_model
 
         return model_shape(AutoConfig.from_pretrained(resolve_model(base_model)), base_model)
     except (OSError, ValueError, SkillmixError):
@@ -59,7 +60,6 @@ def estimate_for_config(cfg: StudyConfig, *, processes: int | None = None,
 
 def mean_example_tokens(cfg: StudyConfig) -> tuple[float, str]:
     """Mean tokens per training example (about 4 characters a token) and where it came from."""
-    from skillmix_utils.stages.train.formatting import find_mix
 
     t = cfg.train
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import time
 from pathlib import Path
 
@@ -44,57 +43,13 @@ from skillmix_utils.stages.train.memory import format_estimate, model_shape
 from skillmix_utils.stages.train.packing import answer_loss, collate
 from skillmix_utils.stages.train.plan import estimate_for_config
 from skillmix_utils.stages.train.pretrain import load_corpus, pretrain_examples, tokens_for_ratio
-
-
-def run_name(cfg: StudyConfig) -> str:
-    """Folder name of a training run under outputs/<study>/train/, e.g. lora-k1-2."""
-    t = cfg.train
-    return f"{t.mode}-{mix_name(t.data_mix, t.subsample)}"
-
-
-def run_dir(cfg: StudyConfig) -> Path:
-    return cfg.out / "train" / run_name(cfg)
-
-
-def accumulation_steps(batch_size: int, per_device: int, processes: int) -> int:
-    """Micro-batches per process and step so that per_device x accumulation x processes = batch.
-
-    >>> accumulation_steps(64, 4, 1), accumulation_steps(64, 4, 4)
-    (16, 4)
-    """
-    if batch_size % (per_device * processes):
-        raise SkillmixError(f"batch_size {batch_size} is not a multiple of per_device_batch_size "
-                            f"{per_device} x {processes} process(es)", field="train.batch_size")
-    return batch_size // (per_device * processes)
-
-
-def step_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
-    """Example indices of optimiser step `step`: epochs of seeded permutations, back to back.
-
-    A pure function of (seed, step), so the data position of a resumed run is just its step.
-    >>> step_indices(0, 4, 6, 0) + step_indices(1, 4, 6, 0) == \\
-    ...     (lambda a, b: a + b[:2])(step_indices(0, 6, 6, 0), step_indices(1, 6, 6, 0))
-    True
-    """
-    out = []
-    start = step * batch_size
-    while len(out) < batch_size:
-        epoch, offset = divmod(start + len(out), n)
-        perm = list(range(n))
-        random.Random(seed * 1_000_003 + epoch).shuffle(perm)
-        out += perm[offset: offset + batch_size - len(out)]
-    return out
-
-
-def rank_micro_batches(indices: list[int], per_device: int, processes: int, rank: int
-                       ) -> list[list[int]]:
-    """This rank's micro-batches of a step (micro-batch j goes to rank j % processes).
-
-    >>> rank_micro_batches(list(range(8)), 2, 2, 1)
-    [[2, 3], [6, 7]]
-    """
-    chunks = [indices[i: i + per_device] for i in range(0, len(indices), per_device)]
-    return chunks[rank::processes]
+from skillmix_utils.stages.train.run import run_dir, settings_fingerprint
+from skillmix_utils.stages.train.schedule import accumulation_steps, rank_micro_batches, step_indices
+from skillmix_utils.llm.models import load_causal_lm
+from skillmix_utils.llm.models import load_tokenizer
+from skillmix_utils.llm.models import resolve_model
+from skillmix_utils.stages.train.outputs import merge_adapter
+from skillmix_utils.stages.train.outputs import write_outputs
 
 
 def build_examples(cfg: StudyConfig, tokenizer, data_path: str | Path | None = None
@@ -120,7 +75,6 @@ def build_examples(cfg: StudyConfig, tokenizer, data_path: str | Path | None = N
 
 
 def _load_model(cfg: StudyConfig, accelerator):
-    from skillmix_utils.llm.models import load_causal_lm
 
     t = cfg.train
     cuda = accelerator.device.type == "cuda"
@@ -176,7 +130,6 @@ def _empty_model(name: str):
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from skillmix_utils.llm.models import resolve_model
 
     config = AutoConfig.from_pretrained(resolve_model(name))
     with init_empty_weights(include_buffers=False):
@@ -281,15 +234,6 @@ def mean_loss(model, examples: list[Example], *, pad_id: int = 0, packed: bool =
     return total / max(n, 1)
 
 
-def settings_fingerprint(cfg: StudyConfig) -> dict:
-    """The training settings a checkpoint or a finished run must share with the config to be
-    reused. Left out: the step count (it may grow), and what changes no weights: checkpointing,
-    merging, and how the same effective batch is spread over devices and processes."""
-    return cfg.train.model_dump(mode="json", exclude={
-        "steps", "checkpoint_every", "enabled", "merge_adapter", "per_device_batch_size",
-        "launcher", "num_processes", "gradient_checkpointing", "report_to", "eval_every"})
-
-
 def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None = None,
           probe: int = 0) -> dict:
     """Run (or resume) the training of cfg.train in this process (one rank of a launch).
@@ -300,8 +244,6 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     from accelerate import PartialState
     from accelerate.utils import set_seed
 
-    from skillmix_utils.llm.models import load_tokenizer
-    from skillmix_utils.stages.train.outputs import write_outputs
 
     t = cfg.train
     if t is None:
@@ -459,7 +401,6 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
     if main and t.merge_adapter and t.mode != "full":
         # After the process group: the other ranks have exited, none waits on a barrier
         # through a 13B merge (an NCCL timeout), and the training memory is freed.
-        from skillmix_utils.stages.train.outputs import merge_adapter
 
         merge_adapter(t.base_model, root / "adapter", root / "model")
     return summary

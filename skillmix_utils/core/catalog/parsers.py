@@ -1,115 +1,20 @@
-"""The skill and topic catalog: the built-in open catalog, the Skill-Mix reference files, user files.
-
-    >>> cat = load_catalog()                      # data/catalog/skills.yaml + topics.yaml
-    >>> len(cat.skills), len(cat.skills_in("train")), len(cat.topics_in("held_out"))
-    (101, 53, 50)
-    >>> cat.skill("Red Herring").category
-    'rhetorical'
-
-What `load_catalog(skills=PATH, topics=PATH)` reads (docs/protocol.md §1):
-- skills: a YAML catalog shaped like the built-in one; the Skill-Mix reference CSV (header
-  `category,skill,definition,example,comments,status,added by`; rows whose status is `remove`,
-  `in review` or `maybe` are dropped; split by category, literary + rhetorical = train, unless
-  `train_categories` says otherwise); or a simple CSV `name,category,definition,example[,split]`.
-- topics: a YAML file shaped like the built-in one, or plain text, one topic a line (blank
-  lines skipped), split 50 / 50 by the seeded draw of `split_topics` (seed `topic_seed`).
-
-The split rule belongs to the catalog file, not to code: a YAML skills file says
-`split: {rule: by_category, train_categories: [...]}` or `split: {rule: explicit}` (then every
-skill carries `split`); a YAML topics file says `split: {rule: seeded_draw, method: sha256_rank,
-seed: N}` or `split: {rule: explicit}`. A per-item `split` that disagrees with the file's rule is
-an error, so the recorded rule can never silently drift from the recorded splits.
-
-Every problem is one `SkillmixError` naming the file and the field.
-"""
+"""Reading catalog files: the YAML catalog, the Skill-Mix reference CSV, a simple CSV, plain-text
+and YAML topics; and the seeded topic draw. Every problem is one SkillmixError naming file and field."""
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
+import yaml
+
+from skillmix_utils.core.catalog.model import (DEFAULT_TRAIN_CATEGORIES, SIMPLE_CSV_COLUMNS, SKILLMIX_CSV_COLUMNS,
+                                               SKILLMIX_DROPPED_STATUSES, SPLITS, TOPIC_SPLIT_METHOD, Skill, Topic)
 from skillmix_utils.core.errors import SkillmixError
 
-SPLITS = ("train", "held_out")
-POOLS = ("train", "held_out", "all")
-DEFAULT_TRAIN_CATEGORIES = ("literary", "rhetorical")      # the paper's S_train (docs/protocol.md §1)
-SKILLMIX_CSV_COLUMNS = ("category", "skill", "definition", "example", "comments", "status",
-                        "added by")
-SKILLMIX_DROPPED_STATUSES = frozenset({"remove", "in review", "maybe"})
-SIMPLE_CSV_COLUMNS = ("name", "category", "definition", "example")   # + optional "split"
-TOPIC_SPLIT_METHOD = "sha256_rank"
 _SKILL_KEYS = {"name", "category", "definition", "example", "split"}
 _HEADER_KEYS = {"version", "name", "description", "license", "licence", "provenance"}
 
-
-@dataclass(frozen=True)
-class Skill:
-    name: str
-    category: str
-    definition: str
-    example: str
-    split: str          # "train" | "held_out"
-
-
-@dataclass(frozen=True)
-class Topic:
-    name: str
-    split: str          # "train" | "held_out"
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """Skills and topics with their splits, and where they came from.
-
-    `skill_split` and `topic_split` say in words how the splits were made; `topic_seed` is the
-    seed of the topic draw (None when the topics file gave explicit splits).
-    """
-    skills: tuple[Skill, ...]
-    topics: tuple[Topic, ...]
-    source: str = ""
-    skill_split: str = ""
-    topic_split: str = ""
-    topic_seed: int | None = None
-    partition: str = ""      # name of a config partition (partitions.py) applied on top, if any
-
-    def __post_init__(self):
-        object.__setattr__(self, "skills", tuple(self.skills))
-        object.__setattr__(self, "topics", tuple(self.topics))
-
-    def skill(self, name: str) -> Skill:
-        """The skill called `name` (case and surrounding spaces ignored); SkillmixError if none."""
-        key = name.strip().casefold()
-        for s in self.skills:
-            if s.name.casefold() == key:
-                return s
-        raise SkillmixError(f"no skill named {name!r} in the catalog ({self.source})",
-                            field="skill")
-
-    def skills_in(self, pool: str = "all") -> tuple[Skill, ...]:
-        """The skills of a pool: "train", "held_out" or "all", in catalog order."""
-        return tuple(s for s in self.skills if _in_pool(s.split, pool))
-
-    def topics_in(self, pool: str = "all") -> tuple[Topic, ...]:
-        """The topics of a pool: "train", "held_out" or "all", in catalog order."""
-        return tuple(t for t in self.topics if _in_pool(t.split, pool))
-
-    @property
-    def categories(self) -> tuple[str, ...]:
-        """Skill categories in order of first appearance."""
-        return tuple(dict.fromkeys(s.category for s in self.skills))
-
-
-def _in_pool(split: str, pool: str) -> bool:
-    if pool not in POOLS:
-        raise SkillmixError(f"unknown pool {pool!r}: must be one of {', '.join(POOLS)}",
-                            field="pool")
-    return pool == "all" or split == pool
-
-
-# ---------------------------------------------------------------------------------------------
 # The seeded topic draw
 
 def split_topics(names, seed: int = 0) -> dict[str, str]:
@@ -165,7 +70,6 @@ def _check_unique(items, file: str, what: str) -> None:
 
 
 def _yaml(text: str, file: str):
-    import yaml
 
     try:
         return yaml.safe_load(text)
@@ -468,93 +372,3 @@ def parse_topics_yaml(text: str, file: str = "topics.yaml") -> tuple[tuple[Topic
             rows.append((fld, item, None))
     desc = "explicit (each topic names its split)" if seed is None else _describe_draw(seed)
     return _build_topics(rows, file, seed), desc, seed
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-
-def _builtin(name: str) -> tuple[str, str]:
-    res = resources.files("skillmix_utils").joinpath("data", "catalog", name)
-    return res.read_text(encoding="utf-8"), str(res)
-
-
-def _read(path) -> tuple[str, str]:
-    p, file = Path(path), str(path)
-    if not p.exists():
-        raise SkillmixError("no such file", file=file)
-    if p.is_dir():
-        raise SkillmixError("is a folder, not a file", file=file)
-    try:
-        return p.read_text(encoding="utf-8-sig"), file
-    except UnicodeDecodeError as exc:
-        raise SkillmixError(f"not UTF-8 text (byte {exc.start})", file=file) from None
-    except OSError as exc:
-        raise SkillmixError(f"cannot read ({exc.strerror or exc})", file=file) from None
-
-
-def _source(path, builtin: str) -> tuple[str, str, str]:
-    """(text, file name for messages, lower-case suffix) of a user file or a built-in one."""
-    if path is None:
-        return (*_builtin(builtin), ".yaml")
-    return (*_read(path), Path(str(path)).suffix.lower())
-
-
-def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed: int = 0) -> Catalog:
-    """Load and validate a catalog; None means the built-in file (data/catalog/).
-
-    `skills`: .yaml/.yml or .csv (Skill-Mix or simple form). `topics`: .yaml/.yml or plain text.
-    `train_categories` (CSV skills only; default literary, rhetorical) and `topic_seed` (plain
-    text topics only) stand in for the split rule those formats cannot carry. Example:
-    `load_catalog(skills="private/skills.csv", topics="private/topics.txt")`.
-    """
-    text, s_file, kind = _source(skills, "skills.yaml")
-    if kind in (".yaml", ".yml"):
-        if train_categories is not None:
-            raise SkillmixError("train_categories applies to CSV skills files; a YAML catalog "
-                                "states its own split rule", file=s_file, field="train_categories")
-        skill_list, skill_rule = parse_skills_yaml(text, s_file)
-    elif kind == ".csv":
-        skill_list, skill_rule = parse_skills_csv(text, s_file, train_categories)
-    else:
-        raise SkillmixError(f"unknown skills file type {kind or '(none)'!r}: use .yaml, .yml "
-                            "or .csv", file=s_file)
-
-    text, t_file, kind = _source(topics, "topics.yaml")
-    if kind in (".yaml", ".yml"):
-        topic_list, topic_rule, seed = parse_topics_yaml(text, t_file)
-    elif kind == ".csv":
-        raise SkillmixError("topics are a .yaml file or plain text, one topic a line",
-                            file=t_file)
-    else:
-        topic_list, topic_rule, seed = parse_topics_text(text, t_file, topic_seed)
-
-    source = "built-in" if skills is None and topics is None else (
-        f"skills: {'built-in' if skills is None else s_file}; "
-        f"topics: {'built-in' if topics is None else t_file}")
-    return Catalog(skill_list, topic_list, source=source, skill_split=skill_rule,
-                   topic_split=topic_rule, topic_seed=seed)
-
-
-def summary_table(catalog: Catalog) -> str:
-    """Skill counts per category and split, and topic counts per split, as a text table.
-
-    Example: `print(summary_table(load_catalog()))` (what `skillmix catalog` prints).
-    """
-    rows = [(c, sum(1 for s in catalog.skills if s.category == c and s.split == "train"),
-             sum(1 for s in catalog.skills if s.category == c and s.split == "held_out"))
-            for c in catalog.categories]
-    n_train, n_held = (len(catalog.skills_in(p)) for p in SPLITS)
-    t_train, t_held = (len(catalog.topics_in(p)) for p in SPLITS)
-    width = max([len("skills by category"), *(len(c) for c, _, _ in rows)]) + 2
-    line = lambda a, b, c, d: f"{a:<{width}}{b:>7}{c:>10}{d:>6}"  # noqa: E731
-    out = [f"catalog: {catalog.source}",
-           *([f"partition: {catalog.partition}"] if catalog.partition else []),
-           f"skill split: {catalog.skill_split}",
-           f"topic split: {catalog.topic_split}",
-           "",
-           line("skills by category", "train", "held_out", "all"),
-           *(line(c, a, b, a + b) for c, a, b in rows),
-           line("total", n_train, n_held, n_train + n_held),
-           "",
-           line("topics", t_train, t_held, t_train + t_held)]
-    return "\n".join(out)

@@ -1,0 +1,69 @@
+"""What goes into a backend and comes out of it: conversations, jobs, replies, results."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from skillmix_utils.core.errors import SkillmixError
+
+BUDGET_EXCEEDED = "budget_exceeded"
+
+@dataclass
+class ChatResult:
+    """One conversation's replies: n texts, usage, cost, cache flag and error (None when ok)."""
+    texts: list[str] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cached: bool = False
+    error: str | None = None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str | None:
+        """The first reply, or None."""
+        return self.texts[0] if self.texts else None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Reply:
+    """One sample as a provider returned it."""
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class MalformedReply(ValueError):
+    """A 200 response whose body is not a usable reply."""
+
+
+@dataclass
+class Job:
+    """One sample still to be made: conversation `item`, sample `index`, cache `key`."""
+    item: int
+    index: int
+    key: str
+    messages: list
+    seed: int | None
+
+
+def check_conversations(conversations) -> list[list[dict]]:
+    """Validate a list of conversations (lists of {"role", "content"} messages)."""
+    if isinstance(conversations, (str, dict)) or not hasattr(conversations, "__iter__"):
+        raise SkillmixError("chat() takes a list of conversations (lists of messages)",
+                            field="conversations")
+    out = []
+    for i, conv in enumerate(conversations):
+        if not isinstance(conv, (list, tuple)) or not conv:
+            raise SkillmixError("a conversation is a non-empty list of messages",
+                                field=f"conversations[{i}]")
+        for j, m in enumerate(conv):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") \
+                    or not isinstance(m.get("content"), str):
+                raise SkillmixError('a message is {"role": system|user|assistant, "content": str}',
+                                    field=f"conversations[{i}][{j}]")
+        out.append([{"role": m["role"], "content": m["content"]} for m in conv])
+    return out

@@ -1,0 +1,92 @@
+"""What the notebooks show: records, catalog and combinations as tables, the metric definitions,
+the local-judge banner, the data card's counts."""
+from __future__ import annotations
+
+import pandas as pd
+
+METRIC_DEFINITIONS = {
+    "Ratio of Full Marks": "share of combinations whose best generation earned all k + 3 points "
+                           "(every skill, the topic, makes sense, the length limit)",
+    "Ratio of All Skills": "share of combinations whose best generation earned all k skill points "
+                           "and at least 2 of the other 3",
+    "Skills Fraction": "mean fraction of the k skill points earned, counting a generation only when "
+                       "it earned all 3 other points (else 0)",
+    "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in parentheses",
+    "[low, high]": "95% interval: Wilson's score interval where each combination scores 0 or 1 (honest at 0 of n, where the SEM is 0), else a bootstrap over combinations",
+    "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
+             "deterministic sentence count, and naming a skill verbatim loses that skill's point",
+}
+METRIC_DEFINITIONS_MD = "\n".join(f"* **{k}**: {v}" for k, v in METRIC_DEFINITIONS.items())
+
+
+def records_frame(records, limit: int | None = None) -> pd.DataFrame:
+    """Records as a table for a notebook: id, student, setting, k, skills, topic, answer, kept,
+    and each grader's voted points."""
+    rows = []
+    for rec in list(records)[:limit]:
+        c = rec.combination
+        row = {"id": rec.id, "student": rec.student or rec.model, "setting": c.setting, "k": c.k,
+               "skills": ", ".join(c.skills), "topic": c.topic, "answer": rec.answer,
+               "status": rec.status, "kept": rec.kept, "sentences": rec.derived.sentence_count}
+        for grader, points in rec.derived.voted_points.items():
+            row[f"points: {grader}"] = " ".join("?" if p is None else f"{p:g}" for p in points)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def catalog_frame(catalog) -> pd.DataFrame:
+    """The catalog's skills as a table: name, category, split, definition, example."""
+    return pd.DataFrame([{"name": s.name, "category": s.category, "split": s.split,
+                          "definition": s.definition, "example": s.example} for s in catalog.skills])
+
+
+def combinations_frame(combinations) -> pd.DataFrame:
+    """Sampled combinations as a table: setting, k, index, skills, categories, topic."""
+    return pd.DataFrame([{"setting": c.setting, "k": c.k, "index": c.index, "skills": ", ".join(c.skills),
+                          "categories": ", ".join(c.categories), "topic": c.topic} for c in combinations])
+
+
+def local_judges(cfg) -> list[str]:
+    """Labels of the config's graders that are local models (hf:) rather than a GPT-4-class API."""
+    out = []
+    for section in (cfg.data, cfg.evaluation):
+        for g in (section.graders if section is not None else []):
+            if (g.spec.startswith(("hf:", "vllm:")) or g.method == "yes_no_logprob") and g.label not in out:
+                out.append(g.label)
+    return out
+
+
+def judge_banner(cfg_or_labels) -> str | None:
+    """A Markdown warning when the study is graded by a local model, not the paper's GPT-4; None
+    when every grader is an API model. Notebooks and the report show it at the top.
+
+    >>> judge_banner(["smollm2-yes-no"]).splitlines()[0]
+    '> **Not GPT-4.** This study is graded by `smollm2-yes-no`, a small local model asked yes/no'
+    """
+    labels = cfg_or_labels if isinstance(cfg_or_labels, (list, tuple)) else local_judges(cfg_or_labels)
+    if not labels:
+        return None
+    return (f"> **Not GPT-4.** This study is graded by {', '.join(f'`{x}`' for x in labels)}, a small local model asked yes/no\n"
+            "> per rubric criterion (see the method column). Its grades show that the pipeline runs end to end and\n"
+            "> how the numbers are computed; they are not the paper's GPT-4 grades, and a difference between\n"
+            "> students here says what this judge prefers, not whether a model composes skills.")
+
+
+def count_frame(per_k: dict) -> pd.DataFrame:
+    """The data card's per-k counts as a table with integer counts and the keep rate in percent."""
+    df = pd.DataFrame(per_k).T.rename_axis("k")
+    for c in df.columns:
+        if c == "keep_rate":
+            df[c] = df[c].map(lambda v: "" if v is None or pd.isna(v) else f"{float(v):.1%}")
+        elif pd.api.types.is_numeric_dtype(df[c]) or df[c].map(lambda v: isinstance(v, (int, float))).all():
+            df[c] = df[c].astype("Int64")
+    return df
+
+
+def texts_view(df: pd.DataFrame):
+    """A records table for a notebook with answers shown as written (line breaks kept)."""
+    if df.empty or "answer" not in df.columns:
+        return df
+    return (df.style.hide(axis="index")
+            .set_properties(subset=["answer"], **{"white-space": "pre-wrap", "text-align": "left",
+                                                  "min-width": "28em"}))
