@@ -19,8 +19,9 @@ The public API, `import skillmix_utils as sm` (each name is imported on first us
 | `run_study(config_path)` | all numbered notebooks through papermill (`skillmix run`) |
 | `build_report(out_dir)` | the self-contained report.html of a study |
 
-The modules behind them (see docs/architecture.md): catalog, sampling, prompts, generation,
-grading, text_rules, metrics, llm, records, config, stages, train, figures, report, runner, cli.
+The layers behind them (see docs/architecture.md): `core` (the study as data), `llm` (model
+access), `stages` (generate, train, evaluate, grade, tables), `present` (figures, tables,
+report, hub), and the entry points `runner` and `cli`.
 """
 from __future__ import annotations
 
@@ -29,27 +30,36 @@ import importlib
 __version__ = "0.1.0"
 
 from skillmix_utils.core.errors import SkillmixError  # noqa: E402
-from skillmix_utils.runner import notebook_config
-from skillmix_utils.stages.datagen import run_datagen
-from skillmix_utils.stages.evaluate import run_evaluation
-from skillmix_utils.stages.tables import write_metric_tables
-from skillmix_utils.stages.train import run_training
 
+# name -> (module, attribute). PEP 562 lazy attributes: importing any submodule runs this file
+# first, so it must not import the stages (torch, SDKs, pandas) itself.
 _LAZY = {
-    "load_config": ("config", "load_study_config"),
-    "load_catalog": ("catalog", "load_catalog"),
-    "sample_combinations": ("sampling", "sample_combinations"),
-    "generation_prompt": ("prompts", "generation_turn1"),
-    "followup_prompt": ("prompts", "generation_turn2"),
-    "grading_prompt": ("prompts", "grading_prompt"),
-    "rubric": ("grading", "rubric_items"),
-    "parse_grade": ("grading", "parse_grade"),
-    "count_sentences": ("text_rules", "count_sentences"),
-    "skillmix_metrics": ("metrics", "skillmix_metrics"),
+    "load_config": ("core.config", "load_study_config"),
+    "load_catalog": ("core.catalog", "load_catalog"),
+    "sample_combinations": ("core.sampling", "sample_combinations"),
+    "generation_prompt": ("core.prompts", "generation_turn1"),
+    "followup_prompt": ("core.prompts", "generation_turn2"),
+    "grading_prompt": ("core.prompts", "grading_prompt"),
+    "rubric": ("core.grading", "rubric_items"),
+    "parse_grade": ("core.grading", "parse_grade"),
+    "count_sentences": ("core.text_rules", "count_sentences"),
+    "skillmix_metrics": ("core.metrics", "skillmix_metrics"),
     "get_backend": ("llm", "get_backend"),
     "run_study": ("runner", "run_study"),
-    "build_report": ("report", "build_report"),
+    "build_report": ("present.report", "build_report"),
 }
+# What run_stage runs, resolved the same way.
+_STAGES = {
+    "data": ("stages.datagen", "run_datagen"), "generate-data": ("stages.datagen", "run_datagen"),
+    "datagen": ("stages.datagen", "run_datagen"), "train": ("stages.train", "run_training"),
+    "evaluate": ("stages.evaluate", "run_evaluation"), "eval": ("stages.evaluate", "run_evaluation"),
+    "metrics": ("stages.tables", "write_metric_tables"),
+}
+
+
+def _resolve(module: str, attr: str):
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
 
 __all__ = ["SkillmixError", "__version__", "run_stage", *_LAZY]
 
@@ -63,23 +73,18 @@ def run_stage(name: str, cfg, **options):
     students=["base"]). Example: ``sm.run_stage("evaluate", "configs/demo.yaml", dry_run=True)``.
     """
     if not hasattr(cfg, "model_dump"):
-
-        cfg = notebook_config(str(cfg))
-    if name in ("data", "generate-data", "datagen"):
-        return run_datagen(cfg, **options)
-    if name == "train":
-        return run_training(cfg, **options)
-    if name in ("evaluate", "eval"):
-        return run_evaluation(cfg, **options)
+        cfg = _resolve("runner", "notebook_config")(str(cfg))
+    if name not in _STAGES:
+        raise SkillmixError(f"unknown stage {name!r} (data, train, evaluate, metrics)", field="stage")
     if name == "metrics":
-        return write_metric_tables(cfg)
-    raise SkillmixError(f"unknown stage {name!r} (data, train, evaluate, metrics)", field="stage")
+        return _resolve(*_STAGES[name])(cfg)
+    return _resolve(*_STAGES[name])(cfg, **options)
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        value = _resolve(module, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'skillmix_utils' has no attribute {name!r}")

@@ -25,9 +25,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError
+from skillmix_utils import __version__
 from skillmix_utils.core.catalog import load_catalog, summary_table
 from skillmix_utils.core.config import load_study_config
+from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError
 from skillmix_utils.core.folder_lock import output_lock
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.doctor import main as doctor
@@ -38,11 +39,9 @@ from skillmix_utils.present.human.server import serve
 from skillmix_utils.runner import run_study
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
-from skillmix_utils.stages.grade import _graders_for, pending_gradings
-from skillmix_utils.stages.grade import grade_file
+from skillmix_utils.stages.grade import _graders_for, grade_file, pending_gradings
 from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
-from skillmix_utils.stages.preflight import check_study
-from skillmix_utils.stages.preflight import records_stage
+from skillmix_utils.stages.preflight import check_study, records_stage
 from skillmix_utils.stages.reference_import import import_reference
 from skillmix_utils.stages.tables import write_metric_tables
 from skillmix_utils.stages.train import run_training
@@ -258,7 +257,6 @@ def cmd_push(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from skillmix_utils import __version__
 
     p = argparse.ArgumentParser(prog="skillmix", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action="version", version=f"skillmix {__version__}")

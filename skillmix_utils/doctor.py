@@ -18,8 +18,9 @@ from __future__ import annotations
 import importlib.metadata
 import time
 from dataclasses import dataclass
-from skillmix_utils.llm.models import load_causal_lm
+
 from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
+from skillmix_utils.llm.vllm_backend import parity_check
 from skillmix_utils.stages.train.memory import estimate_memory, model_shape
 from skillmix_utils.stages.train.pretrain import builtin_corpus, pretrain_examples
 
@@ -61,7 +62,7 @@ def check_packed_loss(model_name: str, cuda: bool) -> Check:
     """Packed loss == one-at-a-time loss, through the attention kernel training would use."""
     import torch
 
-    from skillmix_utils.stages.train.packing import collate, summed_loss
+    from skillmix_utils.stages.train.packing import collate, summed_loss  # heavy: torch
 
     tok = load_tokenizer(model_name)
     lm = load_causal_lm(model_name, dtype="bfloat16" if cuda else "float32")
@@ -107,7 +108,7 @@ def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3) -> Check
     """A few optimiser steps of `mode` on packed micro-batches: tokens/s, MFU, peak memory."""
     import torch
 
-    from skillmix_utils.stages.train.packing import collate, summed_loss
+    from skillmix_utils.stages.train.packing import collate, summed_loss  # heavy: torch
 
     name = f"{'QLoRA' if mode == 'qlora' else 'LoRA'} steps"
     if mode == "qlora" and not cuda:
@@ -182,7 +183,6 @@ def check_vllm(model_name: str, cuda: bool) -> Check:
         import vllm  # noqa: F401
     except ImportError:
         return Check("vLLM parity", "SKIP", "vllm is not installed (pip install 'skillmix[vllm]')")
-    from skillmix_utils.llm.vllm_backend import parity_check
 
     prompts = ["Write one sentence about bees.", "Name three colours.", "What is 2 + 2?"]
     r = parity_check(model_name, None, prompts, max_tokens=24,

@@ -14,12 +14,10 @@ metric tables and writes the cross-run tables and figures.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 from pathlib import Path
 
-from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 
 

@@ -42,15 +42,13 @@ import yaml
 
 from skillmix_utils.core.config import StudyConfig, load_study_config
 from skillmix_utils.core.errors import SkillmixError, exit_status_of
-from skillmix_utils.grid import grid_points, link_shared_data  # noqa: F401  (grid_points: public)
 from skillmix_utils.core.folder_lock import output_lock
+from skillmix_utils.grid import grid_points, link_shared_data  # noqa: F401  (grid_points: public)
 from skillmix_utils.llm.cost import format_usd
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import run_evaluation
 from skillmix_utils.stages.preflight import check_study
-from skillmix_utils.stages.progress import StageProgress, _in_kernel
-from skillmix_utils.stages.progress import _in_kernel
-from skillmix_utils.stages.progress import watch_file
+from skillmix_utils.stages.progress import StageProgress, _in_kernel, watch_file
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "python3"
@@ -94,19 +92,11 @@ def parse_overrides(overrides) -> dict:
     return value
 
 
-def project_root(start: Path) -> Path:
-    """The nearest folder above `start` holding pyproject.toml or .git (else the current folder)."""
-    for folder in [start, *start.parents]:
-        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
-            return folder
-    return Path.cwd()
-
-
 def notebook_config(config_path: str, overrides="", output_dir: str = "") -> StudyConfig:
     """Load and validate the study config a notebook was given (its `parameters` cell).
 
-    A relative `output_dir` (or the default `outputs/<name>`) is anchored at the project root,
-    so a notebook opened from `notebooks/` and a papermill run write to the same place.
+    The config path may be given from the project root or from `notebooks/`; where the study
+    writes follows `load_study_config`'s one rule, as for the CLI.
     Example: ``cfg = notebook_config("../configs/demo.yaml", '{"evaluation.ks": [1, 2]}')``.
     """
     config_path = Path(config_path).expanduser()
@@ -120,11 +110,8 @@ def notebook_config(config_path: str, overrides="", output_dir: str = "") -> Stu
     if output_dir:
         over["output_dir"] = output_dir
     cfg = load_study_config(config_path, overrides=over)
-    out = Path(cfg.output_dir) if cfg.output_dir else Path("outputs") / cfg.name
-    if not out.is_absolute():
-        out = project_root(config_path.resolve().parent) / out
-    quiet_notebook(out / "logs" / "notebooks.log")
-    return cfg.model_copy(update={"output_dir": str(out)})
+    quiet_notebook(cfg.out / "logs" / "notebooks.log")
+    return cfg
 
 
 def quiet_notebook(log_path: Path) -> None:

@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from skillmix_utils.core.catalog import apply_partition, load_catalog
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.redact import find_credential
-from skillmix_utils.core.catalog import apply_partition, load_catalog
 
 Pool = Literal["train", "held_out", "all"]
 
@@ -385,7 +385,22 @@ def load_study_config(path: str | Path, overrides: dict | None = None) -> StudyC
         _set_dotted(tree, dotted, value, str(path))
     refuse_credentials(tree, str(path))
     try:
-        return StudyConfig.model_validate(tree)
+        cfg = StudyConfig.model_validate(tree)
     except ValidationError as err:
         field, msg = _pydantic_message(err)
         raise SkillmixError(msg, file=str(path), field=field) from None
+    # One rule for where a study writes, whoever loads it (CLI, runner, notebooks, API): a
+    # relative output_dir, or the default outputs/<name>, is anchored at the config's project.
+    out = cfg.out
+    if not out.is_absolute():
+        out = project_root(path.resolve().parent) / out
+    return cfg.model_copy(update={"output_dir": str(out)})
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder at or above `start` holding pyproject.toml or .git, else the current
+    folder: where a study's relative `output_dir` (default `outputs/<name>`) lives."""
+    for folder in [start, *start.parents]:
+        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+            return folder
+    return Path.cwd()

@@ -48,7 +48,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from skillmix_utils.core.grader_replies import Rows, is_total, read_lines, read_point_earned, read_tables, read_value
+from skillmix_utils.core.grader_replies import (
+    Rows,
+    is_total,
+    read_lines,
+    read_point_earned,
+    read_tables,
+    read_value,
+)
 from skillmix_utils.core.prompts import rubric_items  # noqa: F401  (re-exported: the rubric lives with the prompts)
 from skillmix_utils.core.text_rules import count_sentences, mentions_skill_name, name_patterns  # noqa: F401  (re-exported)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+
 from skillmix_utils.core.prompts import PROMPT_VERSION
 
 # Options of `llm.get_backend` that do not change what a model writes.

@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Protocol, Sequence
+
 from skillmix_utils.core.grader_methods import method
 
 PROMPT_VERSION = "v2"

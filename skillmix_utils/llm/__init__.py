@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.base import Backend
-from skillmix_utils.llm.messages import BUDGET_EXCEEDED, ChatResult
 from skillmix_utils.llm.cost import estimate_cost, price_of
+from skillmix_utils.llm.messages import BUDGET_EXCEEDED, ChatResult
 
 KINDS = ("openai", "anthropic", "openai-compatible", "hf", "vllm")
 
@@ -60,11 +60,12 @@ def get_backend(spec: str, *, base_url=None, cache_dir=None, use_cache: bool = T
         if batch and kind == "openai-compatible":
             raise SkillmixError("batch=True needs openai: or anthropic:", field="batch")
         if kind == "anthropic":
+            # a registry: a provider's module (and its SDK) is imported only when it is used
             from skillmix_utils.llm.anthropic_backend import AnthropicBackend
             backend = AnthropicBackend(model, base_url=base_url, timeout=timeout,
                                        max_retries=max_retries, **common)
         else:
-            from skillmix_utils.llm.openai_backend import OpenAIBackend
+            from skillmix_utils.llm.openai_backend import OpenAIBackend  # registry, as above
             backend = OpenAIBackend(model, base_url=base_url, timeout=timeout,
                                     max_retries=max_retries,
                                     compatible=kind == "openai-compatible", **common)
@@ -76,7 +77,7 @@ def get_backend(spec: str, *, base_url=None, cache_dir=None, use_cache: bool = T
         raise SkillmixError("batch=True is for the openai: and anthropic: batch APIs",
                             field="batch")
     if kind == "hf":
-        from skillmix_utils.llm.hf_backend import HFBackend
+        from skillmix_utils.llm.hf_backend import HFBackend  # registry, as above
         return HFBackend(model, adapter=adapter, **common)
-    from skillmix_utils.llm.vllm_backend import VLLMBackend
+    from skillmix_utils.llm.vllm_backend import VLLMBackend  # registry, as above
     return VLLMBackend(model, adapter=adapter, **common)

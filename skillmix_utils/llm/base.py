@@ -13,15 +13,21 @@ import logging
 import weakref
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.redact import describe_error
+from skillmix_utils.llm.batch import run_batch
 from skillmix_utils.llm.cache import NullCache, ResponseCache, cache_key
 from skillmix_utils.llm.cost import price_of, request_cost
 from skillmix_utils.llm.failures import DEFAULT_THRESHOLD, CircuitBreaker
 from skillmix_utils.llm.limits import RateLimits
 from skillmix_utils.llm.loop import LoopThread
-from skillmix_utils.core.redact import describe_error
-from skillmix_utils.llm.batch import run_batch
-from skillmix_utils.llm.messages import (BUDGET_EXCEEDED, ChatResult, Job, MalformedReply, Reply,
-                                         check_conversations)
+from skillmix_utils.llm.messages import (
+    BUDGET_EXCEEDED,
+    ChatResult,
+    Job,
+    MalformedReply,
+    Reply,
+    check_conversations,
+)
 from skillmix_utils.llm.models import cache_dir as skillmix_cache
 
 log = logging.getLogger("skillmix.llm")

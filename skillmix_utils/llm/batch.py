@@ -15,8 +15,8 @@ import json
 import logging
 import time
 
-from skillmix_utils.llm.messages import BUDGET_EXCEEDED, Job, Reply
 from skillmix_utils.core.redact import describe_error
+from skillmix_utils.llm.messages import BUDGET_EXCEEDED, Job, Reply
 
 log = logging.getLogger("skillmix.llm")
 

@@ -13,11 +13,10 @@ import threading
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.redact import describe_error
 from skillmix_utils.llm.base import Backend
 from skillmix_utils.llm.messages import Job, Reply, check_conversations
-from skillmix_utils.core.redact import describe_error
-from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
-from skillmix_utils.llm.models import resolve_model
+from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 
 log = logging.getLogger("skillmix.llm")
 _LOADED: dict = {}

@@ -22,11 +22,11 @@ import logging
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.llm.base import Backend
-from skillmix_utils.llm.messages import Job, Reply
-from skillmix_utils.llm.hf_backend import adapter_fingerprint
 from skillmix_utils.core.redact import describe_error
 from skillmix_utils.llm import hf_backend
+from skillmix_utils.llm.base import Backend
+from skillmix_utils.llm.hf_backend import HFBackend, adapter_fingerprint
+from skillmix_utils.llm.messages import Job, Reply
 from skillmix_utils.llm.models import resolve_model
 
 log = logging.getLogger("skillmix.llm")
@@ -195,7 +195,6 @@ def parity_check(base: str, adapter: str | None, prompts: list[str], max_tokens:
     engine (with `engine_options`), which then stays for the evaluation itself.
     Returns {"match": fraction equal, "pairs": [(vllm_text, hf_text), ...]}.
     """
-    from skillmix_utils.llm.hf_backend import HFBackend
 
     convs = [[{"role": "user", "content": p}] for p in prompts]
     h = HFBackend(base, adapter=adapter, use_cache=False, device=reference_device)

@@ -5,9 +5,10 @@ results. Each part appears only when its table exists under the study's folder; 
 from __future__ import annotations
 
 from pathlib import Path
+
+from skillmix_utils.present.html import html_table
 from skillmix_utils.present.human.agreement import summary_frame
 from skillmix_utils.present.paper_tables import read_table
-from skillmix_utils.present.html import html_table
 
 
 def _human_summary(table):

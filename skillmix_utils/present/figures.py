@@ -26,7 +26,14 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from skillmix_utils.present.paper_tables import (  # noqa: E402
-    METRIC_LABELS, _ordered_settings, is_tuned, main_grader, paper_reference, read_table, student_label)
+    METRIC_LABELS,
+    _ordered_settings,
+    is_tuned,
+    main_grader,
+    paper_reference,
+    read_table,
+    student_label,
+)
 
 # Plain text, not mathtext: "$_{held-out}$" renders a minus sign, not a hyphen.
 SETTING_TITLES = {"train": "SKILL-MIX (train)", "held_out": "SKILL-MIX (held-out)",

@@ -36,16 +36,12 @@ from pathlib import Path
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import ItemsFailed, RequestRefused, SkillmixError
-from skillmix_utils.core.redact import SECRET_ENV
-from skillmix_utils.core.redact import describe_error
-from skillmix_utils.core.redact import find_credential
+from skillmix_utils.core.redact import SECRET_ENV, describe_error, find_credential
 from skillmix_utils.present.hub_cards import dataset_card
 from skillmix_utils.stages.export import mix_name
+from skillmix_utils.stages.train.card import model_card, read_metrics, write_card
 from skillmix_utils.stages.train.formatting import load_rows
-from skillmix_utils.stages.train.run import run_dir
-from skillmix_utils.stages.train.run import run_name
-from skillmix_utils.stages.train.card import model_card, read_metrics
-from skillmix_utils.stages.train.card import read_metrics, write_card
+from skillmix_utils.stages.train.run import run_dir, run_name
 
 NAMESPACE_PLACEHOLDER = "<namespace>"   # a dry run without --namespace asks nobody who you are
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")   # either makes huggingface_hub offline

@@ -27,10 +27,9 @@ import numpy as np
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.metrics import _vote, generation_scores
 from skillmix_utils.core.records import RecordStore
-from skillmix_utils.present.paper_tables import to_markdown
-from skillmix_utils.stages.tables import grader_labels
-from skillmix_utils.stages.tables import points_array
 from skillmix_utils.present.figures import save_figure
+from skillmix_utils.present.paper_tables import to_markdown
+from skillmix_utils.stages.tables import grader_labels, points_array
 
 
 def combination_scores(recs, label: str, cfg, k: int, metric: str = "ratio_full_marks"

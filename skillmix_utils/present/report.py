@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from skillmix_utils.present import paper_tables as pt
-from skillmix_utils.core.records import RecordStore, TextRecord
-from skillmix_utils.present.beyond_report import beyond_sections
-from skillmix_utils.present.views import METRIC_DEFINITIONS, judge_banner, local_judges
-from skillmix_utils.present.html import html_table
 from skillmix_utils.core.provenance import git_commit
+from skillmix_utils.core.records import RecordStore, TextRecord
+from skillmix_utils.present import paper_tables as pt
+from skillmix_utils.present.beyond_report import beyond_sections
+from skillmix_utils.present.html import html_table
+from skillmix_utils.present.views import METRIC_DEFINITIONS, judge_banner
 
 SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
 

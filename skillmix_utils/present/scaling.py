@@ -19,10 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from skillmix_utils.present.paper_tables import is_tuned
-from skillmix_utils.present.paper_tables import main_grader
-from skillmix_utils.present.paper_tables import read_table, to_markdown
+
 from skillmix_utils.present.figures import save_figure
+from skillmix_utils.present.paper_tables import is_tuned, main_grader, read_table, to_markdown
 
 MAIN_SETTING = "held_out"
 

@@ -39,9 +39,9 @@ from pathlib import Path
 
 from skillmix_utils.core.catalog import restrict_catalog
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.present.figures import save_figure
 from skillmix_utils.present.paper_tables import main_grader, read_table
 from skillmix_utils.present.scaling import _errorbar
-from skillmix_utils.present.figures import save_figure
 
 
 def parrot_probability(k: int, n_skills: int, n_topics: int, corpus_texts: float) -> float:

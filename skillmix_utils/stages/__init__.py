@@ -11,6 +11,7 @@ exists, resumes from it (deterministic ids), and returns a dict of the paths it 
 Submodules are imported lazily so that `import skillmix_utils.stages` stays cheap.
 """
 from __future__ import annotations
+
 from skillmix_utils.stages import grade
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import run_evaluation

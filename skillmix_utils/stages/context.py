@@ -17,10 +17,10 @@ import yaml
 
 from skillmix_utils.core.config import ModelSpec, StudyConfig
 from skillmix_utils.core.errors import BudgetSpent, ItemsFailed
-from skillmix_utils.llm.cost import BudgetLedger, format_usd
 from skillmix_utils.core.folder_lock import output_lock
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.llm import get_backend
+from skillmix_utils.llm.cost import BudgetLedger, format_usd
 from skillmix_utils.stages.progress import StageProgress
 
 

@@ -15,10 +15,9 @@ them again, made the same way, `revive` brings them back instead of paying for t
 from __future__ import annotations
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.stages.generate import Writer
 from skillmix_utils.core.records import RecordStore
-from skillmix_utils.stages.draws import data_items
-from skillmix_utils.stages.draws import eval_items, training_keys
+from skillmix_utils.stages.draws import data_items, eval_items, training_keys
+from skillmix_utils.stages.generate import Writer
 from skillmix_utils.stages.students import resolve_student, weights_fingerprint
 
 

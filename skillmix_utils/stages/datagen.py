@@ -15,20 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.core.records import RecordStore, TextRecord, record_id
-from skillmix_utils.stages.draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
-from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
-from skillmix_utils.stages.current import current_data_records
-from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
-from skillmix_utils.stages.scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
 from skillmix_utils.core.prompts import sentence_limit
-from skillmix_utils.stages.current import retire
-from skillmix_utils.stages.current import revive
+from skillmix_utils.core.records import RecordStore, TextRecord
+from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
+from skillmix_utils.stages.current import current_data_records, retire, revive
+from skillmix_utils.stages.draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
 from skillmix_utils.stages.export import export_data
+from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
+from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
 from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
 from skillmix_utils.stages.preflight import check_study
-
+from skillmix_utils.stages.scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
 
 
 def planned_items(cfg, catalog) -> list[Pending]:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skillmix_utils.core.catalog import restrict_catalog
 from skillmix_utils.core.records import record_id
 from skillmix_utils.core.sampling import combination_key, sample_combinations
-from skillmix_utils.stages.generate import Pending
-from skillmix_utils.core.catalog import restrict_catalog
 from skillmix_utils.stages.context import read_existing
+from skillmix_utils.stages.generate import Pending
 
 SETTING = "data"   # the setting part of datagen record ids; the pools are in the combination
 

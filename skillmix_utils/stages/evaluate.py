@@ -18,17 +18,17 @@ from pathlib import Path
 
 from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.core.records import RecordStore, record_id
-from skillmix_utils.stages.draws import eval_items, training_keys
-from skillmix_utils.stages.students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
+from skillmix_utils.core.prompts import generation_turn1, sentence_limit
+from skillmix_utils.core.records import RecordStore
+from skillmix_utils.llm.vllm_backend import parity_check
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
-from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
 from skillmix_utils.stages.current import current_eval_records, revive
+from skillmix_utils.stages.draws import eval_items, training_keys
+from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
 from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
-from skillmix_utils.core.prompts import generation_turn1
-from skillmix_utils.core.prompts import sentence_limit
 from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
 from skillmix_utils.stages.preflight import check_study
+from skillmix_utils.stages.students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
 from skillmix_utils.stages.tables import write_metric_tables
 
 
@@ -38,7 +38,6 @@ def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None
     peft on a few of its own turn-1 prompts (a wrong LoRA setting in vLLM is otherwise silent)."""
     if not spec.spec.startswith("vllm:") or student.parity_prompts == 0 or not todo:
         return
-    from skillmix_utils.llm.vllm_backend import parity_check
 
     prompts = [generation_turn1([catalog.skill(s) for s in p.combination.skills],
                                 p.combination.topic) for p in todo[:student.parity_prompts]]

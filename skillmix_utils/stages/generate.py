@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from skillmix_utils.core.config import ModelSpec
-from skillmix_utils.core.records import Combination, RecordStore, TextRecord, Usage
-from skillmix_utils.stages.context import StageRun, round_seed
 from skillmix_utils.core import prompts
 from skillmix_utils.core.answers import extract_answer_with_rule
+from skillmix_utils.core.config import ModelSpec
 from skillmix_utils.core.identity import output_options, text_identity
-from skillmix_utils.core.identity import text_identity
+from skillmix_utils.core.records import Combination, RecordStore, TextRecord, Usage
+from skillmix_utils.stages.context import StageRun, round_seed
 
 
 @dataclass(frozen=True)

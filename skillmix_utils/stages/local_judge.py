@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.core.records import Grading
 from skillmix_utils.core.prompts import judge_prompts as render
+from skillmix_utils.core.records import Grading
 
 METHOD = "yes_no_logprob"
 THRESHOLD = 0.5

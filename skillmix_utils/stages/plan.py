@@ -8,6 +8,7 @@ llm cache is not consulted, so a re-run may cost less than estimated.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from skillmix_utils.core import prompts
 from skillmix_utils.core.grader_methods import method
 from skillmix_utils.core.prompts import method_prompt

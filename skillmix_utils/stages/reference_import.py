@@ -38,8 +38,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grading import parse_grade, rubric_items
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
 from skillmix_utils.stages.scoring import score

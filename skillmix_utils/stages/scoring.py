@@ -27,13 +27,12 @@ What `score` does, per text:
 from __future__ import annotations
 
 from skillmix_utils.core.config import ScoringSpec
-from skillmix_utils.core.records import Derived, Grading, TextRecord
-from skillmix_utils.core.prompts import method_prompt
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.grading import count_sentences, mentions_skill_name
 from skillmix_utils.core.identity import grading_identity
 from skillmix_utils.core.metrics import majority_vote
-from skillmix_utils.core.prompts import sentence_limit
+from skillmix_utils.core.prompts import method_prompt, sentence_limit
+from skillmix_utils.core.records import Derived, Grading, TextRecord
 
 
 def expected_identity(grader, rec: TextRecord, round_: int, catalog, _prompt: str | None = None

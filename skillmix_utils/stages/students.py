@@ -10,6 +10,7 @@ from pathlib import Path
 
 from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.llm.hf_backend import adapter_fingerprint
 from skillmix_utils.stages.train import trained_artifact
 
 
@@ -46,7 +47,6 @@ def weights_fingerprint(spec: ModelSpec, adapter: str | None) -> str | None:
     """What identifies a local student's weights: the adapter's content hash, or a full
     checkpoint's file names, sizes and times (hashing 26 GB would take minutes). None for API
     models and aliases, whose weights the spec names."""
-    from skillmix_utils.llm.hf_backend import adapter_fingerprint
 
     if adapter:
         return adapter_fingerprint(adapter)

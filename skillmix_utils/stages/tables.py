@@ -33,15 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from skillmix_utils.core.config import StudyConfig
-from skillmix_utils.core.records import RecordStore, TextRecord
-from skillmix_utils.stages.scoring import current_gradings, rescore, study_graders
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.metrics import grader_agreement, skillmix_metrics
-from skillmix_utils.stages.current import current_eval_records
-from skillmix_utils.stages.current import eval_planned_ids, retire
+from skillmix_utils.core.records import RecordStore, TextRecord
+from skillmix_utils.stages.current import current_eval_records, eval_planned_ids, retire
 from skillmix_utils.stages.draws import overlap_keys
-from skillmix_utils.stages.train.run import run_dir
+from skillmix_utils.stages.scoring import current_gradings, rescore, study_graders
 from skillmix_utils.stages.train.card import write_card
+from skillmix_utils.stages.train.run import run_dir
 
 METRIC_COLUMNS = [f"{m}{s}" for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction")
                   for s in ("", "_sem", "_ci_low", "_ci_high")]

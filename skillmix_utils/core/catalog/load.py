@@ -5,8 +5,14 @@ from importlib import resources
 from pathlib import Path
 
 from skillmix_utils.core.catalog.model import SPLITS, Catalog
-from skillmix_utils.core.catalog.parsers import parse_skills_csv, parse_skills_yaml, parse_topics_text, parse_topics_yaml
+from skillmix_utils.core.catalog.parsers import (
+    parse_skills_csv,
+    parse_skills_yaml,
+    parse_topics_text,
+    parse_topics_yaml,
+)
 from skillmix_utils.core.errors import SkillmixError
+
 
 def _builtin(name: str) -> tuple[str, str]:
     res = resources.files("skillmix_utils").joinpath("data", "catalog", name)

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 from skillmix_utils.core.errors import SkillmixError
 
-
 SPLITS = ("train", "held_out")
 POOLS = ("train", "held_out", "all")
 DEFAULT_TRAIN_CATEGORIES = ("literary", "rhetorical")      # the paper's S_train (docs/protocol.md §1)

@@ -8,8 +8,16 @@ import io
 
 import yaml
 
-from skillmix_utils.core.catalog.model import (DEFAULT_TRAIN_CATEGORIES, SIMPLE_CSV_COLUMNS, SKILLMIX_CSV_COLUMNS,
-                                               SKILLMIX_DROPPED_STATUSES, SPLITS, TOPIC_SPLIT_METHOD, Skill, Topic)
+from skillmix_utils.core.catalog.model import (
+    DEFAULT_TRAIN_CATEGORIES,
+    SIMPLE_CSV_COLUMNS,
+    SKILLMIX_CSV_COLUMNS,
+    SKILLMIX_DROPPED_STATUSES,
+    SPLITS,
+    TOPIC_SPLIT_METHOD,
+    Skill,
+    Topic,
+)
 from skillmix_utils.core.errors import SkillmixError
 
 _SKILL_KEYS = {"name", "category", "definition", "example", "split"}

@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from skillmix_utils.core.metrics import cohen_kappa
-from skillmix_utils.present.human.sample import grades_dir
-from skillmix_utils.present.human.sample import human_items, source_records
+from skillmix_utils.present.human.sample import grades_dir, human_items, source_records
 from skillmix_utils.present.human.store import GradeStore, raters
 from skillmix_utils.present.paper_tables import to_markdown
 from skillmix_utils.stages.tables import grader_labels, voted_by_text

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.core.records import RecordStore, TextRecord
 from skillmix_utils.core.grading import rubric_items
 from skillmix_utils.core.prompts import number_words, sentence_limit
+from skillmix_utils.core.records import RecordStore, TextRecord
 
 
 @dataclass(frozen=True)

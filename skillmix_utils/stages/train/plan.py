@@ -16,9 +16,16 @@ import json
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.stages.train.memory import LLAMA2_13B, MISTRAL_7B, ModelShape, estimate_memory, format_estimate, model_shape
 from skillmix_utils.llm.models import resolve_model
 from skillmix_utils.stages.train.formatting import find_mix
+from skillmix_utils.stages.train.memory import (
+    LLAMA2_13B,
+    MISTRAL_7B,
+    ModelShape,
+    estimate_memory,
+    format_estimate,
+    model_shape,
+)
 
 KNOWN_SHAPES = {"llama-2-13b-chat": LLAMA2_13B, "meta-llama/Llama-2-13b-chat-hf": LLAMA2_13B,
                 "meta-llama/Llama-2-13b-hf": LLAMA2_13B,

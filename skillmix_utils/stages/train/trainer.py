@@ -36,20 +36,17 @@ import torch
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 from skillmix_utils.stages.train import checkpoint as ckpt
 from skillmix_utils.stages.train import tracking
-from skillmix_utils.stages.train.formatting import Example, find_mix, format_rows, load_rows, mix_name
+from skillmix_utils.stages.train.formatting import Example, find_mix, format_rows, load_rows
 from skillmix_utils.stages.train.memory import format_estimate, model_shape
+from skillmix_utils.stages.train.outputs import merge_adapter, write_outputs
 from skillmix_utils.stages.train.packing import answer_loss, collate
 from skillmix_utils.stages.train.plan import estimate_for_config
 from skillmix_utils.stages.train.pretrain import load_corpus, pretrain_examples, tokens_for_ratio
 from skillmix_utils.stages.train.run import run_dir, settings_fingerprint
 from skillmix_utils.stages.train.schedule import accumulation_steps, rank_micro_batches, step_indices
-from skillmix_utils.llm.models import load_causal_lm
-from skillmix_utils.llm.models import load_tokenizer
-from skillmix_utils.llm.models import resolve_model
-from skillmix_utils.stages.train.outputs import merge_adapter
-from skillmix_utils.stages.train.outputs import write_outputs
 
 
 def build_examples(cfg: StudyConfig, tokenizer, data_path: str | Path | None = None
