@@ -39,7 +39,7 @@ from skillmix_utils.present.human.server import serve
 from skillmix_utils.runner import run_study
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
-from skillmix_utils.stages.grade import _graders_for, grade_file, pending_gradings
+from skillmix_utils.stages.grade import graders_for, grade_file, pending_gradings
 from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
 from skillmix_utils.stages.preflight import check_study, records_stage
 from skillmix_utils.stages.reference_import import import_reference
@@ -146,7 +146,7 @@ def _grade_plan(cfg, records_path: Path, grader_names) -> int:
         raise SkillmixError("no records in the file", file=str(records_path))
     catalog = cfg.catalog.load()
     plan = Plan(f"skillmix grade {cfg.name}: dry run on {records_path} (nothing is written)")
-    for g in _graders_for(cfg, records[0].stage, grader_names):
+    for g in graders_for(cfg, records[0].stage, grader_names):
         pairs = pending_gradings(records, g)
         answers = [approx_tokens(rec.answer or "") for rec, _ in pairs]
         plan_grading(plan, g, [rec.combination for rec, _ in pairs], catalog,

@@ -48,7 +48,7 @@ from skillmix_utils.llm.cost import format_usd
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import run_evaluation
 from skillmix_utils.stages.preflight import check_study
-from skillmix_utils.stages.progress import StageProgress, _in_kernel, watch_file
+from skillmix_utils.stages.progress import StageProgress, in_kernel, watch_file
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "python3"
@@ -122,7 +122,7 @@ def quiet_notebook(log_path: Path) -> None:
     import logging
 
 
-    if not _in_kernel():
+    if not in_kernel():
         return
     for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         os.environ[var] = "1"
@@ -167,7 +167,7 @@ def launch_training(cfg: StudyConfig, restart: bool = False, echo: bool | None =
     config = save_resolved_config(cfg)
     log = cfg.out / "train" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    echo = (not _in_kernel()) if echo is None else echo
+    echo = (not in_kernel()) if echo is None else echo
     cmd = [sys.executable, "-m", "skillmix_utils.cli", "train", str(config)] + (["--restart"] if restart else [])
     print("$", " ".join(cmd), f"  (output: {log})", flush=True)
     progress = StageProgress("03", cfg.out, stream=sys.stdout)

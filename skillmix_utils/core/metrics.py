@@ -55,10 +55,10 @@ def majority_vote(rounds) -> tuple[np.ndarray, int]:
     a = np.asarray(rounds, dtype=float)
     if a.ndim != 2:
         raise ValueError(f"rounds must be shaped (rounds, k + 3), got {a.shape}")
-    return _vote(a, axis=0), int((~np.isnan(a)).any(axis=1).sum())
+    return vote(a, axis=0), int((~np.isnan(a)).any(axis=1).sum())
 
 
-def _vote(a: np.ndarray, axis: int) -> np.ndarray:
+def vote(a: np.ndarray, axis: int) -> np.ndarray:
     valid = ~np.isnan(a)
     n = valid.sum(axis=axis)
     total = np.where(valid, a, 0.0).sum(axis=axis)
@@ -141,7 +141,7 @@ def skillmix_metrics(points, k: int, n_boot: int = 1000, seed: int = 0,
                          f" got {p.shape}")
     n_comb, n_gen, n_rounds, _ = p.shape
     failed_rounds = np.isnan(p).all(axis=-1)
-    voted = _vote(p, axis=2)                                      # (C, G, k + 3)
+    voted = vote(p, axis=2)                                      # (C, G, k + 3)
     scores = generation_scores(voted, k)                          # each (C, G)
     usable = ~np.isnan(voted).any(axis=-1)                        # (C, G)
     comb_ok = usable.any(axis=1)

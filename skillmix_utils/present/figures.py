@@ -27,7 +27,7 @@ import seaborn as sns  # noqa: E402
 
 from skillmix_utils.present.paper_tables import (  # noqa: E402
     METRIC_LABELS,
-    _ordered_settings,
+    ordered_settings,
     is_tuned,
     main_grader,
     paper_reference,
@@ -89,7 +89,7 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
         df = df[df["grader"].astype(str) == g]
     df = df.assign(_label=_legend_labels(df), _tuned=[is_tuned(a) for a in df.get("adapter", [None] * len(df))])
     df = df.drop_duplicates(subset=["_label", "setting", "k"])
-    settings = _ordered_settings(df["setting"])
+    settings = ordered_settings(df["setting"])
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(settings), figsize=(3.6 * len(settings), 3.2), sharey=True, squeeze=False)
     labels = list(dict.fromkeys(df["_label"]))

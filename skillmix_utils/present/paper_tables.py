@@ -82,7 +82,7 @@ def main_grader(df: pd.DataFrame, grader: str | None = None) -> str | None:
     return str(df["grader"].iloc[0])
 
 
-def _ordered_settings(values) -> list[str]:
+def ordered_settings(values) -> list[str]:
     vals = list(dict.fromkeys(values))
     return sorted(vals, key=lambda s: (SETTING_ORDER.index(s) if s in SETTING_ORDER else 99, s))
 
@@ -110,7 +110,7 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
     wide = df.pivot_table(index=["_row", "setting"], columns="k", values="_cell", aggfunc="first", sort=False)
     wide = wide.reindex(columns=sorted(wide.columns))
     wide.columns = [f"k={k}" for k in wide.columns]
-    order = {s: i for i, s in enumerate(_ordered_settings(df["setting"]))}
+    order = {s: i for i, s in enumerate(ordered_settings(df["setting"]))}
     rows_order = list(dict.fromkeys(df["_row"]))
     wide = wide.reset_index()
     wide["_o1"] = wide["_row"].map(rows_order.index)

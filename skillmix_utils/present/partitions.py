@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.core.metrics import _vote, generation_scores
+from skillmix_utils.core.metrics import vote, generation_scores
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.present.figures import save_figure
 from skillmix_utils.present.paper_tables import to_markdown
@@ -39,7 +39,7 @@ def combination_scores(recs, label: str, cfg, k: int, metric: str = "ratio_full_
     if not recs:
         return {}
     combos = sorted({r.combination.index for r in recs})
-    voted = _vote(points_array(recs, label, cfg, k), axis=2)
+    voted = vote(points_array(recs, label, cfg, k), axis=2)
     scores = generation_scores(voted, k)[metric]
     usable = ~np.isnan(voted).any(axis=-1)
     return {c: float(np.where(usable[i], scores[i], -np.inf).max())

@@ -60,7 +60,7 @@ def scaling_frame(metrics, setting: str = MAIN_SETTING, grader: str | None = Non
     return out.sort_values(["mix", "k"]).reset_index(drop=True)
 
 
-def _errorbar(ax, x, sub, metric, **kw):
+def errorbar(ax, x, sub, metric, **kw):
     y = sub[metric].to_numpy(float)
     lo = y - sub[f"{metric}_ci_low"].to_numpy(float)
     hi = sub[f"{metric}_ci_high"].to_numpy(float) - y
@@ -82,7 +82,7 @@ def success_vs_k(frame, out_dir, metric: str = "ratio_full_marks",
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for mix, sub in frame.groupby("mix", sort=False):
         sub = sub.sort_values("k")
-        _errorbar(ax, sub["k"], sub, metric, label=mix, linestyle="--" if mix == "base" else "-")
+        errorbar(ax, sub["k"], sub, metric, label=mix, linestyle="--" if mix == "base" else "-")
     if line is not None:
         ax.axhline(line[1], color="crimson", lw=1, ls=":", label=line[0])
     ax.set_xlabel("k (skills per text)")
@@ -113,7 +113,7 @@ def data_efficiency(frame, out_dir, metric: str = "ratio_full_marks",
     for k, sub in tuned.groupby("k"):
         # same size, several compositions: one point each, the line through their mean
         sub = sub.sort_values("n_train_texts")
-        _errorbar(ax, sub["n_train_texts"], sub, metric, label=f"k={k}", linestyle="none")
+        errorbar(ax, sub["n_train_texts"], sub, metric, label=f"k={k}", linestyle="none")
         mean = sub.groupby("n_train_texts")[metric].mean()
         ax.plot(mean.index, mean.values, lw=1, color=ax.lines[-1].get_color())
     ax.set_xlabel("training texts (skill-mix examples)")

@@ -41,7 +41,7 @@ from skillmix_utils.core.catalog import restrict_catalog
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.present.figures import save_figure
 from skillmix_utils.present.paper_tables import main_grader, read_table
-from skillmix_utils.present.scaling import _errorbar
+from skillmix_utils.present.scaling import errorbar
 
 
 def parrot_probability(k: int, n_skills: int, n_topics: int, corpus_texts: float) -> float:
@@ -105,7 +105,7 @@ def write_uncommon(cfg) -> dict[str, Path]:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for (student, setting), sub in m.groupby(["student", "setting"], sort=False):
         sub = sub.sort_values("k")
-        _errorbar(ax, sub["k"], sub, "ratio_full_marks", label=f"{student} ({setting})")
+        errorbar(ax, sub["k"], sub, "ratio_full_marks", label=f"{student} ({setting})")
     if not parrot.empty:
         for setting, sub in parrot.groupby("setting"):
             ax.plot(sub["k"], sub["parrot_probability"], ls=":", color="crimson", marker="_",

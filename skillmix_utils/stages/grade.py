@@ -199,7 +199,7 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
     return made
 
 
-def _graders_for(cfg: StudyConfig, stage: str, names: list[str] | None) -> list[GraderSpec]:
+def graders_for(cfg: StudyConfig, stage: str, names: list[str] | None) -> list[GraderSpec]:
     own = (cfg.evaluation.graders if stage == "eval" and cfg.evaluation
            else cfg.data.graders if stage == "datagen" and cfg.data else [])
     if not names:
@@ -234,7 +234,7 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
     if not records:
         raise SkillmixError("no records in the file", file=str(path))
     stage = records[0].stage
-    graders = _graders_for(cfg, stage, grader_names)
+    graders = graders_for(cfg, stage, grader_names)
     if not graders:
         raise SkillmixError(f"the config has no graders for {stage} records", field="graders")
     catalog = cfg.catalog.load()

@@ -66,7 +66,7 @@ def phase_line(p: dict, now: float | None = None) -> str:
     return " · ".join(parts)
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
     try:
         from IPython import get_ipython
     except ImportError:
@@ -88,7 +88,7 @@ class StageProgress:
         self._printed: dict[int, float] = {}
         self._bars: dict[int, object] = {}
         self._handle = None
-        self.kernel = show and _in_kernel()
+        self.kernel = show and in_kernel()
         self.tty = show and not self.kernel and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.show = show
 

@@ -36,7 +36,7 @@ def _paths(root: Path) -> dict[str, Path]:
     return {k: root / v for k, v in names.items() if (root / v).exists()}
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
     """True inside a Jupyter kernel (not merely when ipykernel was imported, as tests do)."""
     if "IPython" not in sys.modules:
         return False
@@ -76,7 +76,7 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
         print(f"[train] {root} was trained with other settings or steps; training again")
         resume = False   # its checkpoints belong to the old settings
     if subprocess is None:
-        subprocess = _in_kernel() or t.launcher != "none" or t.num_processes > 1
+        subprocess = in_kernel() or t.launcher != "none" or t.num_processes > 1
     if subprocess:
 
         launch(cfg, resume=resume)
