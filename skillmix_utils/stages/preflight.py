@@ -12,6 +12,7 @@ one line naming the file and field, and never in a half-written output folder:
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -121,16 +122,8 @@ def check_study(cfg: StudyConfig, config_file, sections, keys: bool = True) -> N
         check_adapters(cfg, config_file)
 
 
-def sections_enabled(cfg: StudyConfig) -> list[str]:
-    """The sections a whole `skillmix run` will execute."""
-    return [s for s in ("data", "train", "evaluation")
-            if getattr(cfg, s) is not None and getattr(cfg, s).enabled]
-
-
 def records_stage(path) -> str:
     """"data" or "evaluation": whose graders a records file needs (from its first record)."""
-    import json
-
     try:
         with open(path, "rb") as fh:
             first = json.loads(fh.readline() or b"{}")

@@ -137,11 +137,6 @@ def score(rec: TextRecord, scoring: ScoringSpec, graders=None, catalog=None) -> 
     return d
 
 
-def derive(rec: TextRecord, scoring: ScoringSpec, graders=None, catalog=None) -> Derived:
-    """Old name of `score`."""
-    return score(rec, scoring, graders, catalog)
-
-
 def rescore(records, scoring: ScoringSpec, graders=None, catalog=None, finish=None) -> list:
     """Score `records` again (in place); returns those whose stored result changed, to be
     appended to their store. `finish(rec)` runs after scoring (data generation sets `kept`)."""

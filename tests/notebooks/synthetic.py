@@ -10,7 +10,7 @@ import pandas as pd
 
 from skillmix_utils.core.config import ScoringSpec
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, Usage, record_id
-from skillmix_utils.stages.scoring import derive
+from skillmix_utils.stages.scoring import score
 
 SETTINGS = ["train", "held_out"]
 KS = [1, 2, 3]
@@ -101,7 +101,7 @@ def eval_records(n_per_cell: int = 2) -> list[TextRecord]:
                                                         {"role": "assistant", "content": "Answer: " + text}],
                                           usage=Usage(input_tokens=100, output_tokens=50, cost_usd=0.002),
                                           gradings=gradings))
-                    out[-1].derived = derive(out[-1], ScoringSpec())
+                    out[-1].derived = score(out[-1], ScoringSpec())
     return out
 
 

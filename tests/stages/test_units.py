@@ -12,7 +12,7 @@ from skillmix_utils.llm import ChatResult
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord
 from skillmix_utils.stages.context import StageRun
 from skillmix_utils.stages.grade import grade_records
-from skillmix_utils.stages.scoring import derive
+from skillmix_utils.stages.scoring import score
 
 
 def _rec(answer="Bees hum in the hive.", skills=("metaphor", "red herring"), topic="Beekeeping"):
@@ -28,12 +28,12 @@ def test_derive_replaces_length_zeroes_named_skills_and_votes_valid_rounds():
         Grading(grader="g", round=2, status="parse_failed", raw_reply="??"),
         Grading(grader="h", round=0, status="error", error="timeout"),
     ]
-    d = derive(rec, ScoringSpec())
+    d = score(rec, ScoringSpec())
     assert d.sentence_count == 2 and d.length_point == 0.0
     assert d.explicit_names == ["metaphor"]
     assert d.voted_points == {"g": [0.0, 0.0, 1.0, 1.0, 0.0]}   # red herring 1 of 2: a tie
     assert d.valid_rounds == {"g": 2, "h": 0}
-    off = derive(rec, ScoringSpec(explicit_name_rule=False))
+    off = score(rec, ScoringSpec(explicit_name_rule=False))
     assert off.voted_points["g"][0] == 1.0 and off.explicit_names == ["metaphor"]
 
 
