@@ -81,9 +81,6 @@ def parse_rate_headers(headers) -> dict[str, tuple[int | None, int | None]]:
     return out
 
 
-KINDS = ("requests", "tokens", "input", "output")
-
-
 @dataclass
 class Ticket:
     """What a request reserved, and when: lets a later response's `remaining` be compared."""

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from skillmix_utils.errors import ItemsFailed
-from skillmix_utils.llm.limits import Bucket
+from skillmix_utils.llm.limits import HEADER_MARGIN, Bucket, RateLimits
 
 from .conftest import CONVS, make
 
@@ -106,8 +106,6 @@ def test_anthropic_input_and_output_limits_are_charged_apart():
     # Anthropic states ITPM and OTPM apart (and `tokens-*`, the nearer of the two): the prompt
     # is charged to the input limit and max_tokens to the output limit, which is corrected to
     # the tokens written when the request ends.
-    from skillmix_utils.llm.limits import HEADER_MARGIN, RateLimits
-
     lim = RateLimits()
     lim.observe({"anthropic-ratelimit-input-tokens-limit": "4000000",
                  "anthropic-ratelimit-output-tokens-limit": "60000",
