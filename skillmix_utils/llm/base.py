@@ -152,7 +152,7 @@ class Backend:
 
     def _learn_tokens(self, job: Job, reply: Reply) -> None:
         """Move the tpm estimate towards the provider's own count of input tokens."""
-        if reply.input_tokens and self.limits.tokens.per_minute:
+        if reply.input_tokens and self.limits.active:
             est = sum(len(m["content"]) for m in job.messages) // 4 + 4 * len(job.messages)
             ratio = reply.input_tokens / max(1, est)
             # rise at once (too low an estimate is refused), fall slowly
@@ -192,8 +192,9 @@ class Backend:
                     return
                 self._reserved += usd
                 try:
-                    current_ticket.set(await self.limits.acquire(tokens))
+                    current_ticket.set(await self.limits.acquire(tokens, output=max_tokens))
                     reply = await self._call_with_retries(job, temperature, max_tokens)
+                    self.limits.settle(current_ticket.get(), reply.output_tokens)
                     out[job.key] = self._record(job, reply)
                     self._learn_tokens(job, reply)
                     self.breaker.success()

@@ -4,9 +4,18 @@ Each limit is a token bucket that refills at limit/60 per second and holds `burs
 it: a quarter of a second by default. Providers may enforce a per-minute limit over periods as
 short as a second, so a client that spends a minute's allowance at once is refused; and
 requests sent evenly can still arrive bunched (new connections, a busy network), so the
-client's bucket is kept well inside the provider's. A request *reserves* its
-share at once and sleeps until the bucket covers it, so waiters are served in order, nothing
-is bound to an event loop and no task polls.
+client's bucket is kept well inside the provider's. A request *reserves* its whole
+share at once, even when that is more than the burst (the level goes into debt), and sleeps
+until the bucket has earned it: no request goes for less than it costs, so the long-run rate is
+the limit whatever the request size. Waiters are served in order, nothing is bound to an event
+loop and no task polls.
+
+What a request costs is what the provider counts. OpenAI counts the prompt and `max_tokens`
+against one tokens-per-minute limit when the request arrives. Anthropic counts input tokens
+(ITPM) and output tokens (OTPM) apart, the output estimated from `max_tokens` on arrival and
+corrected to the tokens written when the request ends (`settle`). The configured `tpm=` caps
+prompt plus `max_tokens` for either provider (never more than the provider allows); the
+provider's headers add its own limits, Anthropic's as an input and an output bucket.
 
 The limits come from the config (`rpm=`, `tpm=`) and from the rate-limit headers the provider
 sends with every response (OpenAI's `x-ratelimit-*`, Anthropic's `anthropic-ratelimit-*`): a
@@ -20,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Pace a little under a stated limit: the provider's clock and ours differ by the network.
 HEADER_MARGIN = 0.97
@@ -35,7 +44,12 @@ def _int(value) -> int | None:
 
 
 def parse_rate_headers(headers) -> dict[str, tuple[int | None, int | None]]:
-    """{"requests"|"tokens": (limit per minute, remaining)} from a response's headers.
+    """{kind: (limit per minute, remaining)} from a response's headers; kinds are "requests",
+    "tokens" (prompt plus max_tokens: OpenAI's one limit), "input" and "output" (Anthropic's).
+
+    Anthropic's `anthropic-ratelimit-tokens-*` is whichever of its two limits is nearer, so it
+    is read only from a server that sends neither `input-tokens-*` nor `output-tokens-*`
+    (as the combined limit: charging prompt plus max_tokens against it never overruns either).
 
     >>> parse_rate_headers({"x-ratelimit-limit-requests": "500",
     ...                     "x-ratelimit-remaining-requests": "499",
@@ -45,33 +59,34 @@ def parse_rate_headers(headers) -> dict[str, tuple[int | None, int | None]]:
     >>> parse_rate_headers({"anthropic-ratelimit-requests-limit": "50",
     ...                     "anthropic-ratelimit-requests-remaining": "0",
     ...                     "anthropic-ratelimit-input-tokens-limit": "40000",
-    ...                     "anthropic-ratelimit-input-tokens-remaining": "39000"})
-    {'requests': (50, 0), 'tokens': (40000, 39000)}
+    ...                     "anthropic-ratelimit-input-tokens-remaining": "39000",
+    ...                     "anthropic-ratelimit-output-tokens-limit": "8000",
+    ...                     "anthropic-ratelimit-output-tokens-remaining": "7000",
+    ...                     "anthropic-ratelimit-tokens-limit": "8000"})
+    {'requests': (50, 0), 'input': (40000, 39000), 'output': (8000, 7000)}
     >>> parse_rate_headers({"content-type": "application/json"})
     {}
     """
     get = headers.get
     out = {}
-    for kind, alts in (("requests", ("requests",)),
-                       ("tokens", ("tokens", "input-tokens"))):
-        for name in alts:
-            limit = _int(get(f"x-ratelimit-limit-{name}")
-                         or get(f"anthropic-ratelimit-{name}-limit"))
-            remaining = _int(get(f"x-ratelimit-remaining-{name}")
-                             or get(f"anthropic-ratelimit-{name}-remaining"))
-            if limit is not None or remaining is not None:
-                out[kind] = (limit, remaining)
-                break
+    for kind, name in (("requests", "requests"), ("input", "input-tokens"),
+                       ("output", "output-tokens"), ("tokens", "tokens")):
+        limit = _int(get(f"x-ratelimit-limit-{name}") or get(f"anthropic-ratelimit-{name}-limit"))
+        remaining = _int(get(f"x-ratelimit-remaining-{name}")
+                         or get(f"anthropic-ratelimit-{name}-remaining"))
+        if limit is not None or remaining is not None:
+            out[kind] = (limit, remaining)
+    if "input" in out or "output" in out:
+        out.pop("tokens", None)
     return out
 
 
 @dataclass
 class Ticket:
     """What a request reserved, and when: lets a later response's `remaining` be compared."""
-    sent_requests: float
-    sent_tokens: float
+    sent: dict[str, float]      # each bucket's `reserved_total` once this request was counted
     at: float
-    tokens: float = 0.0  # what this request reserved of the tokens limit
+    charged: dict[str, float] = field(default_factory=dict)  # what this request reserved
 
 
 class Bucket:
@@ -109,8 +124,19 @@ class Bucket:
             return 0.0
         now = time.monotonic()
         self._refill(now)
-        self.level -= min(amount, self.capacity)
+        # The whole amount, even past the burst: the level goes into debt and the request
+        # waits until the bucket has earned it (charging a large request only the burst let
+        # requests of 8 bursts through at 8 times the limit).
+        self.level -= amount
         return max(0.0, -self.level) * 60.0 / self.per_minute
+
+    def give_back(self, amount: float) -> None:
+        """Return part of a reservation the provider did not count in the end."""
+        # `reserved_total` keeps it: a later `sync` then counts it as sent, which can only
+        # lower the level (the provider corrects its count when the request ends, not before).
+        if amount > 0 and self.per_minute:
+            self._refill(time.monotonic())
+            self.level = min(self.capacity, self.level + amount)
 
     def sync(self, remaining: int, since_total: float, since_time: float) -> None:
         """The provider said `remaining` when it counted the request reserved at
@@ -126,57 +152,82 @@ class Bucket:
 
 
 class RateLimits:
-    """Wait before a request until the rpm and tpm budgets allow it; learn from headers."""
+    """Wait before a request until its provider's limits allow it; learn them from headers.
+
+    Buckets: `requests` (rpm), `tokens` (prompt plus max_tokens: the configured tpm and
+    OpenAI's limit), `input` and `output` (Anthropic's ITPM and OTPM, from its headers)."""
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None,
                  burst: float = DEFAULT_BURST):
         self.rpm, self.tpm = rpm, tpm
         self.requests = Bucket(rpm, burst)
         self.tokens = Bucket(tpm, burst)
+        self.input = Bucket(None, burst)
+        self.output = Bucket(None, burst)
         self._lock = threading.Lock()  # `chat` and a user's own loop may share one backend
 
-    async def acquire(self, tokens: int = 0) -> Ticket:
-        """Block until one more request of about `tokens` tokens fits in both limits; the
-        ticket says what had been reserved by then and when the request may go."""
+    def _buckets(self):
+        return {"requests": self.requests, "tokens": self.tokens, "input": self.input,
+                "output": self.output}
+
+    async def acquire(self, tokens: int = 0, output: int = 0) -> Ticket:
+        """Block until one more request fits in every limit: `tokens` is its prompt plus
+        `output` (its max_tokens). The ticket says what had been reserved by then, what this
+        request reserved and when it may go."""
+        charge = {"requests": 1.0, "tokens": float(tokens),
+                  "input": float(max(0, tokens - output)), "output": float(output)}
         with self._lock:
-            wait = max(self.requests.reserve(1), self.tokens.reserve(float(tokens)))
-            ticket = Ticket(self.requests.reserved_total, self.tokens.reserved_total,
-                            time.monotonic() + wait, float(tokens))
+            buckets = self._buckets()
+            wait = max(buckets[k].reserve(v) for k, v in charge.items())
+            ticket = Ticket({k: b.reserved_total for k, b in buckets.items()},
+                            time.monotonic() + wait, charge)
         if wait > 0:
             await asyncio.sleep(wait)
         return ticket
+
+    def settle(self, ticket: Ticket | None, output_tokens: int) -> None:
+        """The request ended having written `output_tokens`: Anthropic corrects its output
+        count from max_tokens to that, so the output bucket gets the difference back."""
+        if ticket is None:
+            return
+        with self._lock:
+            self.output.give_back(ticket.charged.get("output", 0.0) - output_tokens)
 
     def refused(self, ticket: Ticket | None) -> None:
         """A 429: the SDK will send the request again on its own, past this limiter; charge
         the retry now so that the requests queued behind it make room for it."""
         with self._lock:
-            self.requests.reserve(1)
-            if ticket is not None and ticket.tokens:
-                self.tokens.reserve(ticket.tokens)
+            if ticket is None:
+                self.requests.reserve(1)
+                return
+            for kind, bucket in self._buckets().items():
+                bucket.reserve(ticket.charged.get(kind, 1.0 if kind == "requests" else 0.0))
 
     def observe(self, headers, ticket: Ticket | None = None) -> None:
         """Learn from one response's rate-limit headers (any response, 429s included)."""
         info = parse_rate_headers(headers)
         if not info:
             return
+        configured = {"requests": self.rpm, "tokens": self.tpm}
         with self._lock:
-            for kind, bucket, configured in (("requests", self.requests, self.rpm),
-                                             ("tokens", self.tokens, self.tpm)):
-                limit, remaining = info.get(kind, (None, None))
+            buckets = self._buckets()
+            for kind, (limit, remaining) in info.items():
+                bucket = buckets[kind]
                 learnt = False
                 if limit:
                     stated = limit * HEADER_MARGIN
-                    if configured is None or stated < configured:
+                    mine = configured.get(kind)
+                    if mine is None or stated < mine:
                         if bucket.per_minute is None or abs(bucket.per_minute - stated) > 1e-9:
                             bucket.set_limit(stated)
                             learnt = True
                 if remaining is not None and ticket is not None:
-                    since = ticket.sent_requests if kind == "requests" else ticket.sent_tokens
                     # A limit just learnt (the first response, whose time on the wire includes
                     # opening the connection): take `remaining` as it stands, without crediting
                     # the refill since the request left.
-                    bucket.sync(remaining, since, time.monotonic() if learnt else ticket.at)
+                    bucket.sync(remaining, ticket.sent.get(kind, 0.0),
+                                time.monotonic() if learnt else ticket.at)
 
     @property
     def active(self) -> bool:
-        return bool(self.requests.per_minute or self.tokens.per_minute)
+        return any(b.per_minute for b in self._buckets().values())

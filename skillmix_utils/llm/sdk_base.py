@@ -1,11 +1,16 @@
 """What the two official-SDK backends share: the key from the environment (kept out of every
 output), the cache's host field, and the async client: one kept for the backend's own loop
 (`chat`), or one per `achat` call on a caller's loop. The client's response hook feeds every
-response's rate-limit headers (429s and the SDK's own retries included) to the limiter."""
+response's rate-limit headers (429s and the SDK's own retries included) to the limiter.
+
+Which client a request uses is a context variable set by its call's `_session`, not an
+attribute of the backend: two `achat` calls that overlap on one backend each keep their own
+client, and the one that ends first closes only its own."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import time
 from urllib.parse import urlsplit
@@ -37,8 +42,9 @@ class SDKBackend(Backend):
         self.timeout, self.max_retries = timeout, max_retries
         sdk = self._sdk()  # fail at get_backend, not mid-run, when the SDK is missing
         self.malformed_errors = (*self.malformed_errors, sdk.APIResponseValidationError)
-        self._client = None
         self._kept_client = None  # the client of the backend's own loop, kept between calls
+        # the client of the call running in the current task (see `_client`)
+        self._call_client = contextvars.ContextVar(f"skillmix-client-{id(self)}", default=None)
 
     def _sdk(self):
         import importlib
@@ -76,23 +82,31 @@ class SDKBackend(Backend):
             kwargs["max_retries"] = self.max_retries
         return getattr(sdk, self.client_class)(**kwargs)
 
+    @property
+    def _client(self):
+        """The SDK client of the call this task belongs to (set by `_session`)."""
+        client = self._call_client.get()
+        if client is None:
+            raise RuntimeError(f"{self.spec}: no SDK client outside chat()/achat()")
+        return client
+
     @contextlib.asynccontextmanager
     async def _session(self):
-        if self._runner.owns_running_loop():
+        own_loop = self._runner.owns_running_loop()
+        if own_loop:
             # `chat`: the backend's own loop lives on, and so do the client and its connections
             if self._kept_client is None:
                 self._kept_client = self.make_client()
-            self._client = self._kept_client
-            yield self._client
-            return
-        client = self.make_client()  # a caller's loop: this call's client, closed after it
-        self._client = client
+            client = self._kept_client
+        else:
+            client = self.make_client()  # a caller's loop: this call's client, closed after it
+        token = self._call_client.set(client)
         try:
             yield client
         finally:
-            await client.close()
-            if self._client is client:
-                self._client = self._kept_client
+            self._call_client.reset(token)
+            if not own_loop:
+                await client.close()
 
     def close(self) -> None:
         """Close the kept client and stop the backend's loop."""

@@ -28,7 +28,7 @@ def test_unlimited_bucket_never_waits():
 def test_headers_set_an_unconfigured_limit_and_the_remaining_count(headers):
     lim = RateLimits()
     assert not lim.active
-    ticket = Ticket(lim.requests.reserved_total, 0.0, __import__("time").monotonic())
+    ticket = Ticket({"requests": lim.requests.reserved_total}, __import__("time").monotonic())
     lim.observe(headers, ticket)
     assert lim.requests.per_minute == pytest.approx(120 * HEADER_MARGIN)
     # the provider has nothing left: the next request waits about one refill interval
@@ -45,7 +45,7 @@ def test_headers_lower_a_configured_limit_but_never_raise_it():
 def test_remaining_counts_what_was_sent_after_the_answered_request():
     lim = RateLimits(rpm=6000, burst=1.0)  # capacity 100
     lim.requests.reserve(1)
-    ticket = Ticket(lim.requests.reserved_total, 0.0, __import__("time").monotonic())
+    ticket = Ticket({"requests": lim.requests.reserved_total}, __import__("time").monotonic())
     for _ in range(9):  # nine more sent while the first was in flight
         lim.requests.reserve(1)
     lim.observe({"x-ratelimit-remaining-requests": "50"}, ticket)  # another process used 49
