@@ -39,7 +39,7 @@ from skillmix_utils.present.human.server import serve
 from skillmix_utils.runner import run_study
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
-from skillmix_utils.stages.grade import graders_for, grade_file, pending_gradings
+from skillmix_utils.stages.grade import grade_file, graders_for, pending_gradings
 from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
 from skillmix_utils.stages.preflight import check_study, records_stage
 from skillmix_utils.stages.reference_import import import_reference

@@ -7,8 +7,8 @@ recorded with the result (and in the cache key) but not sent.
 from __future__ import annotations
 
 import json
-import os
 
+from skillmix_utils.core.model_identity import base_url_of
 from skillmix_utils.llm.messages import MalformedReply, Reply
 from skillmix_utils.llm.sdk_base import SDKBackend
 
@@ -28,11 +28,10 @@ class AnthropicBackend(SDKBackend):
 
     kind = "anthropic"
     sdk_module, client_class = "anthropic", "AsyncAnthropic"
-    key_env, default_host = "ANTHROPIC_API_KEY", "api.anthropic.com"
+    key_env = "ANTHROPIC_API_KEY"
 
     def __init__(self, model: str, *, base_url=None, **options):
-        super().__init__(model, base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
-                         **options)
+        super().__init__(model, base_url=base_url_of(self.kind, base_url), **options)
 
     def request_params(self, messages, *, temperature, max_tokens, seed=None) -> dict:
         """The messages-API parameters of one request (also a batch request's `params`)."""

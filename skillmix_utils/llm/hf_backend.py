@@ -7,36 +7,19 @@ there is one, else on the CPU. `yes_no_probabilities` is the local judge's score
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import threading
+import weakref
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.model_identity import model_identity
 from skillmix_utils.core.redact import describe_error
+from skillmix_utils.llm import loaded
 from skillmix_utils.llm.base import Backend
 from skillmix_utils.llm.messages import Job, Reply, check_conversations
-from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
+from skillmix_utils.llm.models import resolve_model
 
 log = logging.getLogger("skillmix.llm")
-_LOADED: dict = {}
-_LOAD_LOCK = threading.Lock()
-
-
-def adapter_fingerprint(adapter: str | None) -> str | None:
-    """sha256 of an adapter folder's weights file(s): a retrained adapter gets new cache keys."""
-    if not adapter:
-        return None
-    folder = Path(adapter)
-    files = sorted(p for p in folder.glob("adapter_model*") if p.is_file()) if folder.is_dir() else []
-    if not files:
-        raise SkillmixError(f"{adapter} has no adapter_model.safetensors/.bin", field="adapter")
-    h = hashlib.sha256()
-    for p in files:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 class HFBackend(Backend):
@@ -57,39 +40,52 @@ class HFBackend(Backend):
 
         self.path = resolve_model(model)
         self.adapter = str(Path(adapter).expanduser().resolve()) if adapter else None
-        self.adapter_sha = adapter_fingerprint(self.adapter)
         self.batch_size, self.device, self.dtype = max(1, batch_size), device, dtype
         self.quantization = quantization
+        # The weights as they are now: a checkpoint or adapter saved again later is another
+        # backend's (new cache keys, loaded afresh).
+        self.made = model_identity(self.spec, adapter=self.adapter,
+                                   options={"dtype": dtype, "quantization": quantization})
+        self._holder = loaded.new_holder()
+        weakref.finalize(self, loaded.release, self._holder)
 
     def _key_extra(self) -> dict:
-        return {"adapter": self.adapter, "adapter_sha": self.adapter_sha}
+        return self.made
+
+    def close(self) -> None:
+        """Stop the event loop and free the model unless another backend holds it (a later
+        call loads it again)."""
+        super().close()
+        loaded.release(self._holder)
 
     # --- loading ---------------------------------------------------------------------------
     def load(self):
-        """(model, tokenizer), loaded once per process and shared by equal backends."""
+        """(model, tokenizer, device), loaded once and shared by equal backends until released
+        (`close`, `llm.loaded`)."""
         import torch
 
-
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        ident = (self.path, self.adapter, self.adapter_sha, self.quantization, self.dtype, device)
-        with _LOAD_LOCK:
-            if ident not in _LOADED:
-                tok = load_tokenizer(self.path)
-                tok.padding_side = "left"
-                if self.quantization:
-                    lm = load_causal_lm(self.path, dtype=self.dtype, quantization=self.quantization,
-                                        adapter=self.adapter,
-                                        device_map={"": 0} if device == "cuda" else None)
-                else:
-                    lm = load_causal_lm(self.path, dtype=self.dtype, adapter=self.adapter).to(device)
-                    if self.adapter:
-                        # Unquantised weights: fold the LoRA product in once, so that decoding
-                        # costs what the base model's does (an unmerged adapter adds two small
-                        # matmuls per layer and step: the demo's tuned student took 1.8x as long).
-                        lm = lm.merge_and_unload()
-                lm.eval()
-                _LOADED[ident] = (lm, tok, device)
-            return _LOADED[ident]
+        key = ("hf", self.path, self.adapter, repr(sorted(self.made.items())), device)
+        return loaded.hold(key, self._holder, lambda: self._load(device))
+
+    def _load(self, device: str):
+        from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
+
+        tok = load_tokenizer(self.path)
+        tok.padding_side = "left"
+        if self.quantization:
+            lm = load_causal_lm(self.path, dtype=self.dtype, quantization=self.quantization,
+                                adapter=self.adapter,
+                                device_map={"": 0} if device == "cuda" else None)
+        else:
+            lm = load_causal_lm(self.path, dtype=self.dtype, adapter=self.adapter).to(device)
+            if self.adapter:
+                # Unquantised weights: fold the LoRA product in once, so that decoding
+                # costs what the base model's does (an unmerged adapter adds two small
+                # matmuls per layer and step: the demo's tuned student took 1.8x as long).
+                lm = lm.merge_and_unload()
+        lm.eval()
+        return lm, tok, device
 
     def render(self, messages: list[dict]) -> str:
         """The chat-templated prompt text, ending with the assistant's turn opening."""

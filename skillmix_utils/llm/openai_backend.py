@@ -6,9 +6,9 @@ own retries (429 with Retry-After, 5xx, timeouts, dropped connections) do the ba
 from __future__ import annotations
 
 import json
-import os
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.model_identity import base_url_of
 from skillmix_utils.llm.messages import MalformedReply, Reply
 from skillmix_utils.llm.sdk_base import SDKBackend
 
@@ -18,12 +18,12 @@ class OpenAIBackend(SDKBackend):
 
     kind = "openai"
     sdk_module, client_class = "openai", "AsyncOpenAI"
-    key_env, default_host = "OPENAI_API_KEY", "api.openai.com"
+    key_env = "OPENAI_API_KEY"
 
     def __init__(self, model: str, *, base_url=None, compatible: bool = False, **options):
         if compatible:
             self.kind = "openai-compatible"
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        base_url = base_url_of(self.kind, base_url)
         if compatible and not base_url:
             raise SkillmixError("openai-compatible needs base_url= (or OPENAI_BASE_URL), e.g. "
                                 "http://localhost:8000/v1", field="base_url")

@@ -13,9 +13,9 @@ import contextlib
 import contextvars
 import os
 import time
-from urllib.parse import urlsplit
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.model_identity import model_identity
 from skillmix_utils.llm.base import Backend, current_ticket
 
 
@@ -25,7 +25,6 @@ class SDKBackend(Backend):
     sdk_module = ""          # "openai" | "anthropic"
     client_class = ""        # "AsyncOpenAI" | "AsyncAnthropic"
     key_env = ""             # OPENAI_API_KEY | ANTHROPIC_API_KEY
-    default_host = ""
     probe_first = True       # learn the provider's rate limits before the first burst
 
     def __init__(self, model: str, *, base_url=None, timeout=None, max_retries=None,
@@ -52,8 +51,9 @@ class SDKBackend(Backend):
         return importlib.import_module(self.sdk_module)
 
     def _key_extra(self) -> dict:
-        # The host is part of the cache key (another server may answer differently); the key is not.
-        return {"host": urlsplit(self.base_url).netloc if self.base_url else self.default_host}
+        # The endpoint is part of the cache key (another server may answer differently), as it
+        # is of a record's identity; the API key is not.
+        return model_identity(self.spec, base_url=self.base_url)
 
     async def _on_request(self, request) -> None:
         # the moment the request goes on the wire is when the provider counts it

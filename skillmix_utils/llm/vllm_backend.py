@@ -12,25 +12,30 @@ Engine options come from the student's model options in the study config, e.g.
 Several GPUs are vLLM's own business: `tensor_parallel_size` shards the model over them
 (`data_parallel_size` runs replicas, on vLLM versions that have it). `max_lora_rank` is read
 from the adapter (its `r` and `rank_pattern`, rounded up to a rank vLLM supports) unless given.
+
+Engines live in the registry of loaded models (`llm.loaded`): backends with the same model,
+LoRA rank and engine options share one, each adapter in it under its own LoRA id (vLLM caches
+adapters by id, so two adapters under one id would both be served the first one's weights), and
+the engine is shut down when the last backend holding it is closed (at the end of its stage).
 """
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
+import weakref
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.model_identity import model_identity
 from skillmix_utils.core.redact import describe_error
-from skillmix_utils.llm import hf_backend
+from skillmix_utils.llm import loaded
 from skillmix_utils.llm.base import Backend
-from skillmix_utils.llm.hf_backend import HFBackend, adapter_fingerprint
+from skillmix_utils.llm.hf_backend import HFBackend
 from skillmix_utils.llm.messages import Job, Reply
 from skillmix_utils.llm.models import resolve_model
 
 log = logging.getLogger("skillmix.llm")
-_ENGINES: dict = {}
 
 
 def import_vllm():
@@ -84,23 +89,61 @@ def vllm_lora_rank(rank: int) -> int:
 
 
 def build_requests(conversations, *, temperature: float, max_tokens: int, seed=None,
-                   adapter: str | None = None, max_lora_rank: int = 64) -> dict:
+                   adapter: str | None = None, max_lora_rank: int = 64, lora_id: int = 1) -> dict:
     """Plain-data description of one vLLM call: the engine, sampling and LoRA arguments.
+    `lora_id` is the adapter's id in its engine (`Engine.lora_id`); vLLM tells adapters apart
+    by id and by name, so both follow it.
 
     >>> r = build_requests([[{"role": "user", "content": "Hi"}]], temperature=0, max_tokens=8,
-    ...                    adapter="/ckpt/adapter")
+    ...                    adapter="/ckpt/adapter", lora_id=2)
     >>> r["engine"]["enable_lora"], r["sampling"]["temperature"], r["lora"]
-    (True, 0.0, {'lora_name': 'adapter', 'lora_int_id': 1, 'lora_path': '/ckpt/adapter'})
+    (True, 0.0, {'lora_name': 'adapter-2', 'lora_int_id': 2, 'lora_path': '/ckpt/adapter'})
     """
     sampling = {"temperature": float(temperature), "max_tokens": int(max_tokens), "n": 1}
     if seed is not None:
         sampling["seed"] = int(seed)
-    lora = {"lora_name": "adapter", "lora_int_id": 1, "lora_path": adapter} if adapter else None
+    lora = ({"lora_name": f"adapter-{lora_id}", "lora_int_id": int(lora_id), "lora_path": adapter}
+            if adapter else None)
     engine = {"enable_lora": bool(adapter)}
     if adapter:
         engine["max_lora_rank"] = max_lora_rank
     return {"messages": [list(c) for c in conversations], "sampling": sampling, "lora": lora,
             "engine": engine}
+
+
+class Engine:
+    """One `vllm.LLM` and the LoRA ids it has given out: one per adapter folder and content, so
+    an adapter saved again in place is loaded afresh under a new id."""
+
+    def __init__(self, llm):
+        self.llm = llm
+        self._lora_ids: dict = {}
+
+    def lora_id(self, adapter: str, fingerprint: str | None) -> int:
+        """The adapter's id in this engine, from 1 (vLLM's smallest), stable while it lives."""
+        return self._lora_ids.setdefault((str(Path(adapter).resolve()), fingerprint),
+                                         len(self._lora_ids) + 1)
+
+    @staticmethod
+    def shut_down(engine: "Engine") -> None:
+        """Stop the engine's processes and let go of its GPU memory (the registry's free hook)."""
+        llm = engine.llm
+        engine.llm = None
+        stop = getattr(llm, "shutdown", None)     # vLLM versions with LLM.shutdown()
+        if not callable(stop):                    # older V1 engines: the engine core's
+            stop = getattr(getattr(getattr(llm, "llm_engine", None), "engine_core", None),
+                           "shutdown", None)
+        if callable(stop):
+            stop()
+        try:   # the in-process parallel state, if this vLLM keeps one
+            from vllm.distributed.parallel_state import (
+                destroy_distributed_environment,
+                destroy_model_parallel,
+            )
+        except ImportError:
+            return
+        destroy_model_parallel()
+        destroy_distributed_environment()
 
 
 class VLLMBackend(Backend):
@@ -116,27 +159,37 @@ class VLLMBackend(Backend):
 
         self.path = resolve_model(model)
         self.adapter = adapter
-        self.adapter_sha = adapter_fingerprint(adapter)
         rank = max_lora_rank or adapter_rank(adapter) or 8
         self.max_lora_rank = vllm_lora_rank(rank)
         self.engine_options = dict(engine_options or {})
         if "max_lora_rank" in self.engine_options:
             raise SkillmixError("max_lora_rank is read from the adapter (or the max_lora_rank "
                                 "option), not engine_options", field="engine_options")
+        self.made = model_identity(self.spec, adapter=adapter,
+                                   options={"engine_options": self.engine_options})
+        self._holder = loaded.new_holder()
+        weakref.finalize(self, loaded.release, self._holder)
 
     def _key_extra(self) -> dict:
-        return {"adapter": self.adapter, "adapter_sha": self.adapter_sha}
+        return self.made
 
-    def engine(self):
-        """The vllm.LLM for this model (one per process)."""
+    def close(self) -> None:
+        """Stop the event loop and shut the engine down unless another backend holds it."""
+        super().close()
+        loaded.release(self._holder)
+
+    def engine(self) -> Engine:
+        """This model's engine, shared with equal backends until the last one is closed."""
         vllm = import_vllm()
-        ident = (self.path, bool(self.adapter), self.max_lora_rank,
-                 json.dumps(self.engine_options, sort_keys=True, default=str))
-        if ident not in _ENGINES:
+        key = ("vllm", self.path, self.made.get("weights"), bool(self.adapter),
+               self.max_lora_rank, json.dumps(self.engine_options, sort_keys=True, default=str))
+
+        def start() -> Engine:
             spec = build_requests([], temperature=0, max_tokens=1, adapter=self.adapter,
                                   max_lora_rank=self.max_lora_rank)["engine"]
-            _ENGINES[ident] = vllm.LLM(model=self.path, **spec, **self.engine_options)
-        return _ENGINES[ident]
+            return Engine(vllm.LLM(model=self.path, **spec, **self.engine_options))
+
+        return loaded.hold(key, self._holder, start, free=Engine.shut_down)
 
     def generate(self, conversations, *, temperature: float, max_tokens: int,
                  seed=None) -> list[Reply]:
@@ -144,11 +197,14 @@ class VLLMBackend(Backend):
         vllm = import_vllm()
         from vllm.lora.request import LoRARequest
 
+        engine = self.engine()
+        lora_id = engine.lora_id(self.adapter, self.made["adapter_sha"]) if self.adapter else 1
         req = build_requests(conversations, temperature=temperature, max_tokens=max_tokens,
-                             seed=seed, adapter=self.adapter, max_lora_rank=self.max_lora_rank)
+                             seed=seed, adapter=self.adapter, max_lora_rank=self.max_lora_rank,
+                             lora_id=lora_id)
         lora = LoRARequest(**req["lora"]) if req["lora"] else None
-        outs = self.engine().chat(req["messages"], vllm.SamplingParams(**req["sampling"]),
-                                  lora_request=lora, use_tqdm=False)
+        outs = engine.llm.chat(req["messages"], vllm.SamplingParams(**req["sampling"]),
+                               lora_request=lora, use_tqdm=False)
         return [Reply(o.outputs[0].text, len(o.prompt_token_ids or []),
                       len(o.outputs[0].token_ids)) for o in outs]
 
@@ -170,29 +226,16 @@ class VLLMBackend(Backend):
         return out
 
 
-def free_reference(backend) -> None:
-    """Drop an HF backend's model from the process and give its GPU memory back."""
-
-    for ident in [k for k in hf_backend._LOADED if k[0] == backend.path]:
-        del hf_backend._LOADED[ident]
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
-
-
 def parity_check(base: str, adapter: str | None, prompts: list[str], max_tokens: int = 32,
                  *, engine_options: dict | None = None, max_lora_rank: int | None = None,
-                 reference_device: str | None = None) -> dict:
+                 reference_device: str | None = None, backend: VLLMBackend | None = None) -> dict:
     """Greedy outputs of vLLM vs transformers+peft for the same prompts (user turns).
 
     One after the other, never both on the GPU: the transformers reference runs first (on
     `reference_device`, default the GPU, in bf16), is freed, and only then does vLLM start its
-    engine (with `engine_options`), which then stays for the evaluation itself.
+    engine (with `engine_options`). Given the stage's `backend` for this student, the check
+    runs on it, so its engine then stays for the evaluation itself; otherwise on a backend of
+    its own, whose engine is shut down once it is garbage.
     Returns {"match": fraction equal, "pairs": [(vllm_text, hf_text), ...]}.
     """
 
@@ -200,9 +243,9 @@ def parity_check(base: str, adapter: str | None, prompts: list[str], max_tokens:
     h = HFBackend(base, adapter=adapter, use_cache=False, device=reference_device)
     ht = [r.text for r in h.generate([h.render(c) for c in convs], temperature=0,
                                      max_tokens=max_tokens)]
-    free_reference(h)
-    v = VLLMBackend(base, adapter=adapter, use_cache=False, engine_options=engine_options,
-                    max_lora_rank=max_lora_rank)
+    h.close()   # freed (unless something else holds it) before vLLM claims the GPU
+    v = backend or VLLMBackend(base, adapter=adapter, use_cache=False,
+                               engine_options=engine_options, max_lora_rank=max_lora_rank)
     vt = [r.text.strip() for r in v.generate(convs, temperature=0, max_tokens=max_tokens)]
     pairs = list(zip(vt, ht))
     return {"match": sum(a == b for a, b in pairs) / max(1, len(pairs)), "pairs": pairs}

@@ -27,9 +27,9 @@ import seaborn as sns  # noqa: E402
 
 from skillmix_utils.present.paper_tables import (  # noqa: E402
     METRIC_LABELS,
-    ordered_settings,
     is_tuned,
     main_grader,
+    ordered_settings,
     paper_reference,
     read_table,
     student_label,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.core.metrics import vote, generation_scores
+from skillmix_utils.core.metrics import generation_scores, vote
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.present.figures import save_figure
 from skillmix_utils.present.paper_tables import to_markdown

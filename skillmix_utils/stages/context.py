@@ -131,7 +131,8 @@ class StageRun:
         return self._backends[key]
 
     def release(self, spec: ModelSpec, adapter: str | None = None) -> None:
-        """Close and forget one backend (a local model's memory is freed)."""
+        """Close and forget one backend: its local model or vLLM engine is freed, unless another
+        backend still holds it (`llm.loaded`)."""
         b = self._backends.pop(self._key(spec, adapter), None)
         if b is not None and callable(getattr(b, "close", None)):
             b.close()

@@ -41,9 +41,11 @@ def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None
 
     prompts = [generation_turn1([catalog.skill(s) for s in p.combination.skills],
                                 p.combination.topic) for p in todo[:student.parity_prompts]]
+    # On the stage's own backend for this student: its engine then writes the texts too.
     result = parity_check(spec.spec.split(":", 1)[1], adapter, prompts,
                           engine_options=spec.options.get("engine_options"),
-                          max_lora_rank=spec.options.get("max_lora_rank"))
+                          max_lora_rank=spec.options.get("max_lora_rank"),
+                          backend=run.backend(spec, adapter))
     run.say(f"student {student.name}: vLLM vs transformers greedy parity {result['match']:.0%}")
     if result["match"] < student.parity_min_match:
         raise SkillmixError(

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from skillmix_utils.core import prompts
 from skillmix_utils.core.answers import extract_answer_with_rule
 from skillmix_utils.core.config import ModelSpec
-from skillmix_utils.core.identity import output_options, text_identity
+from skillmix_utils.core.identity import output_options, text_identity, writer_identity
 from skillmix_utils.core.records import Combination, RecordStore, TextRecord, Usage
 from skillmix_utils.stages.context import StageRun, round_seed
 
@@ -31,13 +31,15 @@ class Pending:
 
 class Writer:
     """Who writes and how: the backend spec (`spec`), the label stored in records (`model`),
-    the adapter folder and the weights fingerprint. `identity(p)` is the identity of
-    the text this writer would make for pending item `p` (`identity.text_identity`)."""
+    the adapter folder, the weights fingerprint and how the model is made (`made`,
+    `identity.writer_identity`, read once). `identity(p)` is the identity of the text this
+    writer would make for pending item `p` (`identity.text_identity`)."""
 
     def __init__(self, spec: ModelSpec, catalog, *, model: str | None = None,
                  adapter: str | None = None, weights: str | None = None):
         self.spec, self.catalog = spec, catalog
         self.model, self.adapter, self.weights = model or spec.spec, adapter, weights
+        self.made = writer_identity(spec, adapter)
 
     def turns(self, p: Pending) -> tuple[str, str]:
 
@@ -47,7 +49,7 @@ class Writer:
 
     def identity(self, p: Pending) -> str:
 
-        return text_identity(self.model, self.weights, self.spec,
+        return text_identity(self.model, self.made, self.spec,
                              round_seed(self.spec, p.generation_round), *self.turns(p))
 
 
@@ -125,7 +127,7 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
                     generation_round=g, usage=_usage(r1, r2),
                     sampling={**params, "options": output_options(spec.options),
                               "prompt_version": prompts.PROMPT_VERSION},
-                    identity=text_identity(writer.model, weights, spec, seed, turn1[i], turn2[i]))
+                    identity=text_identity(writer.model, writer.made, spec, seed, turn1[i], turn2[i]))
                 rec.conversation = [{"role": "user", "content": turn1[i]}]
                 if not r1.ok:
                     rec.status, rec.error = "error", f"turn 1: {r1.error}"

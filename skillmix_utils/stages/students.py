@@ -10,7 +10,7 @@ from pathlib import Path
 
 from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.llm.hf_backend import adapter_fingerprint
+from skillmix_utils.core.identity import writer_identity
 from skillmix_utils.stages.train import trained_artifact
 
 
@@ -44,20 +44,8 @@ def resolve_student(cfg: StudyConfig, student: StudentSpec) -> tuple[ModelSpec, 
 
 
 def weights_fingerprint(spec: ModelSpec, adapter: str | None) -> str | None:
-    """What identifies a local student's weights: the adapter's content hash, or a full
-    checkpoint's file names, sizes and times (hashing 26 GB would take minutes). None for API
-    models and aliases, whose weights the spec names."""
-
-    if adapter:
-        return adapter_fingerprint(adapter)
-    kind, _, name = spec.spec.partition(":")
-    folder = Path(name).expanduser()
-    if kind not in ("hf", "vllm") or not folder.is_dir():
-        return None
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()
+    """The fingerprint of a local student's weights stored with its texts: the adapter's content
+    hash, else a full checkpoint's (`model_identity`). None for API models and aliases, whose
+    weights the spec names."""
+    made = writer_identity(spec, adapter)
+    return made.get("adapter_sha") or made.get("weights")

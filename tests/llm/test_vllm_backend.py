@@ -23,7 +23,7 @@ def test_request_building():
     req = build_requests(convs, temperature=0.7, max_tokens=64, seed=5, adapter="/a")
     assert req["messages"] == convs
     assert req["sampling"] == {"temperature": 0.7, "max_tokens": 64, "n": 1, "seed": 5}
-    assert req["lora"] == {"lora_name": "adapter", "lora_int_id": 1, "lora_path": "/a"}
+    assert req["lora"] == {"lora_name": "adapter-1", "lora_int_id": 1, "lora_path": "/a"}
     assert req["engine"] == {"enable_lora": True, "max_lora_rank": 64}
     base = build_requests(convs, temperature=0, max_tokens=8)
     assert base["lora"] is None and base["engine"] == {"enable_lora": False}
@@ -34,12 +34,13 @@ def _fake_vllm(monkeypatch, seen: list):
     import sys
     import types
 
-    from skillmix_utils.llm import hf_backend
+    from skillmix_utils.llm import loaded
 
     class LLM:
         def __init__(self, model, **kwargs):
             # The transformers reference is gone before vLLM claims the GPU.
-            seen.append({"model": model, "hf_models_loaded": len(hf_backend._LOADED), **kwargs})
+            seen.append({"model": model, **kwargs,
+                         "hf_models_loaded": sum(k[0] == "hf" for k in loaded.held())})
 
         def chat(self, messages, params, lora_request=None, use_tqdm=False):
             out = types.SimpleNamespace(text=" vllm says hi", token_ids=[1, 2, 3])
@@ -51,9 +52,7 @@ def _fake_vllm(monkeypatch, seen: list):
     request.LoRARequest = lambda **kw: kw
     for name, mod in (("vllm", vllm), ("vllm.lora", lora), ("vllm.lora.request", request)):
         monkeypatch.setitem(sys.modules, name, mod)
-    from skillmix_utils.llm import vllm_backend
-
-    monkeypatch.setattr(vllm_backend, "_ENGINES", {})
+    monkeypatch.setattr(loaded, "_MODELS", {})
 
 
 def test_max_lora_rank_comes_from_the_adapter(tmp_path):

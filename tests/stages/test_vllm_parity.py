@@ -12,11 +12,16 @@ from skillmix_utils.stages.generate import Pending
 
 
 class Say:
+    """The parts of a StageRun the check uses: messages, and the stage's backends."""
+
     def __init__(self):
         self.lines = []
 
     def say(self, line):
         self.lines.append(line)
+
+    def backend(self, spec, adapter=None):
+        return ("stage backend", spec.spec, adapter)
 
 
 def todo(n=4):
@@ -30,27 +35,29 @@ def student(spec="vllm:smollm2-135m-instruct", **kw):
 
 def fake_parity(match, seen):
     def parity_check(base, adapter, prompts, max_tokens=32, engine_options=None,
-                     max_lora_rank=None):
-        seen.append((base, adapter, prompts))
+                     max_lora_rank=None, backend=None):
+        seen.append((base, adapter, prompts, backend))
         return {"match": match, "pairs": []}
     return parity_check
 
 
 def test_disagreement_stops_the_run(monkeypatch):
     seen = []
-    monkeypatch.setattr("skillmix_utils.llm.vllm_backend.parity_check", fake_parity(1 / 3, seen))
+    monkeypatch.setattr("skillmix_utils.stages.evaluate.parity_check", fake_parity(1 / 3, seen))
     s = student()
     with pytest.raises(SkillmixError, match="disagree") as info:
         evaluate.check_vllm_parity(s, s.model, "/ad", todo(), load_catalog(), Say())
     assert info.value.field == "evaluation.students[tuned].parity_min_match"
-    base, adapter, prompts = seen[0]
+    base, adapter, prompts, backend = seen[0]
     assert (base, adapter, len(prompts)) == ("smollm2-135m-instruct", "/ad", 3)
+    # the check runs on the stage's backend, whose engine then writes the texts
+    assert backend == ("stage backend", "vllm:smollm2-135m-instruct", "/ad")
     assert prompts[0].startswith("Greetings!")
 
 
 def test_agreement_passes_and_other_students_are_not_checked(monkeypatch):
     seen = []
-    monkeypatch.setattr("skillmix_utils.llm.vllm_backend.parity_check", fake_parity(1.0, seen))
+    monkeypatch.setattr("skillmix_utils.stages.evaluate.parity_check", fake_parity(1.0, seen))
     run = Say()
     s = student(parity_prompts=2)
     evaluate.check_vllm_parity(s, s.model, None, todo(), load_catalog(), run)

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from skillmix_utils.stages.train.card import _portable_base, model_card
+from skillmix_utils.stages.train.card import portable_base, model_card
 
 
 def _summary(tmp_path):
@@ -36,7 +36,7 @@ def test_card_has_front_matter_and_no_absolute_path(tmp_path):
 def test_adapter_config_names_the_hub_id(tmp_path):
     path = tmp_path / "adapter_config.json"
     path.write_text(json.dumps({"base_model_name_or_path": "/root/.cache/skillmix/models/smollm2", "r": 8}))
-    _portable_base(path, "HuggingFaceTB/SmolLM2-135M-Instruct")
+    portable_base(path, "HuggingFaceTB/SmolLM2-135M-Instruct")
     assert json.loads(path.read_text()) == {"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct", "r": 8}
 
 

@@ -25,13 +25,32 @@ Every problem is one `SkillmixError` naming the file and the field.
 from __future__ import annotations
 
 from skillmix_utils.core.catalog.load import load_catalog, summary_table
-from skillmix_utils.core.catalog.model import (DEFAULT_TRAIN_CATEGORIES, POOLS, SIMPLE_CSV_COLUMNS,
-                                               SKILLMIX_CSV_COLUMNS, SKILLMIX_DROPPED_STATUSES, SPLITS,
-                                               TOPIC_SPLIT_METHOD, Catalog, Skill, Topic)
-from skillmix_utils.core.catalog.parsers import (parse_skills_csv, parse_skills_yaml, parse_topics_text,
-                                                 parse_topics_yaml, split_topics)
-from skillmix_utils.core.catalog.resplit import (apply_partition, random_split, read_frequencies,
-                                                 restrict_catalog, subset_names)
+from skillmix_utils.core.catalog.model import (
+                                               DEFAULT_TRAIN_CATEGORIES,
+                                               POOLS,
+                                               SIMPLE_CSV_COLUMNS,
+                                               SKILLMIX_CSV_COLUMNS,
+                                               SKILLMIX_DROPPED_STATUSES,
+                                               SPLITS,
+                                               TOPIC_SPLIT_METHOD,
+                                               Catalog,
+                                               Skill,
+                                               Topic,
+)
+from skillmix_utils.core.catalog.parsers import (
+                                               parse_skills_csv,
+                                               parse_skills_yaml,
+                                               parse_topics_text,
+                                               parse_topics_yaml,
+                                               split_topics,
+)
+from skillmix_utils.core.catalog.resplit import (
+                                               apply_partition,
+                                               random_split,
+                                               read_frequencies,
+                                               restrict_catalog,
+                                               subset_names,
+)
 
 __all__ = ["DEFAULT_TRAIN_CATEGORIES", "POOLS", "SIMPLE_CSV_COLUMNS", "SKILLMIX_CSV_COLUMNS",
            "SKILLMIX_DROPPED_STATUSES", "SPLITS", "TOPIC_SPLIT_METHOD", "Catalog", "Skill", "Topic",

@@ -153,7 +153,7 @@ Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only 
 """
 
 
-def _portable_base(config_path: Path, hub_id: str) -> None:
+def portable_base(config_path: Path, hub_id: str) -> None:
     """Point an adapter's base_model_name_or_path at the hub id, not this machine's cache path
     (a local load still works: `load_causal_lm` loads the base by alias and then the adapter)."""
     if not config_path.exists():

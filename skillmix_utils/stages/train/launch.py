@@ -30,6 +30,7 @@ from pathlib import Path
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.provenance import CHECKOUT
 from skillmix_utils.stages.train.run import run_dir
 
 CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp.yaml", "deepspeed": "deepspeed_zero3.yaml",

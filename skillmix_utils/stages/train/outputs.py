@@ -19,7 +19,7 @@ import torch
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
-from skillmix_utils.stages.train.card import model_card
+from skillmix_utils.stages.train.card import base_hub_id, model_card, portable_base
 from skillmix_utils.stages.train.run import run_dir
 
 
@@ -79,6 +79,6 @@ def write_outputs(cfg: StudyConfig, accelerator, model, tokenizer, history: list
         card = model_card(cfg, summary)
         (root / "model_card.md").write_text(card)
         (target / "README.md").write_text(card)        # replaces PEFT's blank template
-        _portable_base(target / "adapter_config.json", base_hub_id(t.base_model))
+        portable_base(target / "adapter_config.json", base_hub_id(t.base_model))
     accelerator.wait_for_everyone()
     return {"run": root, "weights": target}

@@ -36,6 +36,7 @@ import torch
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.provenance import git_commit
 from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 from skillmix_utils.stages.train import checkpoint as ckpt
 from skillmix_utils.stages.train import tracking
@@ -45,7 +46,7 @@ from skillmix_utils.stages.train.outputs import merge_adapter, write_outputs
 from skillmix_utils.stages.train.packing import answer_loss, collate
 from skillmix_utils.stages.train.plan import estimate_for_config
 from skillmix_utils.stages.train.pretrain import load_corpus, pretrain_examples, tokens_for_ratio
-from skillmix_utils.stages.train.run import run_dir, settings_fingerprint
+from skillmix_utils.stages.train.run import run_dir, run_name, settings_fingerprint
 from skillmix_utils.stages.train.schedule import accumulation_steps, rank_micro_batches, step_indices
 
 
