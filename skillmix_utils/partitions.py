@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SkillmixError
+from .stages.current import current_records
 
 
 def _rank(seed: int, name: str) -> str:
@@ -118,15 +119,14 @@ def _students(cfg, base: str | None, tuned: str | None) -> tuple[str, str]:
 def gain_rows(cfg, setting: str = "held_out", metric: str = "ratio_full_marks",
               base: str | None = None, tuned: str | None = None, n_boot: int = 1000) -> list[dict]:
     """Per k and grader: base and tuned means on the same combinations of `setting`, their
-    difference, and a paired bootstrap interval over combinations."""
-    from .records import RecordStore
+    difference, and a paired bootstrap interval over combinations (current records only, as in
+    the metric tables)."""
     from .stages.tables import grader_labels
 
-    path = cfg.out / "eval" / "records.jsonl"
-    if not path.exists():
+    if not (cfg.out / "eval" / "records.jsonl").exists():
         return []
     base, tuned = _students(cfg, base, tuned)
-    records = [r for r in RecordStore(path).records() if r.combination.setting == setting]
+    records = [r for r in current_records(cfg, "eval") if r.combination.setting == setting]
     part = cfg.catalog.partition.name if cfg.catalog.partition else None
     rows = []
     rng = np.random.default_rng(cfg.evaluation.seed)
