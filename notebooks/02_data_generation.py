@@ -43,8 +43,8 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from skillmix_utils import figures, report
-from skillmix_utils.records import RecordStore
 from skillmix_utils.runner import notebook_config
+from skillmix_utils.stages.current import current_records
 from skillmix_utils.stages.datagen import run_datagen
 
 pd.set_option("display.max_colwidth", 160)
@@ -95,7 +95,7 @@ if have_data:
 
 # %%
 if have_data:
-    texts = report.records_frame(RecordStore(cfg.out / "data" / "records.jsonl").records())
+    texts = report.records_frame(current_records(cfg, "datagen"))
     display(report.texts_view(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12)))
 
 # %% [markdown]

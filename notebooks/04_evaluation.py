@@ -44,8 +44,8 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from skillmix_utils import figures, paper_tables, report
-from skillmix_utils.records import RecordStore
 from skillmix_utils.runner import notebook_config
+from skillmix_utils.stages.current import current_records
 from skillmix_utils.stages.evaluate import run_evaluation
 
 pd.set_option("display.max_colwidth", 160)
@@ -109,5 +109,5 @@ if have_results:
 
 # %%
 if have_results:
-    texts = report.records_frame(RecordStore(cfg.out / "eval" / "records.jsonl").records())
+    texts = report.records_frame(current_records(cfg, "eval"))
     display(report.texts_view(texts.groupby(["student", "k"]).head(1)))

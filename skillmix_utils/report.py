@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -270,8 +271,6 @@ def report_records(out_dir) -> dict[str, list[TextRecord]]:
     """{stage: its current records} of the study in `out_dir`, judged by the config.yaml there
     (read as if the folder were its output_dir, so a moved folder still reads its own records);
     {} without a config. Why a student's texts are left out goes to stderr, as for the tables."""
-    import sys
-
     out_dir = Path(out_dir)
     if not (out_dir / "config.yaml").exists():
         return {}
