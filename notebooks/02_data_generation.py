@@ -45,8 +45,8 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from skillmix_utils.present import figures, views
-from skillmix_utils.core.records import RecordStore
 from skillmix_utils.runner import notebook_config
+from skillmix_utils.stages.current import current_records
 from skillmix_utils.stages.datagen import run_datagen
 
 pd.set_option("display.max_colwidth", 160)
@@ -97,7 +97,7 @@ if have_data:
 
 # %%
 if have_data:
-    texts = views.records_frame(RecordStore(cfg.out / "data" / "records.jsonl").records())
+    texts = views.records_frame(current_records(cfg, "datagen"))
     display(views.texts_view(texts.sort_values("kept", ascending=False, key=lambda s: s.fillna(False)).head(12)))
 
 # %% [markdown]

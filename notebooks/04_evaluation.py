@@ -46,8 +46,8 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from skillmix_utils.present import figures, paper_tables, views
-from skillmix_utils.core.records import RecordStore
 from skillmix_utils.runner import notebook_config
+from skillmix_utils.stages.current import current_records
 from skillmix_utils.stages.evaluate import run_evaluation
 
 pd.set_option("display.max_colwidth", 160)
@@ -111,5 +111,5 @@ if have_results:
 
 # %%
 if have_results:
-    texts = views.records_frame(RecordStore(cfg.out / "eval" / "records.jsonl").records())
+    texts = views.records_frame(current_records(cfg, "eval"))
     display(views.texts_view(texts.groupby(["student", "k"]).head(1)))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -94,11 +93,15 @@ def _scored(recs):
 
 def test_partition_gain_is_paired_with_an_interval_and_drawn(tmp_path):
     from skillmix_utils.present.partitions import gain_rows, write_partition_gain
+    from skillmix_utils.stages.current import IMPORTED
 
     runs = []
     for name, tuned in (("paper", (1, 1, 1, 0)), ("random-s1", (0, 1, 0, 0))):
         cfg = load_study_config(_config(tmp_path, name=name, catalog={"partition": {"name": name}}))
         RecordStore(cfg.out / "eval" / "records.jsonl").append(_scored(_eval_records(tuned_full=tuned)))
+        # No config drew these made-up records ("x/adapter" does not exist): marked as
+        # imported, all of them count (stages.current.current_records).
+        (cfg.out / "eval" / IMPORTED).write_text("{}")
         runs.append((f"partition={name}", cfg))
     rows = gain_rows(runs[0][1])
     assert len(rows) == 1
@@ -179,8 +182,8 @@ EXAMPLE = ROOT / "skillmix_utils" / "data" / "skill_frequencies_example.csv"
 
 
 def test_skill_subset_by_frequency_file_or_names(tmp_path):
-    from skillmix_utils.core.config import SkillSubsetSpec
     from skillmix_utils.core.catalog import restrict_catalog, subset_names
+    from skillmix_utils.core.config import SkillSubsetSpec
 
     cat = load_catalog()
     spec = SkillSubsetSpec(frequency_file=str(EXAMPLE), max_frequency=0.01)

@@ -62,6 +62,10 @@ class Derived(BaseModel):
     sentence_count: int | None = None
     length_point: float | None = None            # replaces the graders' length verdict
     explicit_names: list[str] = Field(default_factory=list)  # skills named verbatim in the text
+    # per rubric point (k + 3): the scoring rule that set it over every grader's verdict
+    # ("length", "names the skill"), None where the graders' vote stands; None for a record
+    # scored before skillmix stored it (`skillmix metrics` scores it again)
+    point_rules: list[str | None] | None = None
     # grader -> {round: k + 3 corrected points} of the gradings that count (None = unreadable)
     round_points: dict[str, dict[int, list[float | None]]] = Field(default_factory=dict)
     voted_points: dict[str, list[float | None]] = Field(default_factory=dict)

@@ -26,9 +26,9 @@ import numpy as np
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.metrics import generation_scores, vote
-from skillmix_utils.core.records import RecordStore
 from skillmix_utils.present.figures import save_figure
 from skillmix_utils.present.paper_tables import to_markdown
+from skillmix_utils.stages.current import current_records
 from skillmix_utils.stages.tables import grader_labels, points_array
 
 
@@ -59,13 +59,13 @@ def _students(cfg, base: str | None, tuned: str | None) -> tuple[str, str]:
 def gain_rows(cfg, setting: str = "held_out", metric: str = "ratio_full_marks",
               base: str | None = None, tuned: str | None = None, n_boot: int = 1000) -> list[dict]:
     """Per k and grader: base and tuned means on the same combinations of `setting`, their
-    difference, and a paired bootstrap interval over combinations."""
+    difference, and a paired bootstrap interval over combinations (current records only, as in
+    the metric tables)."""
 
-    path = cfg.out / "eval" / "records.jsonl"
-    if not path.exists():
+    if not (cfg.out / "eval" / "records.jsonl").exists():
         return []
     base, tuned = _students(cfg, base, tuned)
-    records = [r for r in RecordStore(path).records() if r.combination.setting == setting]
+    records = [r for r in current_records(cfg, "eval") if r.combination.setting == setting]
     part = cfg.catalog.partition.name if cfg.catalog.partition else None
     rows = []
     rng = np.random.default_rng(cfg.evaluation.seed)

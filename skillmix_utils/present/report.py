@@ -8,23 +8,30 @@ the data card, training summaries, the metric and paper tables, the figures (PNG
 a sample browser over the evaluation (and data-generation) records, filtered in the page by
 stage, student, setting, k and skill, showing each text with every grader's reply and points.
 The template is `data/templates/report.html.j2`; its CSS and JavaScript are inline.
+
+Every part made from records (sample browser, criterion and skill tables, failure gallery,
+costs) shows the records the metric tables count: `stages.current.current_records` for the
+config the folder holds (config.yaml, written by the stages and `skillmix metrics`).
 """
 from __future__ import annotations
 
 import base64
 import datetime as _dt
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
+from skillmix_utils.core.config import load_study_config
 from skillmix_utils.core.provenance import git_commit
-from skillmix_utils.core.records import RecordStore, TextRecord
+from skillmix_utils.core.records import TextRecord
 from skillmix_utils.present import paper_tables as pt
 from skillmix_utils.present.beyond_report import beyond_sections
 from skillmix_utils.present.html import html_table
 from skillmix_utils.present.views import METRIC_DEFINITIONS, judge_banner
+from skillmix_utils.stages.current import STORES, current_records
 
 SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
 
@@ -35,15 +42,16 @@ def _criteria(rec: TextRecord) -> list[str]:
 
 
 def vote_sources(rec: TextRecord, grader: str) -> list[str]:
-    """Where each voted point of `grader` comes from: "grader", or the deterministic rule that
-    set it ("rule: length" from the sentence count, "rule: names the skill" when the text names
-    a skill verbatim), in rubric order (skills, topic, sense, length)."""
-    c = rec.combination
-    named = set(rec.derived.explicit_names)
-    out = ["rule: names the skill" if s in named else "grader" for s in c.skills]
-    out += ["grader", "grader"]
-    out.append("rule: length" if rec.derived.length_point is not None else "grader")
-    return out
+    """Where each voted point of `grader` comes from, in rubric order (skills, topic, sense,
+    length): "grader", or "rule: <name>" where scoring let a rule set it (the rules stored by
+    `scoring.score`, e.g. "rule: length", and "rule: names the skill" only when that rule is
+    on); "unknown" for a record scored before the rules were stored (`skillmix metrics`
+    scores it again). The rules act on every readable grading; under `unreadable: zero` an
+    unreadable round still counts 0 for every point."""
+    rules = rec.derived.point_rules
+    if rules is None:
+        return ["unknown"] * (rec.combination.k + 3)
+    return [f"rule: {r}" if r else "grader" for r in rules]
 
 
 def _score(points) -> float | None:
@@ -238,20 +246,36 @@ def _read_json(path: Path):
         return None
 
 
+def report_records(out_dir) -> dict[str, list[TextRecord]]:
+    """{stage: its current records} of the study in `out_dir`, judged by the config.yaml there
+    (read as if the folder were its output_dir, so a moved folder still reads its own records);
+    {} without a config. Why a student's texts are left out goes to stderr, as for the tables."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "config.yaml").exists():
+        return {}
+    cfg = load_study_config(out_dir / "config.yaml", overrides={"output_dir": str(out_dir)})
+    notes: list[str] = []
+    stages = [st for st in STORES if (out_dir / STORES[st] / "records.jsonl").exists()]
+    catalog = cfg.catalog.load() if stages else None
+    stores = {stage: current_records(cfg, stage, catalog, notes) for stage in stages}
+    for note in dict.fromkeys(notes):
+        print(f"skillmix: {note} (its texts are left out of the report)", file=sys.stderr)
+    return stores
+
+
 def build_report(out_dir, out_path=None, grader: str | None = None,
                  sample_limit: int = SAMPLE_LIMIT) -> Path:
     """Write the study's report.html from what `out_dir` holds and return its path.
 
     Missing parts (no training, no second grader, no figures yet) are left out, not errors.
+    The records shown are those the metric tables count (`report_records`).
     """
     from jinja2 import Environment
 
     out_dir = Path(out_dir)
     out_path = Path(out_path) if out_path else out_dir / "report.html"
     tables_dir = out_dir / "eval" / "tables"
-    stores = {stage: RecordStore(out_dir / sub / "records.jsonl").records()
-              for stage, sub in (("eval", "eval"), ("datagen", "data"))
-              if (out_dir / sub / "records.jsonl").exists()}
+    stores = report_records(out_dir)
     metrics = pt.read_table(tables_dir / "metrics.csv")
     g = pt.main_grader(metrics, grader)
     sections = []

@@ -19,7 +19,8 @@ What `score` does, per text:
    gives the length point, which **replaces every grader's length verdict**; with
    `scoring.explicit_name_rule` (the paper's harder variant, on by default) a skill whose name
    appears in the text as whole words, case-insensitively (`grading.mentions_skill_name`), earns
-   no point whatever the grader said.
+   no point whatever the grader said. Which rule set which point (`point_rules`) is stored
+   with the points (`Derived.point_rules`), so the report names a rule only where it acted.
 4. **Vote**: per grader, the majority vote over its counted rounds (`metrics.majority_vote`: a
    point is awarded when the mean of the rounds is above 0.5). A grader with no counted round
    has no voted points for that text, never 0.
@@ -85,6 +86,31 @@ def corrections(rec: TextRecord, scoring: ScoringSpec) -> tuple[int | None, floa
     return n, length_point, named
 
 
+LENGTH_RULE = "length"            # the sentence count gives the length point
+NAME_RULE = "names the skill"     # a skill named verbatim earns no point
+
+
+def point_rules(k: int, length_point: float | None, named: list[str], skills,
+                scoring: ScoringSpec) -> list[str | None]:
+    """Per rubric point (k skills, topic, sense, length): the rule that sets it over every
+    grader's verdict, or None where the graders' vote stands. `adjusted_points` applies exactly
+    these rules, and `score` stores them, so what the report attributes is what was done.
+
+    >>> point_rules(2, 1.0, ["irony"], ("metaphor", "irony"), ScoringSpec())
+    [None, 'names the skill', None, None, 'length']
+    >>> point_rules(2, 1.0, ["irony"], ("metaphor", "irony"), ScoringSpec(explicit_name_rule=False))
+    [None, None, None, None, 'length']
+    """
+    rules: list[str | None] = [None] * (k + 3)
+    if length_point is not None:
+        rules[k + 2] = LENGTH_RULE
+    if scoring.explicit_name_rule:
+        for i, skill in enumerate(skills):
+            if skill in named:
+                rules[i] = NAME_RULE
+    return rules
+
+
 def adjusted_points(grading: Grading, k: int, length_point: float | None,
                     named: list[str], skills, scoring: ScoringSpec) -> list[float | None] | None:
     """A grading's k + 3 points after the length and explicit-name corrections (None when the
@@ -102,12 +128,11 @@ def adjusted_points(grading: Grading, k: int, length_point: float | None,
     if grading.status != "ok" or grading.points is None or len(grading.points) != k + 3:
         return None
     pts = [None if p is None else float(p) for p in grading.points]
-    if length_point is not None:
-        pts[k + 2] = length_point
-    if scoring.explicit_name_rule:
-        for i, skill in enumerate(skills):
-            if skill in named:
-                pts[i] = 0.0
+    for i, rule in enumerate(point_rules(k, length_point, named, skills, scoring)):
+        if rule == LENGTH_RULE:
+            pts[i] = length_point
+        elif rule == NAME_RULE:
+            pts[i] = 0.0
     return pts
 
 
@@ -117,11 +142,12 @@ def score(rec: TextRecord, scoring: ScoringSpec, graders=None, catalog=None) -> 
     restrict the count to current gradings; without them every grading counts."""
 
     n, length_point, named = corrections(rec, scoring)
+    k = rec.combination.k
     d = Derived(sentence_count=n, length_point=length_point, explicit_names=named,
+                point_rules=point_rules(k, length_point, named, rec.combination.skills, scoring),
                 scoring=scoring.model_dump(mode="json"))
     if rec.status != "ok" or rec.answer is None:
         return d
-    k = rec.combination.k
     for spec, g in current_gradings(rec, graders, catalog):
         rounds = d.round_points.setdefault(g.grader, {})
         pts = adjusted_points(g, k, length_point, named, rec.combination.skills, scoring)

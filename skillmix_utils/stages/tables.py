@@ -17,16 +17,18 @@ eval/tables/:
   as the paper's Table 6; per student x setting x k and pooled ("all").
 - parse_failures.csv: per student x setting x k x grader, gradings ok / parse_failed / error /
   missing.
-Only current records count (`current.current_eval_records`: planned by the config and made
-the way it makes them now) and only current gradings (`scoring.current_gradings`). Before the
-tables are computed every current record is scored again (`scoring.rescore`) and the records
-whose stored points changed are rewritten, so changing `scoring` and re-running
-`skillmix metrics` needs no model call, and the tables, the report and the notebooks (which all
-read the stored `derived` points) agree.
+Only current records count (`current.current_records`, the reader the report, the partition
+gain and the human sample use: planned by the config and made the way it makes them now) and
+only current gradings (`scoring.current_gradings`). Before the tables are computed every
+current record is scored again (`scoring.rescore`) and the records whose stored points changed
+are rewritten, so changing `scoring` and re-running `skillmix metrics` needs no model call,
+and the tables, the report and the notebooks (which all read the stored `derived` points)
+agree.
 """
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -36,7 +38,13 @@ from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.metrics import grader_agreement, skillmix_metrics
 from skillmix_utils.core.records import RecordStore, TextRecord
-from skillmix_utils.stages.current import current_eval_records, eval_planned_ids, retire
+from skillmix_utils.stages.context import write_resolved_config
+from skillmix_utils.stages.current import (
+    IMPORTED,
+    current_records,
+    eval_planned_ids,
+    retire,
+)
 from skillmix_utils.stages.draws import overlap_keys
 from skillmix_utils.stages.scoring import current_gradings, rescore, study_graders
 from skillmix_utils.stages.train.card import write_card
@@ -136,9 +144,6 @@ def _category_of(catalog, rec: TextRecord, i: int) -> str:
         return "unknown"
 
 
-IMPORTED = "imported.json"   # written by reference_import: the store holds imported records
-
-
 def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     """Recompute eval/tables/*.csv from eval/records.jsonl; returns the paths written.
 
@@ -149,28 +154,26 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     folder = cfg.out / "eval" / "tables"
     src = cfg.out / "eval" / "records.jsonl"
     catalog = cfg.catalog.load()
-    grading_catalog = catalog
+    # Records read by `skillmix import-reference`: no config draws them, so all of them count
+    # (current_records), with every configured grader, and their points stay as imported.
+    imported = src.exists() and (cfg.out / "eval" / IMPORTED).exists()
+    grading_catalog = None if imported else catalog
+    graders = study_graders(cfg, "eval") if src.exists() and (
+        imported or cfg.evaluation is not None) else []
+    if src.exists() and cfg.evaluation is not None and not imported:
+        # The folder's config.yaml says which config made these tables (the report reads the
+        # same records through it); records it no longer plans leave the store (to
+        # records.superseded.jsonl).
+        write_resolved_config(cfg)
+        retire(RecordStore(src), eval_planned_ids(cfg, catalog))
     notes: list[str] = []
-    records = []
-    if src.exists() and (cfg.out / "eval" / IMPORTED).exists():
-        # Records read by `skillmix import-reference`: no config draws them, so none is
-        # "current" by identity; they are tabulated as imported, with every configured grader.
-        records, graders, grading_catalog = RecordStore(src).records(), study_graders(cfg, "eval"), None
-    elif src.exists() and cfg.evaluation is not None:
-
-        store = RecordStore(src)
-        # Records the config no longer plans leave the store (to records.superseded.jsonl).
-        retire(store, eval_planned_ids(cfg, catalog))
+    records = current_records(cfg, "eval", catalog, notes)
+    if records and not imported:
         # Only texts made the way the config makes them now; their stored points are derived
         # again with the current scoring and graders, and rewritten where they changed.
-        records = current_eval_records(cfg, catalog, store.records(), notes)
-        graders = study_graders(cfg, "eval")
-        store.append(rescore(records, cfg.scoring, graders, catalog))
-        for note in notes:
-            import sys
-            print(f"skillmix: {note} (its texts are left out of the tables)", file=sys.stderr)
-    else:
-        graders = []
+        RecordStore(src).append(rescore(records, cfg.scoring, graders, catalog))
+    for note in notes:
+        print(f"skillmix: {note} (its texts are left out of the tables)", file=sys.stderr)
     train = overlap_keys(cfg, catalog)
     labels = grader_labels(cfg, records)
     methods = {lb: _method(records, lb) for lb in labels}

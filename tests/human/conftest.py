@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
+from skillmix_utils.stages.current import IMPORTED
 
 SKILLS = ["metaphor", "red herring", "modus ponens", "spatial reasoning"]
 STUDENTS = ["student-alpha", "student-omega"]
@@ -39,6 +40,9 @@ def make_study(root: Path, n_texts: int = 6) -> Path:
     recs = make_records()
     rescore(recs, ScoringSpec(explicit_name_rule=False))   # the stored points the tables would use
     RecordStore(out / "eval" / "records.jsonl").append(recs)
+    # No config drew these made-up records: marked as imported, all of them count
+    # (stages.current.current_records), as the human sample's pool.
+    (out / "eval" / IMPORTED).write_text("{}")
     model = {"spec": "hf:smollm2-135m-instruct"}
     cfg = {"name": "hum", "output_dir": str(out),
            "evaluation": {"students": [{"name": s, "model": model} for s in STUDENTS],

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from skillmix_utils.core.config import ScoringSpec
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, Usage, record_id
+from skillmix_utils.stages.current import IMPORTED
 from skillmix_utils.stages.scoring import score
 
 SETTINGS = ["train", "held_out"]
@@ -124,5 +126,15 @@ def make_study(root: Path, name: str = "synthetic") -> Path:
     run.mkdir(parents=True, exist_ok=True)
     (run / "loss.json").write_text(json.dumps([{"step": s, "loss": 3.0 / s} for s in range(1, 11)]))
     (run / "train_summary.json").write_text(json.dumps({"steps": 10, "final_loss": 0.3}))
-    (out / "config.yaml").write_text(f"name: {name}\nevaluation: {{}}\n")
+    # A config that validates; no config drew the made-up records (the adapter does not
+    # exist), so they are marked as imported: all of them count (current_records).
+    (out / "config.yaml").write_text(yaml.safe_dump({
+        "name": name, "output_dir": str(out),
+        "evaluation": {"students": [{"name": s, "model": {"spec": base}, "adapter": adapter}
+                                    for s, base, adapter in STUDENTS],
+                       "graders": [{"spec": "openai:gpt-4", "name": GRADERS[0]},
+                                   {"spec": "anthropic:claude-3-opus-20240229", "name": GRADERS[1]}],
+                       "settings": SETTINGS, "ks": KS, "n_combinations": 2,
+                       "generation_rounds": 1}}))
+    (out / "eval" / IMPORTED).write_text("{}")
     return out

@@ -19,7 +19,8 @@ from pathlib import Path
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grading import rubric_items
 from skillmix_utils.core.prompts import number_words, sentence_limit
-from skillmix_utils.core.records import RecordStore, TextRecord
+from skillmix_utils.core.records import TextRecord
+from skillmix_utils.stages.current import STORES, current_records
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,15 @@ def allocate(sizes: dict[str, int], n: int, seed: int = 0) -> dict[str, int]:
 
 
 def source_records(cfg) -> list[TextRecord]:
-    """The records of the stage the human section names (eval or datagen)."""
-    path = cfg.out / ("eval" if cfg.human.source == "eval" else "data") / "records.jsonl"
+    """The current records (`current_records`, as the metric tables count them) of the stage
+    the human section names (eval or datagen): raters never grade a retired text."""
+    stage = cfg.human.source
+    path = cfg.out / STORES[stage] / "records.jsonl"
     if not path.exists():
         raise SkillmixError(f"no records to grade yet: {path} does not exist (run the "
-                            f"{'evaluation' if cfg.human.source == 'eval' else 'data'} stage first)",
+                            f"{'evaluation' if stage == 'eval' else 'data'} stage first)",
                             field="human.source")
-    return RecordStore(path).records()
+    return current_records(cfg, stage)
 
 
 def _item(cfg, rec: TextRecord, catalog, seed: int) -> HumanItem:
