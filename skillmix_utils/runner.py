@@ -22,7 +22,8 @@ marker; the re-run executes the notebook again and the stages inside resume from
 several fields, comma-separated, takes one list of values per run (zipped, not crossed):
 `"train.data_mix,train.subsample": [[[1], null], [[1, 2, 3], sub8000]]`. When no grid field
 touches data generation (`data.`, `catalog.`, `scoring.`), notebooks 01 and 02 run once in
-`outputs/<study>/` and every grid run links to that `data/`. After the runs the per-run metric
+`outputs/<study>/` and every grid run links to that `data/`. Every grid run's budget ledger is a
+link to the study's, so `budget_usd` caps the whole grid. After the runs the per-run metric
 tables are stacked into `outputs/<study>/grid/metrics.csv` (columns `run`, `train_data`) and
 the cross-run tables and figures go to `outputs/<study>/tables/` and `figures/`.
 """
@@ -42,7 +43,8 @@ import yaml
 
 from .config import StudyConfig, load_study_config
 from .errors import SkillmixError, exit_status_of
-from .grid import grid_points, link_shared_data, summarize_grid  # noqa: F401  (grid_points: public)
+from .grid import (grid_points, link_shared_data, link_study_ledger,  # noqa: F401  (grid_points: public)
+                   summarize_grid)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "python3"
@@ -525,6 +527,7 @@ def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict 
         if not dry_run:
             if front:
                 link_shared_data(out, run_cfg.out)
+            link_study_ledger(out, run_cfg.out)     # budget_usd caps the grid, not each run
             save_resolved_config(run_cfg)
         # The shared stages' fingerprints feed the later ones, so that new data re-runs them.
         stages_here = front + rest if front else rest

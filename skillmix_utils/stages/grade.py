@@ -98,7 +98,7 @@ def _diagnostics(parsed) -> dict:
             "rows_matched": parsed.rows_matched, "notes": list(parsed.notes)}
 
 
-def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
+def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
     from ..grading import parse_grade, rubric_items
     from ..identity import grading_identity
 
@@ -106,13 +106,11 @@ def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -
     by_round: dict[int, list[int]] = {}
     for i, (_, r) in enumerate(pairs):
         by_round.setdefault(r, []).append(i)
-    results_all = []
     for r, idx in sorted(by_round.items()):
         prompts_ = [grader_prompt(grader, pairs[i][0], catalog) for i in idx]
         results = backend.chat([[{"role": "user", "content": p}] for p in prompts_],
                                temperature=grader.temperature, max_tokens=grader.max_tokens,
                                n=1, seed=round_seed(grader, r))
-        results_all.extend(results)
         for i, p, res in zip(idx, prompts_, results):
             rec = pairs[i][0]
             g = Grading(grader=grader.label, method=grader.method, round=r, prompt=p,
@@ -130,8 +128,7 @@ def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -
                 g.status = "ok" if parsed.ok else "parse_failed"
                 g.parse = _diagnostics(parsed)
             out[i] = g
-    # Spending is counted here; a spent budget is raised by the caller once the chunk is saved.
-    run.spent_usd += sum((r.cost_usd or 0.0) for r in results_all if not r.cached)
+    # A spent budget is raised by the caller once the chunk is saved.
     return out  # type: ignore[return-value]
 
 
@@ -171,7 +168,7 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
                     g.identity = grading_identity(grader, round_seed(grader, r),
                                                   grader_prompt(grader, rec, catalog))
             else:
-                gradings = _chat_gradings(run, grader, backend, catalog, chunk)
+                gradings = _chat_gradings(grader, backend, catalog, chunk)
             touched = {}
             for (rec, _), g in zip(chunk, gradings):
                 if g.error == "budget_exceeded":
@@ -188,7 +185,6 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
             run.progress.advance(len(chunk), failed=sum(g.status != "ok" for g in gradings),
                                  usd=sum(g.usage.cost_usd or 0.0 for g in gradings if not g.usage.cached),
                                  index=phase)
-            run.record_spending()   # the study's budget ledger
             made += len(chunk)
             if exhausted:
                 raise BudgetExhausted(run.budget_message())
