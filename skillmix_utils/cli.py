@@ -124,38 +124,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _grade_plan(cfg, records_path: Path, grader_names) -> int:
-    """`grade --dry-run`: the gradings still owed per grader and their estimated cost."""
-    from .records import RecordStore
-    from .stages.grade import _graders_for, pending_gradings
-    from .stages.plan import Plan, approx_tokens, plan_grading
-
-    if not records_path.exists():
-        raise SkillmixError("no such records file", file=str(records_path))
-    records = RecordStore(records_path).records()
-    if not records:
-        raise SkillmixError("no records in the file", file=str(records_path))
-    catalog = cfg.catalog.load()
-    plan = Plan(f"skillmix grade {cfg.name}: dry run on {records_path} (nothing is written)")
-    for g in _graders_for(cfg, records[0].stage, grader_names):
-        pairs = pending_gradings(records, g)
-        answers = [approx_tokens(rec.answer or "") for rec, _ in pairs]
-        plan_grading(plan, g, [rec.combination for rec, _ in pairs], catalog,
-                     answer_tokens=round(sum(answers) / len(answers)) if answers else 0,
-                     label=records[0].stage, rounds=1)
-        plan.notes.append(f"{g.label}: {len(pairs)} gradings owed on {len(records)} records")
-    print(plan.render())
-    return 0
-
-
 def cmd_grade(args) -> int:
-    if args.dry_run:     # no key check: a plan asks nothing of the provider
-        return _grade_plan(_config(args), Path(args.records), args.grader)
     from .preflight import records_stage
-
-    cfg = _config(args, [f"graders:{records_stage(args.records)}"])
     from .stages.grade import grade_file
 
+    if args.dry_run:     # no key check: a plan asks nothing of the provider
+        grade_file(_config(args), Path(args.records), grader_names=args.grader, dry_run=True)
+        return 0
+    cfg = _config(args, [f"graders:{records_stage(args.records)}"])
     with _locked(cfg, args):
         _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
     return 0
