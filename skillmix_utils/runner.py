@@ -43,10 +43,10 @@ import yaml
 
 from .config import StudyConfig, load_study_config
 from .errors import SkillmixError, exit_status_of
-from .llm.cost import format_usd
-from .stages import datagen, evaluate
 from .grid import (grid_points, link_shared_data, link_study_ledger,  # noqa: F401  (grid_points: public)
                    summarize_grid)
+from .llm.cost import format_usd
+from .stages import datagen, evaluate
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "python3"

@@ -93,7 +93,7 @@ def dry_run_plan(cfg: StudyConfig, students: list[str] | None = None,
         except SkillmixError as exc:   # e.g. "@train" before training: plan with the base
             writer, shared = Writer(student.model, catalog), False
             plan.notes.append(f"student {student.name}: {exc} (planned with the base model)")
-        todo = pending_items(items, existing, writer)
+        todo = pending_items(items, existing, writer if shared else None)
         keys = plan_generation(plan, writer, todo, f"student {student.name}", shared)
         pending = {p.id for p in todo}
         plan_gradings(plan, cfg.evaluation.graders,

@@ -123,8 +123,8 @@ class Plan:
             if row.repeats:
                 c = row.repeat_cost()
                 lines.append(f"{row.model} {row.purpose}: {row.repeats} more calls repeat requests "
-                             "counted above or in an earlier grid run (the response cache answers "
-                             f"them): {'unpriced' if c is None else format_usd(c)} not counted")
+                             "counted before, here or in an earlier grid run (the response cache "
+                             f"answers them): {'unpriced' if c is None else format_usd(c)} not counted")
         lines.extend(self.notes)
         return "\n".join(lines)
 
