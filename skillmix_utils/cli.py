@@ -30,7 +30,6 @@ from skillmix_utils.core.catalog import load_catalog, summary_table
 from skillmix_utils.core.config import load_study_config
 from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError
 from skillmix_utils.core.folder_lock import output_lock
-from skillmix_utils.core.records import RecordStore
 from skillmix_utils.doctor import main as doctor
 from skillmix_utils.llm.models import cache_dir
 from skillmix_utils.present.hub import push
@@ -39,8 +38,7 @@ from skillmix_utils.present.human.server import serve
 from skillmix_utils.runner import run_study
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
-from skillmix_utils.stages.grade import grade_file, graders_for, pending_gradings
-from skillmix_utils.stages.plan import Plan, approx_tokens, plan_grading
+from skillmix_utils.stages.grade import grade_file
 from skillmix_utils.stages.preflight import check_study, records_stage
 from skillmix_utils.stages.reference_import import import_reference
 from skillmix_utils.stages.tables import write_metric_tables
@@ -136,33 +134,12 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _grade_plan(cfg, records_path: Path, grader_names) -> int:
-    """`grade --dry-run`: the gradings still owed per grader and their estimated cost."""
-
-    if not records_path.exists():
-        raise SkillmixError("no such records file", file=str(records_path))
-    records = RecordStore(records_path).records()
-    if not records:
-        raise SkillmixError("no records in the file", file=str(records_path))
-    catalog = cfg.catalog.load()
-    plan = Plan(f"skillmix grade {cfg.name}: dry run on {records_path} (nothing is written)")
-    for g in graders_for(cfg, records[0].stage, grader_names):
-        pairs = pending_gradings(records, g)
-        answers = [approx_tokens(rec.answer or "") for rec, _ in pairs]
-        plan_grading(plan, g, [rec.combination for rec, _ in pairs], catalog,
-                     answer_tokens=round(sum(answers) / len(answers)) if answers else 0,
-                     label=records[0].stage, rounds=1)
-        plan.notes.append(f"{g.label}: {len(pairs)} gradings owed on {len(records)} records")
-    print(plan.render())
-    return 0
-
-
 def cmd_grade(args) -> int:
+
     if args.dry_run:     # no key check: a plan asks nothing of the provider
-        return _grade_plan(_config(args), Path(args.records), args.grader)
-
+        grade_file(_config(args), Path(args.records), grader_names=args.grader, dry_run=True)
+        return 0
     cfg = _config(args, [f"graders:{records_stage(args.records)}"])
-
     with _locked(cfg, args):
         _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
     return 0

@@ -8,7 +8,8 @@
 
 Keys are dotted config fields; the runs are the cross product over keys. A run's label is
 `field=value` joined by "_" (last part of each field name), and its outputs go to
-`outputs/<study>/grid/<label>/`. `present.grid_summary` stacks the runs'
+`outputs/<study>/grid/<label>/`, and its budget ledger is the study's (`link_study_ledger`), so
+`budget_usd` caps the whole grid, not each run. `present.grid_summary` stacks the runs'
 metric tables and writes the cross-run tables and figures.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.llm.cost import BudgetLedger
 
 
 def _value_label(value) -> str:
@@ -71,3 +73,21 @@ def link_shared_data(shared_out: Path, run_out: Path) -> None:
         if link.is_symlink():
             link.unlink()
         link.symlink_to(os.path.relpath(shared_out / "data", run_out), target_is_directory=True)
+
+
+def link_study_ledger(study_out: Path, run_out: Path) -> None:
+    """Make `run_out`'s budget ledger a relative link to the study's at `study_out`: a grid's
+    runs spend from one budget. A run's own ledger from before (a regular file) is added to the
+    study's first, so nothing paid is forgotten."""
+    run_out.mkdir(parents=True, exist_ok=True)
+    link, target = run_out / BudgetLedger.NAME, study_out / BudgetLedger.NAME
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        paid = link.read_bytes()
+        if paid.strip():
+            study_out.mkdir(parents=True, exist_ok=True)
+            with open(target, "ab") as fh:
+                fh.write(paid if paid.endswith(b"\n") else paid + b"\n")
+        link.unlink()
+    link.symlink_to(os.path.relpath(target, run_out))

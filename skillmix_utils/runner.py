@@ -22,7 +22,8 @@ marker; the re-run executes the notebook again and the stages inside resume from
 several fields, comma-separated, takes one list of values per run (zipped, not crossed):
 `"train.data_mix,train.subsample": [[[1], null], [[1, 2, 3], sub8000]]`. When no grid field
 touches data generation (`data.`, `catalog.`, `scoring.`), notebooks 01 and 02 run once in
-`outputs/<study>/` and every grid run links to that `data/`. After the runs the per-run metric
+`outputs/<study>/` and every grid run links to that `data/`. Every grid run's budget ledger is a
+link to the study's, so `budget_usd` caps the whole grid. After the runs the per-run metric
 tables are stacked into `outputs/<study>/grid/metrics.csv` (columns `run`, `train_data`) and
 the cross-run tables and figures go to `outputs/<study>/tables/` and `figures/`.
 """
@@ -35,7 +36,7 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -43,10 +44,9 @@ import yaml
 from skillmix_utils.core.config import StudyConfig, load_study_config
 from skillmix_utils.core.errors import SkillmixError, exit_status_of
 from skillmix_utils.core.folder_lock import output_lock
-from skillmix_utils.grid import grid_points, link_shared_data  # noqa: F401  (grid_points: public)
+from skillmix_utils.grid import grid_points, link_shared_data, link_study_ledger  # noqa: F401  (grid_points: public)
 from skillmix_utils.llm.cost import format_usd
-from skillmix_utils.stages.datagen import run_datagen
-from skillmix_utils.stages.evaluate import run_evaluation
+from skillmix_utils.stages import datagen, evaluate
 from skillmix_utils.stages.preflight import check_study
 from skillmix_utils.stages.progress import StageProgress, in_kernel, watch_file
 
@@ -339,54 +339,51 @@ def _duration(seconds: float) -> str:
 
 # --- the command --------------------------------------------------------------------------------
 
-class _Tee:
-    """Copy what a stage's dry run prints, to read its estimated total."""
-
-    def __init__(self, stream):
-        self.stream, self.text = stream, []
-
-    def write(self, s):
-        self.text.append(s)
-        return self.stream.write(s)
-
-    def flush(self):
-        self.stream.flush()
+@dataclass
+class DryRunTotal:
+    """What a dry run adds up over its stages: estimated dollars, whether some model has no
+    price, and the reuse keys of the requests counted (`plan.Plan.seen`), shared by a grid's
+    runs so that a request the response cache would answer is counted once."""
+    usd: float = 0.0
+    unpriced: bool = False
+    seen: set = field(default_factory=set)
 
 
-def _dry_run_costs(cfg: StudyConfig, st: Stage) -> float:
-    """Print a stage's own dry-run plan; returns its estimated total in USD (0 if none)."""
-    import contextlib
+def stage_plan(cfg: StudyConfig, st: Stage, seen: set | None = None):
+    """The dry-run plan (`plan.Plan`) of a stage that calls models (02, 04), else None."""
+    if st.id == "02":
+        return datagen.dry_run_plan(cfg, seen)
+    if st.id == "04":
+        return evaluate.dry_run_plan(cfg, seen=seen)
+    return None
 
-    tee = _Tee(sys.stdout)
+
+def _dry_run_costs(cfg: StudyConfig, st: Stage, total: DryRunTotal) -> None:
+    """Print a stage's own dry-run plan and add it to `total`."""
     try:
-        with contextlib.redirect_stdout(tee):
-            if st.id == "02":
-                run_datagen(cfg, dry_run=True)
-            elif st.id == "04":
-                run_evaluation(cfg, dry_run=True)
+        plan = stage_plan(cfg, st, total.seen)
     except (ImportError, SkillmixError) as exc:
         print(f"    (no cost estimate: {exc})")
-    found = re.findall(r"estimated total: \$([0-9][0-9,]*\.?[0-9]*)", "".join(tee.text))
-    return sum(float(x.replace(",", "")) for x in found)
+        return
+    if plan is not None:
+        print(plan.render())
+        usd, unpriced = plan.total()
+        total.usd += usd
+        total.unpriced |= unpriced
 
 
 def _quiet_estimate(cfg: StudyConfig, st: Stage) -> float:
     """The stage's dry-run estimate in USD, computed without printing its plan (0 if none)."""
-    import contextlib
-    import io
-
-    if st.id not in ("02", "04"):
+    try:
+        plan = stage_plan(cfg, st)
+    except Exception:  # noqa: BLE001 - an estimate is a courtesy; the stage itself reports
         return 0.0
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            return _dry_run_costs(cfg, st)
-        except Exception:  # noqa: BLE001 - an estimate is a courtesy; the stage itself reports
-            return 0.0
+    return plan.total()[0] if plan is not None else 0.0
 
 
 def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, stages: list[Stage],
               wanted: set[str] | None, dry_run: bool, force: bool, counter: list[int], total: int,
-              costs: list[float]) -> int:
+              costs: DryRunTotal) -> int:
     fps = fingerprints(cfg, stages)
     for st in stages:
         if wanted is not None and st.id not in wanted:
@@ -403,7 +400,7 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
             continue
         if dry_run:
             print(f"{progress} {st.name}: would run ({reason}) -> {cfg.out / 'notebooks' / st.path.name}")
-            costs[0] += _dry_run_costs(cfg, st)
+            _dry_run_costs(cfg, st, costs)
             continue
         estimate = _quiet_estimate(cfg, st)
         note = f"; estimated API cost at most ${estimate:,.2f}" if estimate else ""
@@ -415,11 +412,11 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
     return 0
 
 
-def _print_total(usd: float, grid: bool = False) -> None:
-    note = ("; each grid run counts its base students again, though the response cache makes "
-            "repeated requests free" if grid else "")
-
-    print(f"dry run: estimated API cost of what would run: {format_usd(usd)} (an upper bound: output at "
+def _print_total(total: DryRunTotal, grid: bool = False) -> None:
+    note = ("; a request repeated by a later grid run (the same model asked the same thing, as "
+            "for the base students) is counted once: the response cache answers it" if grid else "")
+    print(f"dry run: estimated API cost of what would run: {format_usd(total.usd)}"
+          f"{' + unpriced models' if total.unpriced else ''} (an upper bound: output at "
           f"max_tokens, cache not consulted{note})")
 
 
@@ -477,10 +474,10 @@ def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict 
         if not dry_run:
             save_resolved_config(cfg)
         total = len([s for s in all_stages if wanted is None or s.id in wanted])
-        costs = [0.0]
+        costs = DryRunTotal()
         rc = _run_list("", cfg, config_path, overrides, all_stages, wanted, dry_run, force, [0], total, costs)
         if dry_run:
-            _print_total(costs[0])
+            _print_total(costs)
         return rc
 
     points = grid_points(cfg.grid)
@@ -499,7 +496,7 @@ def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict 
     total = count(front) + count(rest) * len(runs)
     print(f"grid: {len(runs)} runs ({', '.join(l for l, _, _ in runs)})"
           f"{'; notebooks 01-02 shared' if front else ''}", flush=True)
-    counter, costs = [0], [0.0]
+    counter, costs = [0], DryRunTotal()
     if front:
         top = notebook_config(str(config_path), {**base_over, "output_dir": str(out)})
         if not dry_run:
@@ -512,6 +509,7 @@ def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict 
         if not dry_run:
             if front:
                 link_shared_data(out, run_cfg.out)
+            link_study_ledger(out, run_cfg.out)     # budget_usd caps the grid, not each run
             save_resolved_config(run_cfg)
         # The shared stages' fingerprints feed the later ones, so that new data re-runs them.
         stages_here = front + rest if front else rest
@@ -522,7 +520,7 @@ def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict 
         if rc:
             return rc
     if dry_run:
-        _print_total(costs[0], grid=True)
+        _print_total(costs, grid=True)
     else:
         # heavy: the summary draws figures (matplotlib, seaborn, scipy), only at a grid's end
         from skillmix_utils.present.grid_summary import summarize_grid

@@ -10,10 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skillmix_utils.core.catalog import (Catalog, Skill, Topic, load_catalog, parse_skills_csv,
-                                    parse_skills_yaml, parse_topics_text, split_topics,
-                                    summary_table)
 from skillmix_utils.cli import main
+from skillmix_utils.core.catalog import (
+    Catalog,
+    Skill,
+    Topic,
+    load_catalog,
+    parse_skills_csv,
+    parse_skills_yaml,
+    parse_topics_text,
+    split_topics,
+    summary_table,
+)
 from skillmix_utils.core.errors import SkillmixError
 
 DATA = Path(__file__).parent / "data" / "catalog"

@@ -42,7 +42,8 @@ def test_grade_dry_run_prices_what_is_owed_and_writes_nothing(tmp_path, capsys):
     from synthetic import make_study
 
     out = make_study(tmp_path)
-    records = out / "eval" / "records.jsonl"
+    records = tmp_path / "elsewhere.jsonl"     # not the study's own: graded whole
+    records.write_bytes((out / "eval" / "records.jsonl").read_bytes())
     before = records.read_bytes()
     assert cli.main(["grade", "configs/api-cheap.yaml", "--records", str(records), "--dry-run",
                      "--set", f"output_dir={out}"]) == 0
@@ -51,3 +52,8 @@ def test_grade_dry_run_prices_what_is_owed_and_writes_nothing(tmp_path, capsys):
     assert "openai:gpt-4o-mini" in printed and "72 gradings owed on 24 records" in printed
     assert "estimated total: $" in printed
     assert records.read_bytes() == before
+    # The study's own records were not made the way api-cheap makes them: a real run grades
+    # none of them, and neither does the plan.
+    assert cli.main(["grade", "configs/api-cheap.yaml", "--records", str(out / "eval" / "records.jsonl"),
+                     "--dry-run", "--set", f"output_dir={out}"]) == 0
+    assert "0 gradings owed on 0 records (24 records not current" in capsys.readouterr().out

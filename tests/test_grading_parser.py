@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skillmix_utils.core.grading import GradeParse, parse_grade, rubric_items
 

@@ -7,8 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from skillmix_utils.core.metrics import (cohen_kappa, generation_scores, grader_agreement,
-                                    majority_vote, skillmix_metrics)
+from skillmix_utils.core.metrics import (
+    cohen_kappa,
+    generation_scores,
+    grader_agreement,
+    majority_vote,
+    skillmix_metrics,
+)
 
 nan = float("nan")
 

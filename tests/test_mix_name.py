@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from skillmix_utils.core.records import Combination, TextRecord
 from skillmix_utils.stages.export import mix_name, write_mix
-from skillmix_utils.stages.train.formatting import find_mix, mix_name as train_mix_name
+from skillmix_utils.stages.train.formatting import find_mix
+from skillmix_utils.stages.train.formatting import mix_name as train_mix_name
 
 
 def test_data_mix_in_any_order_finds_the_exported_mix(tmp_path):

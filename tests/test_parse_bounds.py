@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from skillmix_utils.core.answers import extract_answer_with_rule
 from skillmix_utils.core.grading import count_sentences, mentions_skill_name, parse_grade, rubric_items

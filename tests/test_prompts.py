@@ -9,8 +9,14 @@ from types import SimpleNamespace
 import pytest
 
 from skillmix_utils.core import prompts
-from skillmix_utils.core.prompts import (PROMPT_VERSION, generation_turn1, generation_turn2,
-                                    grading_prompt, number_words, sentence_limit)
+from skillmix_utils.core.prompts import (
+    PROMPT_VERSION,
+    generation_turn1,
+    generation_turn2,
+    grading_prompt,
+    number_words,
+    sentence_limit,
+)
 
 METAPHOR = SimpleNamespace(name="metaphor", definition="Describing one thing as another.",
                            example="The hive is a factory.", category="literary", split="train")

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from hub_server import HubServer   # tests/ is on sys.path (pytest rootdir import)
+from hub_server import HubServer  # tests/ is on sys.path (pytest rootdir import)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_" + "FakeTokenForTheLoopbackHub0123456789"

@@ -4,7 +4,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skillmix_utils.core.grading import count_sentences, mentions_skill_name
 

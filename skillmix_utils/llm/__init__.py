@@ -42,7 +42,8 @@ def get_backend(spec: str, *, base_url=None, cache_dir=None, use_cache: bool = T
                 max_retries=None, **options) -> Backend:
     """Build the backend for a spec; missing keys or packages raise SkillmixError here.
 
-    Extra options: progress (bool), prices ({model: {input, output}}), malformed_retries,
+    Extra options: budget (a shared `cost.Budget`, instead of budget_usd), progress (bool),
+    prices ({model: {input, output}}), malformed_retries,
     poll_interval / batch_timeout (batch APIs), batch_size / device / dtype / quantization (hf).
 
     >>> get_backend("gemini:pro")
@@ -69,7 +70,7 @@ def get_backend(spec: str, *, base_url=None, cache_dir=None, use_cache: bool = T
             backend = OpenAIBackend(model, base_url=base_url, timeout=timeout,
                                     max_retries=max_retries,
                                     compatible=kind == "openai-compatible", **common)
-        if budget_usd is not None and backend.price is None and kind != "openai-compatible":
+        if backend.budget.capped and backend.price is None and kind != "openai-compatible":
             raise SkillmixError(f"no price for {model!r} in data/prices.yaml, so budget_usd "
                                 "cannot be enforced; add it or pass prices=", field="budget_usd")
         return backend

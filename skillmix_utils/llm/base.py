@@ -2,7 +2,9 @@
 
 A provider subclass implements `_call` (one sample of one conversation, returning a `Reply`)
 or overrides `_run_jobs` (local models generate a whole batch at once). Everything else, the
-order of results, the cache, the running cost and the budget cap, lives here once.
+order of results, the cache and the budget cap, lives here once. What was spent lives in the
+backend's `Budget` (llm/cost.py): each paid reply is charged there as it arrives (`_record`),
+before anything else can fail, and a stage's backends share the stage's Budget.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.redact import describe_error
 from skillmix_utils.llm.batch import run_batch
 from skillmix_utils.llm.cache import NullCache, ResponseCache, cache_key
-from skillmix_utils.llm.cost import price_of, request_cost
+from skillmix_utils.llm.cost import Budget, price_of, request_cost
 from skillmix_utils.llm.failures import DEFAULT_THRESHOLD, CircuitBreaker
 from skillmix_utils.llm.limits import RateLimits
 from skillmix_utils.llm.loop import LoopThread
@@ -45,7 +47,8 @@ class Backend:
     probe_first = False  # API backends: send one request alone first (see `_run_jobs`)
 
     def __init__(self, model: str, *, cache_dir=None, use_cache: bool = True,
-                 concurrency: int = 8, budget_usd: float | None = None, rpm=None, tpm=None,
+                 concurrency: int = 8, budget_usd: float | None = None,
+                 budget: Budget | None = None, rpm=None, tpm=None,
                  base_url: str | None = None, prices: dict | None = None, progress: bool = True,
                  malformed_retries: int = 3, batch: bool = False, poll_interval: float = 30.0,
                  batch_timeout: float | None = None, circuit_breaker: int = DEFAULT_THRESHOLD,
@@ -53,7 +56,9 @@ class Backend:
         self.model = model
         self.base_url = base_url
         self.concurrency = max(1, int(concurrency))
-        self.budget_usd = budget_usd
+        # `budget` (shared, e.g. a stage's) holds what was spent; else a private one capped at
+        # `budget_usd`.
+        self.budget = budget if budget is not None else Budget(budget_usd)
         self.limits = RateLimits(rpm, tpm)
         # provider tokens per estimated token (learnt from usage), for the tpm reservation
         self._token_ratio = 1.0
@@ -65,14 +70,19 @@ class Backend:
         self.malformed_retries = malformed_retries
         self.batch = batch
         self.poll_interval, self.batch_timeout = poll_interval, batch_timeout
-        self.spent_usd = 0.0
-        self._reserved = 0.0
+        self._reserved = 0.0    # worst case of this backend's requests in flight
         self._secrets: tuple[str, ...] = ()
         self.breaker = CircuitBreaker(f"{self.kind}:{model}", circuit_breaker)
         if use_cache:
             self.cache = ResponseCache(cache_dir or skillmix_cache() / "llm")
         else:
             self.cache = NullCache()
+
+    @property
+    def spent_usd(self) -> float:
+        """What this backend's Budget has been charged in this process (shared budgets: by
+        every backend sharing it)."""
+        return self.budget.spent_usd
 
     # --- identity ------------------------------------------------------------------------
     @property
@@ -159,14 +169,15 @@ class Backend:
             self._token_ratio = max(ratio, 0.9 * self._token_ratio + 0.1 * ratio)
 
     def _over_budget(self, usd: float) -> bool:
-        return self.budget_usd is not None and self.spent_usd + self._reserved + usd > self.budget_usd
+        return not self.budget.allows(self._reserved + usd)
 
     def _record(self, job: Job, reply: Reply, batch: bool = False) -> dict:
         usd = request_cost(self.price, reply.input_tokens, reply.output_tokens, batch)
+        # Charged first: the money is spent whatever happens to this call afterwards.
+        self.budget.charge(usd)
         value = {"text": reply.text, "input_tokens": reply.input_tokens,
                  "output_tokens": reply.output_tokens, "cost_usd": usd, "model": self.spec}
         self.cache.put(job.key, value)
-        self.spent_usd = round(self.spent_usd + usd, 10)
         return {**value, "cached": False}
 
     async def _run_jobs(self, jobs: list[Job], temperature, max_tokens) -> dict[str, dict]:

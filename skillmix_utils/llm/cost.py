@@ -1,10 +1,12 @@
-"""Token prices (data/prices.yaml) and what a request or a whole stage costs.
+"""Token prices (data/prices.yaml), what a request or a whole stage costs, and what was spent.
 
 `estimate_cost("openai:gpt-4o", 1000, 500, 300)` is the dry-run figure a stage prints before it
-starts; backends use `price_of` for the running total and the budget cap.
+starts; backends use `price_of` to price each reply and charge it to their `Budget`, the one
+running total of what was spent (written through to the study's `BudgetLedger`).
 """
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from importlib import resources
 
@@ -95,8 +97,9 @@ def format_usd(usd: float | None) -> str:
 
 class BudgetLedger:
     """What a study has paid, across runs: `<output folder>/budget_ledger.jsonl`, one line per
-    payment checkpoint ({time, pid, command, usd}). A study's `budget_usd` is checked against
-    its total, so three runs under a $1 cap spend $1 in all, not $3."""
+    paid reply ({time, pid, command, usd}), written by `Budget.charge` as the reply arrives. A
+    study's `budget_usd` is checked against its total, so three runs under a $1 cap spend $1 in
+    all, not $3; a grid's runs link their folder's ledger to the study's (`grid.link_study_ledger`)."""
 
     NAME = "budget_ledger.jsonl"
 
@@ -135,3 +138,54 @@ class BudgetLedger:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+
+class Budget:
+    """What was spent and what may still be: the one running total every paid reply is charged
+    to as it arrives, by whichever backend received it.
+
+    With a `ledger` each charge is written to the study's ledger at once, so money paid inside
+    a call that then raises (a refusal after three paid replies) is still on record, and
+    `cap_usd` (the study's `budget_usd`) is checked against every run's payments. `run_cap_usd`
+    caps this run alone. A stage's backends share one Budget (`StageRun.budget`); a backend
+    built on its own gets a private one from its `budget_usd`.
+
+    >>> b = Budget(cap_usd=1.0)
+    >>> b.charge(0.75); b.allows(0.25), b.allows(0.5), b.spent_usd, b.left()
+    (True, False, 0.75, 0.25)
+    """
+
+    def __init__(self, cap_usd: float | None = None, run_cap_usd: float | None = None,
+                 ledger: BudgetLedger | None = None):
+        self.cap_usd, self.run_cap_usd, self.ledger = cap_usd, run_cap_usd, ledger
+        self.before_usd = ledger.total() if ledger is not None else 0.0   # earlier runs paid
+        self.spent_usd = 0.0                                               # this run paid
+        self._lock = threading.Lock()   # backends answer on their own event-loop threads
+
+    @property
+    def capped(self) -> bool:
+        """Whether any cap applies (then every paid model needs a price)."""
+        return self.cap_usd is not None or self.run_cap_usd is not None
+
+    def left(self) -> float | None:
+        """Dollars the tighter cap still allows (never below 0), or None without a cap."""
+        left = []
+        if self.cap_usd is not None:
+            left.append(self.cap_usd - self.before_usd - self.spent_usd)
+        if self.run_cap_usd is not None:
+            left.append(self.run_cap_usd - self.spent_usd)
+        return max(0.0, min(left)) if left else None
+
+    def allows(self, usd: float) -> bool:
+        """Whether `usd` more (a request's worst case plus what is in flight) fits the caps."""
+        left = self.left()
+        return left is None or usd <= left + 1e-12
+
+    def charge(self, usd: float) -> None:
+        """Add one paid reply, at once (and to the ledger, durably)."""
+        if usd <= 0:
+            return
+        with self._lock:
+            self.spent_usd = round(self.spent_usd + usd, 10)
+            if self.ledger is not None:
+                self.ledger.add(usd)

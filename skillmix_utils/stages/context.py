@@ -1,10 +1,11 @@
 """What every stage run shares: the resolved config on disk, backends, the budget, the plan.
 
 A stage opens a `StageRun`; it writes `outputs/<study>/config.yaml` (not on a dry run), builds
-backends lazily with the budget still left, and stops cleanly (`BudgetExhausted`) when a backend
-answers `budget_exceeded`: what finished is already on disk, and a re-run resumes from it.
-Spending goes to the study's ledger (`budget_ledger.jsonl`), so `budget_usd` caps the study
-across runs and `run_budget_usd` one run. `StageRun.conclude` ends a stage: it raises
+backends lazily, all charging one `Budget` (llm/cost.py), and stops cleanly (`BudgetExhausted`)
+when a backend answers `budget_exceeded`: what finished is already on disk, and a re-run resumes
+from it. Each paid reply is charged as it arrives and written to the study's ledger
+(`budget_ledger.jsonl`; a grid run's is the study's, linked), so `budget_usd` caps the study
+across runs and grid runs, and `run_budget_usd` one run. `StageRun.conclude` ends a stage: it raises
 `BudgetSpent` (exit 3) after a budget stop and `ItemsFailed` (exit 1) when items still failed.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from skillmix_utils.core.errors import BudgetSpent, ItemsFailed
 from skillmix_utils.core.folder_lock import output_lock
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.llm import get_backend
-from skillmix_utils.llm.cost import BudgetLedger, format_usd
+from skillmix_utils.llm.cost import Budget, BudgetLedger, format_usd
 from skillmix_utils.stages.progress import StageProgress
 
 
@@ -57,7 +58,6 @@ def round_seed(spec: ModelSpec, round_: int) -> int:
 class StageRun:
     """Backends, spending and messages of one run of one stage."""
     cfg: StudyConfig
-    spent_usd: float = 0.0
     log: object = field(default_factory=lambda: sys.stderr)
     stage: str = "stage"
     _backends: dict = field(default_factory=dict)
@@ -77,9 +77,19 @@ class StageRun:
 
         self._lock = output_lock(self.cfg.out)
         self._lock.__enter__()
-        self.ledger = BudgetLedger(self.cfg.out)
-        self.before_usd = self.ledger.total()   # what earlier runs of this study paid
-        self._ledgered = 0.0
+        # The one place that holds what was spent: every backend below charges it.
+        self.budget = Budget(self.cfg.budget_usd, getattr(self.cfg, "run_budget_usd", None),
+                             BudgetLedger(self.cfg.out))
+
+    @property
+    def spent_usd(self) -> float:
+        """What this run has paid so far (every backend's paid replies)."""
+        return self.budget.spent_usd
+
+    @property
+    def before_usd(self) -> float:
+        """What earlier runs of this study had paid when this one started."""
+        return self.budget.before_usd
 
     @property
     def chunk_size(self) -> int:
@@ -89,19 +99,7 @@ class StageRun:
 
     def remaining_usd(self) -> float | None:
         """The smaller of what the study's cap (all runs) and the run's cap still allow."""
-        left = []
-        if self.cfg.budget_usd is not None:
-            left.append(self.cfg.budget_usd - self.before_usd - self.spent_usd)
-        if getattr(self.cfg, "run_budget_usd", None) is not None:
-            left.append(self.cfg.run_budget_usd - self.spent_usd)
-        return max(0.0, min(left)) if left else None
-
-    def record_spending(self) -> None:
-        """Write what this run paid since the last call to the study's ledger."""
-        delta = round(self.spent_usd - self._ledgered, 10)
-        if delta > 0:
-            self.ledger.add(delta)
-            self._ledgered = self.spent_usd
+        return self.budget.left()
 
     def budget_message(self) -> str:
         """Where the money stands, e.g. "study budget $0.0010: $0.0024 spent ($0.0008 this run)"."""
@@ -119,14 +117,14 @@ class StageRun:
         return (spec.spec, spec.base_url, adapter, repr(sorted(spec.options.items())))
 
     def backend(self, spec: ModelSpec, adapter: str | None = None):
-        """A backend for `spec` (one per spec and adapter), given the budget still left."""
+        """A backend for `spec` (one per spec and adapter), charging this run's budget."""
         key = self._key(spec, adapter)
         if key not in self._backends:
 
             # progress=False: the stage's own StageProgress shows counts, cost and ETA.
             self._backends[key] = get_backend(
                 spec.spec, base_url=spec.base_url, concurrency=self.cfg.concurrency,
-                budget_usd=self.remaining_usd(), adapter=adapter,
+                budget=self.budget, adapter=adapter,
                 **{"progress": False, **spec.options})
         return self._backends[key]
 
@@ -138,10 +136,8 @@ class StageRun:
             b.close()
 
     def close(self) -> None:
-        """Drop the backends (local ones hold a model in memory); record the spending; end the
-        progress view."""
+        """Drop the backends (local ones hold a model in memory); end the progress view."""
         try:
-            self.record_spending()
             if self._progress is not None:
                 self._progress.close()
             for b in self._backends.values():
@@ -154,10 +150,9 @@ class StageRun:
             if lock is not None:
                 lock.__exit__(None, None, None)
 
-    def account(self, results) -> None:
-        """Add what `results` cost and stop the stage if the budget is spent."""
-        self.spent_usd += sum((r.cost_usd or 0.0) for r in results if not r.cached)
-        self.record_spending()
+    def stop_if_spent(self, results) -> None:
+        """Stop the stage (`BudgetExhausted`) when one of `results` was refused for the budget.
+        (What they cost was charged as each reply arrived.)"""
         if any(r.error == "budget_exceeded" for r in results):
             raise BudgetExhausted(self.budget_message())
 

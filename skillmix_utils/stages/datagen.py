@@ -22,8 +22,8 @@ from skillmix_utils.stages.current import current_data_records, retire, revive
 from skillmix_utils.stages.draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
 from skillmix_utils.stages.export import export_data
 from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
-from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
-from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
+from skillmix_utils.stages.grade import grade_records, plan_gradings
+from skillmix_utils.stages.plan import Plan, plan_generation
 from skillmix_utils.stages.preflight import check_study
 from skillmix_utils.stages.scoring import keep_rule, rescore, study_graders  # noqa: F401  (keep_rule re-exported)
 
@@ -33,19 +33,25 @@ def planned_items(cfg, catalog) -> list[Pending]:
     return data_items(cfg, catalog)
 
 
-def _dry_run(cfg, catalog, items, existing) -> dict:
-
-    plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)")
-    todo = pending_items(items, existing, Writer(cfg.data.teacher, catalog))
-    plan_generation(plan, cfg.data.teacher, todo, catalog, "teacher")
-    for g in cfg.data.graders:
-        combos = ungraded(items, existing, todo, g, catalog)
-        plan_grading(plan, g, combos, catalog,
-                     answer_tokens=30 * sentence_limit(max(cfg.data.counts)),
-                     label="data", rounds=len(grader_rounds(g)))
+def dry_run_plan(cfg, seen: set | None = None) -> Plan:
+    """What `run_datagen(cfg)` would ask, priced: the teacher's texts still to be written and
+    the gradings owed, found as the real run finds them. `seen`: the reuse keys already counted
+    (a grid's earlier runs, `plan.Plan`)."""
+    if cfg.data is None:
+        raise SkillmixError("the config has no data section", field="data")
+    catalog = cfg.catalog.load()
+    items = planned_items(cfg, catalog)
+    existing = read_existing(cfg.out / "data" / "records.jsonl")
+    plan = Plan(f"skillmix generate-data {cfg.name}: dry run (nothing is written)", seen)
+    writer = Writer(cfg.data.teacher, catalog)
+    todo = pending_items(items, existing, writer)
+    keys = plan_generation(plan, writer, todo, "teacher")
+    pending = {p.id for p in todo}
+    written = [existing[p.id] for p in items if p.id not in pending]
+    plan_gradings(plan, cfg.data.graders, written, todo, keys, catalog,
+                  answer_tokens=30 * sentence_limit(max(cfg.data.counts)), label="data")
     plan.notes.append(f"{len(items)} combinations, {len(items) - len(todo)} already written")
-    print(plan.render())
-    return {}
+    return plan
 
 
 def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
@@ -56,14 +62,15 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
     spent. With `dry_run=True` prints the plan and writes nothing.
     """
 
+    if dry_run:
+        print(dry_run_plan(cfg).render())
+        return {}
     if cfg.data is None:
         raise SkillmixError("the config has no data section", field="data")
     catalog = cfg.catalog.load()
     items = planned_items(cfg, catalog)
     path = cfg.out / "data" / "records.jsonl"
     existing = read_existing(path)
-    if dry_run:
-        return _dry_run(cfg, catalog, items, existing)
 
     check_study(cfg, None, ["data"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}

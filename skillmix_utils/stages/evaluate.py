@@ -25,8 +25,8 @@ from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existi
 from skillmix_utils.stages.current import current_eval_records, revive
 from skillmix_utils.stages.draws import eval_items, training_keys
 from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others
-from skillmix_utils.stages.grade import grade_records, grader_rounds, ungraded
-from skillmix_utils.stages.plan import Plan, plan_generation, plan_grading
+from skillmix_utils.stages.grade import grade_records, plan_gradings
+from skillmix_utils.stages.plan import Plan, plan_generation
 from skillmix_utils.stages.preflight import check_study
 from skillmix_utils.stages.students import resolve_student, weights_fingerprint  # noqa: F401  (re-exported)
 from skillmix_utils.stages.tables import write_metric_tables
@@ -74,30 +74,39 @@ def planned_items(cfg: StudyConfig, catalog, student: StudentSpec, exclude=None)
     return eval_items(cfg, catalog, student, exclude)
 
 
-def _dry_run(cfg, catalog, students, existing) -> dict:
-
-    plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)")
+def dry_run_plan(cfg: StudyConfig, students: list[str] | None = None,
+                 seen: set | None = None) -> Plan:
+    """What `run_evaluation(cfg, students)` would ask, priced: each student's texts still to be
+    written and the gradings owed, found as the real run finds them. A student whose weights do
+    not exist yet ("@train" before training) is planned with its base model, and its requests
+    are never taken for another's. `seen`: the reuse keys already counted (a grid's earlier
+    runs, `plan.Plan`)."""
+    if cfg.evaluation is None:
+        raise SkillmixError("the config has no evaluation section", field="evaluation")
+    catalog = cfg.catalog.load()
+    existing = read_existing(cfg.out / "eval" / "records.jsonl")
+    plan = Plan(f"skillmix evaluate {cfg.name}: dry run (nothing is written)", seen)
     train = training_keys(cfg, catalog)
-    for student in students:
+    for student in selected_students(cfg, students):
         items = planned_items(cfg, catalog, student, train)
         try:
             spec, adapter = resolve_student(cfg, student)
-            todo = pending_items(items, existing, Writer(
-                spec, catalog, adapter=adapter, weights=weights_fingerprint(spec, adapter)))
+            writer, shared = Writer(spec, catalog, adapter=adapter,
+                                    weights=weights_fingerprint(spec, adapter)), True
         except SkillmixError as exc:   # e.g. "@train" before training: plan with the base
-            spec, adapter = student.model, None
-            todo = pending_items(items, existing)
+            writer, shared = Writer(student.model, catalog), False
             plan.notes.append(f"student {student.name}: {exc} (planned with the base model)")
-        plan_generation(plan, spec, todo, catalog, f"student {student.name}")
-        for g in cfg.evaluation.graders:
-            combos = ungraded(items, existing, todo, g, catalog)
-            plan_grading(plan, g, combos, catalog,
-                         answer_tokens=min(spec.max_tokens, 30 * sentence_limit(max(cfg.evaluation.ks))),
-                         label="eval", rounds=len(grader_rounds(g)))
+        todo = pending_items(items, existing, writer if shared else None)
+        keys = plan_generation(plan, writer, todo, f"student {student.name}", shared)
+        pending = {p.id for p in todo}
+        plan_gradings(plan, cfg.evaluation.graders,
+                      [existing[p.id] for p in items if p.id not in pending], todo, keys, catalog,
+                      answer_tokens=min(writer.spec.max_tokens,
+                                        30 * sentence_limit(max(cfg.evaluation.ks))),
+                      label="eval")
         plan.notes.append(f"student {student.name}: {len(items)} texts planned, "
                           f"{len(items) - len(todo)} already written")
-    print(plan.render())
-    return {}
+    return plan
 
 
 def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run: bool = False
@@ -108,14 +117,15 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
     eval/records.jsonl; stops cleanly when the budget is spent (tables cover what is done).
     """
 
+    if dry_run:
+        print(dry_run_plan(cfg, students).render())
+        return {}
     if cfg.evaluation is None:
         raise SkillmixError("the config has no evaluation section", field="evaluation")
     catalog = cfg.catalog.load()
     chosen = selected_students(cfg, students)
     path = cfg.out / "eval" / "records.jsonl"
     existing = read_existing(path)
-    if dry_run:
-        return _dry_run(cfg, catalog, chosen, existing)
 
     check_study(cfg, None, ["evaluation"])   # keys, pools, paths, adapters: before anything is written
     paths: dict[str, Path] = {"config": write_resolved_config(cfg)}

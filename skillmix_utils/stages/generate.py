@@ -149,5 +149,5 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
                                                         for r in recs),
                                  usd=sum(r.cost_usd or 0.0 for r in list(first) + list(second.values())
                                          if not r.cached), index=phase)
-            run.account(list(first) + list(second.values()))
+            run.stop_if_spent(list(first) + list(second.values()))
     return made

@@ -24,7 +24,6 @@ from skillmix_utils.core.config import GraderSpec, StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grader_methods import method as method_of
 from skillmix_utils.core.grader_methods import rounds_of
-from skillmix_utils.core.grading import parse_grade, rubric_items
 from skillmix_utils.core.identity import grading_identity
 from skillmix_utils.core.records import Grading, RecordStore, TextRecord, Usage
 from skillmix_utils.stages import local_judge
@@ -32,6 +31,7 @@ from skillmix_utils.stages.context import BudgetExhausted, StageRun, round_seed,
 from skillmix_utils.stages.current import current_data_records, current_eval_records
 from skillmix_utils.stages.draws import data_items
 from skillmix_utils.stages.export import export_data
+from skillmix_utils.stages.plan import Plan, grading_keys, plan_grading, reuse_key
 from skillmix_utils.stages.scoring import expected_identity, grader_prompt, keep_rule, score, study_graders
 from skillmix_utils.stages.tables import write_metric_tables
 
@@ -79,17 +79,22 @@ def pending_gradings(records, grader: GraderSpec, catalog=None) -> list[tuple[Te
     return out
 
 
-def ungraded(items, existing: dict, todo, grader: GraderSpec, catalog) -> list:
-    """For a dry run: the combinations of `items` that `grader` would grade (texts still to be
-    written, and written texts missing a current grading of some round)."""
-    pending = {p.id for p in todo}
-    out = []
-    for p in items:
-        rec = existing.get(p.id)
-        if p.id in pending or rec is None or any(
-                not _done(rec, grader, r, catalog) for r in grader_rounds(grader)):
-            out.append(p.combination)
-    return out
+def plan_gradings(plan: Plan, graders, written, todo, text_keys: dict, catalog,
+                  answer_tokens: int, label: str) -> dict[str, int]:
+    """For a dry run: add to `plan` the gradings a real run would ask, every round of each text
+    still to be written (`todo`, whose reuse keys are `text_keys`) and what `pending_gradings`
+    finds owed on the `written` records. Returns {grader label: gradings owed}."""
+    owed = {}
+    for g in graders:
+        asks = []
+        for r in grader_rounds(g):
+            keys = grading_keys(g, round_seed(g, r), [text_keys.get(p.id) for p in todo])
+            asks += [(p.combination, None, key) for p, key in zip(todo, keys)]
+        asks += [(rec.combination, rec.answer, reuse_key(g, expected_identity(g, rec, r, catalog)))
+                 for rec, r in pending_gradings(written, g, catalog)]
+        plan_grading(plan, g, asks, catalog, answer_tokens, label)
+        owed[g.label] = len(asks)
+    return owed
 
 
 def _skills(catalog, rec: TextRecord):
@@ -105,19 +110,19 @@ def _diagnostics(parsed) -> dict:
             "rows_matched": parsed.rows_matched, "notes": list(parsed.notes)}
 
 
-def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
+def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
+    from skillmix_utils.core.grading import parse_grade, rubric_items
+    from skillmix_utils.core.identity import grading_identity
 
     out: list[Grading | None] = [None] * len(pairs)
     by_round: dict[int, list[int]] = {}
     for i, (_, r) in enumerate(pairs):
         by_round.setdefault(r, []).append(i)
-    results_all = []
     for r, idx in sorted(by_round.items()):
         prompts_ = [grader_prompt(grader, pairs[i][0], catalog) for i in idx]
         results = backend.chat([[{"role": "user", "content": p}] for p in prompts_],
                                temperature=grader.temperature, max_tokens=grader.max_tokens,
                                n=1, seed=round_seed(grader, r))
-        results_all.extend(results)
         for i, p, res in zip(idx, prompts_, results):
             rec = pairs[i][0]
             g = Grading(grader=grader.label, method=grader.method, round=r, prompt=p,
@@ -135,8 +140,7 @@ def _chat_gradings(run: StageRun, grader: GraderSpec, backend, catalog, pairs) -
                 g.status = "ok" if parsed.ok else "parse_failed"
                 g.parse = _diagnostics(parsed)
             out[i] = g
-    # Spending is counted here; a spent budget is raised by the caller once the chunk is saved.
-    run.spent_usd += sum((r.cost_usd or 0.0) for r in results_all if not r.cached)
+    # A spent budget is raised by the caller once the chunk is saved.
     return out  # type: ignore[return-value]
 
 
@@ -175,7 +179,7 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
                     g.identity = grading_identity(grader, round_seed(grader, r),
                                                   grader_prompt(grader, rec, catalog))
             else:
-                gradings = _chat_gradings(run, grader, backend, catalog, chunk)
+                gradings = _chat_gradings(grader, backend, catalog, chunk)
             touched = {}
             for (rec, _), g in zip(chunk, gradings):
                 if g.error == "budget_exceeded":
@@ -192,7 +196,6 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
             run.progress.advance(len(chunk), failed=sum(g.status != "ok" for g in gradings),
                                  usd=sum(g.usage.cost_usd or 0.0 for g in gradings if not g.usage.cached),
                                  index=phase)
-            run.record_spending()   # the study's budget ledger
             made += len(chunk)
             if exhausted:
                 raise BudgetExhausted(run.budget_message())
@@ -217,16 +220,12 @@ def graders_for(cfg: StudyConfig, stage: str, names: list[str] | None) -> list[G
     return out
 
 
-def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[str] | None = None
-               ) -> dict[str, Path]:
-    """Grade an existing records JSONL with the config's graders (or only `grader_names`).
+def records_to_grade(cfg: StudyConfig, path: Path, grader_names: list[str] | None = None):
+    """What `grade_file` works on: (store, stage, records worth grading, graders, catalog).
 
-    Example: ``grade_file(cfg, "outputs/demo/eval/records.jsonl", ["claude"])``. Records of the
-    study's evaluation also get their metric tables rewritten; the study's data records get
-    `kept` redone and the mixes and data card exported again.
+    The study's own records are filtered to the current ones (a superseded text is never
+    counted, so grading it would be money spent for nothing); any other file is graded whole.
     """
-
-    path = Path(records_path)
     if not path.exists():
         raise SkillmixError("no such records file", file=str(path))
     store = RecordStore(path)
@@ -238,19 +237,41 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
     if not graders:
         raise SkillmixError(f"the config has no graders for {stage} records", field="graders")
     catalog = cfg.catalog.load()
-    paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
-    finish = None
-    if stage == "datagen" and cfg.data:
-        labels = [g.label for g in cfg.data.graders]
-        finish = lambda rec: setattr(rec, "kept", keep_rule(rec, labels))  # noqa: E731
-    # The study's own records: only the current ones are worth grading (a superseded text is
-    # never counted, so grading it would be money spent for nothing).
     if stage == "eval" and cfg.evaluation and \
             path.resolve() == (cfg.out / "eval" / "records.jsonl").resolve():
         records = current_eval_records(cfg, catalog, records)
     elif stage == "datagen" and cfg.data and \
             path.resolve() == (cfg.out / "data" / "records.jsonl").resolve():
         records = current_data_records(cfg, catalog, store)
+    return store, stage, records, graders, catalog
+
+
+def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[str] | None = None,
+               dry_run: bool = False) -> dict[str, Path]:
+    """Grade an existing records JSONL with the config's graders (or only `grader_names`).
+
+    Example: ``grade_file(cfg, "outputs/demo/eval/records.jsonl", ["claude"])``. Records of the
+    study's evaluation also get their metric tables rewritten; the study's data records get
+    `kept` redone and the mixes and data card exported again. With `dry_run=True` prints the
+    gradings still owed (the ones the real run would ask) and their estimated cost, and writes
+    nothing.
+    """
+    path = Path(records_path)
+    store, stage, records, graders, catalog = records_to_grade(cfg, path, grader_names)
+    if dry_run:
+        plan = Plan(f"skillmix grade {cfg.name}: dry run on {path} (nothing is written)")
+        owed = plan_gradings(plan, graders, records, [], {}, catalog, 0, stage)
+        others = len(store.records()) - len(records)
+        plan.notes.extend(f"{label}: {n} gradings owed on {len(records)} records"
+                          + (f" ({others} records not current are never graded)" if others else "")
+                          for label, n in owed.items())
+        print(plan.render())
+        return {}
+    paths: dict[str, Path] = {"config": write_resolved_config(cfg)}
+    finish = None
+    if stage == "datagen" and cfg.data:
+        labels = [g.label for g in cfg.data.graders]
+        finish = lambda rec: setattr(rec, "kept", keep_rule(rec, labels))  # noqa: E731
     run = StageRun(cfg)
     stopped = None
     try:

@@ -67,10 +67,11 @@ def phase_line(p: dict, now: float | None = None) -> str:
 
 
 def in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    """True inside a Jupyter kernel (not merely when IPython was imported, as tests do)."""
+    if "IPython" not in sys.modules:
         return False
+    from IPython import get_ipython  # a kernel has imported it already
+
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
 

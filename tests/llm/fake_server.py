@@ -295,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         elif fault == "echo":   # a 500 echoing the key the way some providers do: in part,
-            from urllib.parse import quote   # upper-cased, URL-encoded
+            from urllib.parse import quote  # upper-cased, URL-encoded
             auth = self.headers.get("Authorization") or ""
             key = self.headers.get("x-api-key") or auth.removeprefix("Bearer ")
             err["error"]["message"] = (f"bad key ...{key[-12:]} / {key.upper()} / "

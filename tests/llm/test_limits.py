@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from skillmix_utils.llm.messages import Job, Reply
 from skillmix_utils.llm.limits import HEADER_MARGIN, Bucket, RateLimits, Ticket
+from skillmix_utils.llm.messages import Job, Reply
 
 from .conftest import make
 

@@ -70,8 +70,8 @@ def test_parity_runs_reference_then_vllm_with_config_options(monkeypatch, tmp_pa
                                                              embedded_model):
     from peft import LoraConfig, get_peft_model
 
-    from skillmix_utils.llm.vllm_backend import parity_check
     from skillmix_utils.llm.models import load_causal_lm
+    from skillmix_utils.llm.vllm_backend import parity_check
 
     adapter = tmp_path / "adapter"
     model = get_peft_model(load_causal_lm(embedded_model, dtype="float32"),

@@ -6,9 +6,9 @@ import re
 
 import pandas as pd
 import pytest
+from synthetic import make_study, metrics_frame
 
 from skillmix_utils.present import figures, paper_tables, report
-from synthetic import make_study, metrics_frame
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,6 @@ one line every SKILLMIX_PROGRESS_EVERY seconds) and the executed notebook holds 
 display of it, not a scroll of bars."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from synthetic import make_study
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

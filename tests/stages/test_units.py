@@ -8,8 +8,8 @@ import pytest
 from skillmix_utils.core.catalog import load_catalog
 from skillmix_utils.core.config import GraderSpec, ScoringSpec, StudyConfig
 from skillmix_utils.core.errors import SkillmixError
-from skillmix_utils.llm import ChatResult
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord
+from skillmix_utils.llm import ChatResult
 from skillmix_utils.stages.context import StageRun
 from skillmix_utils.stages.grade import grade_records
 from skillmix_utils.stages.scoring import score

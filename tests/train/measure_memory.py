@@ -16,9 +16,9 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 import torch
-import weakref
 from torch.utils._python_dispatch import TorchDispatchMode
 
 

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from skillmix_utils.stages.train.card import portable_base, model_card
+from skillmix_utils.stages.train.card import model_card, portable_base
 
 
 def _summary(tmp_path):

@@ -12,11 +12,11 @@ outputs (adapter/model, loss.json, train_summary.json, model_card.md).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.stages.progress import in_kernel
 from skillmix_utils.stages.train.launch import launch
 from skillmix_utils.stages.train.run import run_dir as _run_dir
 from skillmix_utils.stages.train.run import settings_fingerprint
@@ -34,16 +34,6 @@ def _paths(root: Path) -> dict[str, Path]:
     names = {"adapter": "adapter", "model": "model", "checkpoints": "checkpoints",
              "loss": "loss.json", "model_card": "model_card.md", "summary": "train_summary.json"}
     return {k: root / v for k, v in names.items() if (root / v).exists()}
-
-
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (not merely when ipykernel was imported, as tests do)."""
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | None = None
