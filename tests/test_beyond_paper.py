@@ -64,7 +64,7 @@ def test_bad_partitions_are_refused_with_the_field(tmp_path):
 
 
 def test_grid_over_partitions_is_labelled_by_name():
-    from skillmix_utils.grid import grid_points
+    from skillmix_utils.runner.grid import grid_points
 
     labels = [lb for lb, _ in grid_points({"catalog.partition": [{"name": "paper"}, {"name": "random-s1"}]})]
     assert labels == ["partition=paper", "partition=random-s1"]

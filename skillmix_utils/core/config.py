@@ -404,3 +404,13 @@ def project_root(start: Path) -> Path:
         if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
             return folder
     return Path.cwd()
+
+
+def write_resolved_config(cfg: StudyConfig) -> Path:
+    """Write the resolved config (defaults filled in, output_dir absolute) to `<out>/config.yaml`:
+    what the stages, the runner and the report read back as the study's config."""
+    path = cfg.out / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tree = cfg.model_dump(mode="json")
+    path.write_text(yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
+    return path

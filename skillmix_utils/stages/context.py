@@ -14,8 +14,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from skillmix_utils.core.config import ModelSpec, StudyConfig
 from skillmix_utils.core.errors import BudgetSpent, ItemsFailed
 from skillmix_utils.core.folder_lock import output_lock
@@ -27,15 +25,6 @@ from skillmix_utils.stages.progress import StageProgress
 
 class BudgetExhausted(Exception):
     """Raised inside a stage when the configured budget is spent; the stage returns normally."""
-
-
-def write_resolved_config(cfg: StudyConfig) -> Path:
-    """Write the fully resolved config (defaults filled in) to `outputs/<study>/config.yaml`."""
-    path = cfg.out / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tree = cfg.model_dump(mode="json")
-    path.write_text(yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
-    return path
 
 
 def read_existing(path: Path) -> dict:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skillmix_utils.core.config import write_resolved_config
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.prompts import sentence_limit
 from skillmix_utils.core.records import RecordStore, TextRecord
-from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
+from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing
 from skillmix_utils.stages.current import current_data_records, retire, revive
 from skillmix_utils.stages.draws import SETTING, data_items  # noqa: F401  (SETTING re-exported)
 from skillmix_utils.stages.export import export_data

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig
+from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig, write_resolved_config
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.prompts import generation_turn1, sentence_limit
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.llm.vllm_backend import parity_check
-from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing, write_resolved_config
+from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing
 from skillmix_utils.stages.current import current_eval_records, revive
 from skillmix_utils.stages.draws import eval_items, training_keys
 from skillmix_utils.stages.generate import Pending, Writer, generate_texts, pending_items, written_by_others

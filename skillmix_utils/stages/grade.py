@@ -20,14 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from skillmix_utils.core.config import GraderSpec, StudyConfig
+from skillmix_utils.core.config import GraderSpec, StudyConfig, write_resolved_config
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grader_methods import method as method_of
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.identity import grading_identity
 from skillmix_utils.core.records import Grading, RecordStore, TextRecord, Usage
 from skillmix_utils.stages import local_judge
-from skillmix_utils.stages.context import BudgetExhausted, StageRun, round_seed, write_resolved_config
+from skillmix_utils.stages.context import BudgetExhausted, StageRun, round_seed
 from skillmix_utils.stages.current import current_data_records, current_eval_records
 from skillmix_utils.stages.draws import data_items
 from skillmix_utils.stages.export import export_data

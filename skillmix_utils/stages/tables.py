@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.config import StudyConfig, write_resolved_config
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.metrics import grader_agreement, skillmix_metrics
 from skillmix_utils.core.records import RecordStore, TextRecord
-from skillmix_utils.stages.context import write_resolved_config
 from skillmix_utils.stages.current import (
     IMPORTED,
     current_records,
