@@ -55,14 +55,18 @@ def test_lora_through_the_cli_and_merge(make_study, rows, embedded_model, tmp_pa
                       )["settings"]["learning_rate"] == 5.0e-4
 
 
-@pytest.mark.parametrize("mode,lr", [("qlora", 2e-3), ("full", 1e-4)])
-def test_mode_lowers_the_loss(make_study, mode, lr):
+# qlora: the same two steps on a dequantised fp32 copy of the NF4 weights (the reference of
+# test_nf4_gradients.py, whose gradients QLoRA's equal) lower this probe by 0.465, and QLoRA
+# measured the same 0.465; half of it leaves room for other CPUs' rounding and stays far above
+# the 0.03 of a run without gradients through the 4-bit weights (issue 19, stages/train/nf4.py).
+@pytest.mark.parametrize("mode,lr,min_drop", [("qlora", 2e-3, 0.23), ("full", 1e-4, 0.05)])
+def test_mode_lowers_the_loss(make_study, mode, lr, min_drop):
     from skillmix_utils.stages.train.trainer import train
 
     cfg = make_study(mode=mode, steps=2, batch_size=1, per_device_batch_size=1, learning_rate=lr,
                      checkpoint_every=0)
     s = train(cfg, probe=1)
-    assert s["probe_loss_end"] < s["probe_loss_start"] - 0.05
+    assert s["probe_loss_end"] < s["probe_loss_start"] - min_drop
     root = cfg.out / "train" / f"{mode}-k1-2"
     assert (root / ("model/config.json" if mode == "full" else "adapter/adapter_config.json")).exists()
     if mode == "qlora":

@@ -11,8 +11,9 @@ gradient as one big batch.
 Modes: full (fp32 master weights, bf16 autocast on CUDA); lora (peft, frozen base in bf16 on
 CUDA, fp32 on CPU); qlora (NF4 + double quantisation, compute bf16 on CUDA, paged 8-bit AdamW,
 gradient checkpointing, as configured, through peft.prepare_model_for_kbit_training). CPU fallback for qlora:
-bitsandbytes 0.50 runs NF4 on the CPU with fp32 compute, but its paged 8-bit optimisers need
-CUDA, so the CPU uses torch AdamW for the adapter (recorded as `optimizer` in the summary).
+bitsandbytes 0.50 runs NF4 on the CPU with fp32 compute (with its inference repacking off, nf4.py),
+but its paged 8-bit optimisers need CUDA, so the CPU uses torch AdamW for the adapter (recorded
+as `optimizer` in the summary).
 accelerate places the model and wraps it for DDP / FSDP / DeepSpeed; the launcher (launch.py)
 starts the processes. On CUDA every mode computes under bf16 autocast (QLoRA included:
 prepare_model_for_kbit_training leaves norms and the residual stream in fp32, autocast keeps the
@@ -39,7 +40,7 @@ from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.provenance import git_commit
 from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 from skillmix_utils.stages.train import checkpoint as ckpt
-from skillmix_utils.stages.train import tracking
+from skillmix_utils.stages.train import nf4, tracking
 from skillmix_utils.stages.train.formatting import Example, find_mix, format_rows, load_rows
 from skillmix_utils.stages.train.memory import format_estimate, model_shape
 from skillmix_utils.stages.train.outputs import merge_adapter, write_outputs
@@ -81,6 +82,7 @@ def _load_model(cfg: StudyConfig, accelerator):
 
         device_map = {"": accelerator.local_process_index} if cuda else None
         model = load_causal_lm(t.base_model, quantization="nf4", device_map=device_map)
+        nf4.keep_differentiable(model)   # the probe's eval pass would break its gradients on some CPUs
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=t.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
