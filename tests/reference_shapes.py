@@ -101,3 +101,50 @@ def grading_prompt(skills: dict, names, topic: str, answer: str, version: str = 
 def text_of(reply: str) -> str:
     """The text the reference grades: after the last "Answer:", before "Explanation", stripped."""
     return reply.split("Answer:")[-1].split("Explanation")[0].strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference's results folder and its metric arithmetic
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """A records.csv as the reference writes it (pandas' to_csv: a header, every field)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def count_sentences(text: str) -> int:
+    """The reference's sentence counter (its utils.count_num_sentences)."""
+    import re
+
+    for title in ("Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. "):
+        text = re.sub(title, title[:-1], text)
+    return len(re.split(r"""[.!?]['"]* ['"]*[A-Z]""", text))
+
+
+def reference_metrics(graded: dict[int, list[list[tuple[str, float]]]], k: int) -> tuple[float, float, float, int]:
+    """The reference's aggregate (its aggregate_metrics.py, default options) over the combinations
+    graded: `graded[generation round]` is, per grading round, the rows' (points_0,
+    true_sentence_lim_pt_0). Each points list is zero-filled or cut to k + 3, its last point
+    replaced by the counter's; the rounds' mean is rounded (majority); per combination the best
+    generation; the mean over combinations of (full marks, all skills, skills fraction)."""
+    import numpy as np
+
+    best: dict[int, np.ndarray] = {}
+    for rounds in graded.values():
+        for row in range(len(rounds[0])):
+            pts = []
+            for grading in rounds:
+                p = [float(x) for x in grading[row][0].split(",")] if grading[row][0] else []
+                p = (p + [0.0] * (k + 3))[:k + 3]
+                p[-1] = grading[row][1]
+                pts.append(p)
+            v = np.rint(np.mean(pts, axis=0))
+            s, o = v[:k], v[k:]
+            m = np.array([float(v.sum() == k + 3), float(s.sum() == k and o.sum() >= 2),
+                          s.sum() / k if o.sum() == 3 else 0.0])
+            best[row] = np.maximum(best[row], m) if row in best else m
+    a = np.array(list(best.values()))
+    return (*(float(x) for x in a.mean(axis=0)), len(best))

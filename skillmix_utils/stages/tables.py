@@ -154,8 +154,11 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     records = []
     if src.exists() and (cfg.out / "eval" / IMPORTED).exists():
         # Records read by `skillmix import-reference`: no config draws them, so none is
-        # "current" by identity; they are tabulated as imported, with every configured grader.
-        records, graders, grading_catalog = RecordStore(src).records(), study_graders(cfg, "eval"), None
+        # "current" by identity; they are tabulated as imported, with every configured grader,
+        # and scored again with the config's scoring (every grading counts).
+        store = RecordStore(src)
+        records, graders, grading_catalog = store.records(), study_graders(cfg, "eval"), None
+        store.append(rescore(records, cfg.scoring))
     elif src.exists() and cfg.evaluation is not None:
 
         store = RecordStore(src)
