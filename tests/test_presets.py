@@ -85,6 +85,8 @@ def test_catalog_as_written_keeps_the_reference_csvs_trailing_space():
 def test_contains_words_rubric_prompts_only():
     with pytest.raises(ValueError):
         GraderSpec(spec="hf:x", method="yes_no_logprob", skill_criterion="Contains")
+    with pytest.raises(ValueError):
+        GraderSpec(spec="hf:x", method="yes_no_logprob", system_message="Be fair.")
 
 
 # --- scoring, on reference-shaped records ------------------------------------------------

@@ -105,10 +105,14 @@ class GraderSpec(ModelSpec):
     skill_criterion: Literal["Correctly illustrates", "Contains"] = "Correctly illustrates"
 
     @model_validator(mode="after")
-    def _criterion_of_a_rubric(self):
+    def _rubric_options(self):
+        # The local judge asks its own yes/no questions: an option it would not send is refused
+        # rather than recorded in identities it does not shape.
         if self.method == "yes_no_logprob" and self.skill_criterion != "Correctly illustrates":
             raise ValueError("skill_criterion words a rubric prompt (table, point_earned); the "
                              "yes_no_logprob judge asks with its own wording")
+        if self.method == "yes_no_logprob" and self.system_message is not None:
+            raise ValueError("the yes_no_logprob judge sends no system message")
         return self
 
     @property
