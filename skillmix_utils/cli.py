@@ -220,7 +220,8 @@ def cmd_human_agreement(args) -> int:
 
 def cmd_import_reference(args) -> int:
 
-    _print_paths(import_reference(args.folder, args.out_dir, name=args.name, setting=args.setting))
+    _print_paths(import_reference(args.folder, args.out_dir, name=args.name, setting=args.setting,
+                                  scoring=args.scoring))
     return 0
 
 
@@ -290,11 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("human-agreement", cmd_human_agreement,
                 "agreement of human grades with the LLM graders and between raters")
     i = sub.add_parser("import-reference", help="convert a Skill-Mix reference results folder")
-    i.add_argument("folder", help="the reference code's results folder (k*_s*_v*_r*/<student>/...)")
+    i.add_argument("folder", help="the reference repository, or its results folder "
+                   "(test/: k*_s*_v*_r*/<student>/...)")
     i.add_argument("out_dir", help="where to write eval/records.jsonl and eval/tables/")
     i.add_argument("--name", help="study name for the records (default: the folder's name)")
     i.add_argument("--setting", default="all", choices=["train", "held_out", "all", "custom"],
                    help="the setting the texts were drawn for (default all: the reference's pools)")
+    i.add_argument("--scoring", default="reference", choices=["reference", "improved"],
+                   help="the scoring preset (default reference: the numbers the reference's "
+                   "own rules give; docs/protocol.md §10)")
     i.set_defaults(func=cmd_import_reference)
     u = with_config("push", cmd_push, "upload the trained weights, data mixes and report to the "
                     "Hugging Face hub")

@@ -88,3 +88,38 @@ def test_marker_roundtrip(body):
 ])
 def test_explanation_cut(reply, text):
     assert extract_answer(reply) == text
+
+
+# Replies shaped like the Skill-Mix reference code's published outputs (its `test/` folder:
+# GPT-4 quotes its answer, LLaMA-2 writes a preamble, Mistral \r\n line breaks), with the text the
+# reference recorded as `text_1`: reply.split("Answer:")[-1].split("Explanation")[0].strip().
+REFERENCE_SHAPED = [
+    ('Answer: "Given that most beekeepers wear veils, isn\'t your bare face a risk?"\n\n'
+     "Explanation: The complex question presupposes ...",
+     '"Given that most beekeepers wear veils, isn\'t your bare face a risk?"'),
+    (" Of course! Here's an improved version:\n\nAnswer: The hive hums like a city. "
+     "Explanation: This shows a metaphor.", "The hive hums like a city."),
+    ("Answer: \r\n\r\nWhy do you think your knot is the best one?\r\n\r\nExplanation:\r\n\r\nIt ...",
+     "Why do you think your knot is the best one?"),
+    (" Of course!\n\nAnswer:\n\nExplanation: This text demonstrates nothing.", ""),
+    ("**Answer:** \"Bees dance.\"\n\n**Explanation:** ...", '** "Bees dance."\n\n**'),
+    ("No marker here, just text.", "No marker here, just text."),
+    ("Answer: A text whose explanation: starts here. Explanation: x",
+     "A text whose explanation: starts here."),
+]
+
+
+@pytest.mark.parametrize("reply,text_1", REFERENCE_SHAPED)
+def test_reference_rule_reads_what_the_reference_recorded(reply, text_1):
+    """Under the `reference` protocol (a writer's answer_rule) the text that counts is the
+    reference's `text_1` to the character: wrapping quotes kept, nothing but its own cut."""
+    assert extract_answer_with_rule(reply, "reference").text == text_1
+
+
+def test_improved_rule_unwraps_where_the_reference_does_not():
+    reply = REFERENCE_SHAPED[0][0]
+    assert extract_answer_with_rule(reply).text.startswith("Given that")      # unwrapped
+    assert extract_answer_with_rule(reply, "reference").text.startswith('"Given that')
+    assert extract_answer_with_rule(reply, "reference").rule == "reference_marker"
+    with pytest.raises(ValueError):
+        extract_answer_with_rule(reply, "fancy")

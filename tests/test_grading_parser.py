@@ -157,8 +157,9 @@ _label = st.one_of(st.sampled_from(CRIT2 + ["Total Points Earned", "Creativity",
 def test_parse_grade_never_raises_on_table_like_text(rows, intro):
     g = parse_grade(_table(rows, intro="Here's the grading table:\n" if intro else ""), CRIT2)
     assert not any("internal error" in n for n in g.notes)
-    if g.ok:
-        assert len(g.points) == 5 and all(0.0 <= p <= 1.0 for p in g.points)
+    if g.ok:      # complete, but for a length point the sentence count gives anyway
+        assert len(g.points) == 5 and all(0.0 <= p <= 1.0 for p in g.points[:4])
+        assert g.points[4] is None or 0.0 <= g.points[4] <= 1.0
 
 
 def test_skill_name_sharing_a_cue_word():
@@ -184,3 +185,57 @@ def test_long_replies_are_fast(text):
     t = time.perf_counter()
     parse_grade(text, CRIT2)
     assert time.perf_counter() - t < 1.0
+
+
+# "Point earned" replies shaped like those GPT-4 wrote in the Skill-Mix reference code's published
+# outputs (its test/ folder): one bold heading per skill, a reason, "Point earned: N", and
+# nothing for topic, sense or length (the prompt's rubric was empty there).
+CRIT3 = rubric_items(["complex question (loaded question with implicit assumption )",
+                      "red herring", "metaphor"], "Beekeeping")
+PARTIAL = ("The answer provided needs to be assessed according to the three skills.\n\n"
+           "**Complex Question (Loaded Question with Implicit Assumption)**: there is no question "
+           "present. Point earned: 0.\n\n"
+           "**Red Herring**: the student does not introduce an irrelevant point. Point earned: 0.5\n\n"
+           "**Metaphor**: \"the beekeeper's eyes lit up\" is a metaphor. Point earned: 1\n\nGrade: 1.5")
+
+
+def test_partial_point_earned_list_yields_the_items_it_has():
+    g = parse_grade(PARTIAL, CRIT3)
+    assert g.status == "parse_failed" and g.points is None          # not complete: never ok
+    assert g.partial == [0.0, 0.5, 1.0, None, None, None]
+    assert g.missing == ["Pertains to Beekeeping", "Text makes sense", "At most two sentences"]
+    assert any("no row for" in n and "Pertains to Beekeeping" in n for n in g.notes)
+
+
+def test_a_reply_missing_only_the_length_row_is_not_a_failure():
+    reply = PARTIAL.replace("\n\nGrade: 1.5", "\n\n**Pertains to Beekeeping**: yes. Point earned: 1"
+                            "\n\n**Text makes sense**: it does. Point earned: 1\n\nGrade: 3.5")
+    g = parse_grade(reply, CRIT3)
+    assert g.status == "ok" and g.points == [0.0, 0.5, 1.0, 1.0, 1.0, None]
+    assert g.missing == ["At most two sentences"]
+    assert any("sentence count gives it" in n for n in g.notes)
+
+
+def test_a_complete_reading_wins_over_one_missing_the_length_row():
+    table = _table([(c, "1") for c in CRIT2[:-1]])                 # no length row
+    listed = "\n".join(f"{c}: fine. Point earned: 0" for c in CRIT2)  # complete
+    g = parse_grade(table + "\n\n" + listed, CRIT2)
+    assert g.shape == "point_earned" and g.points == [0.0] * 5
+
+
+def test_unreadable_cell_is_one_missing_point_not_a_lost_reply():
+    rows = [(c, "1") for c in CRIT2]
+    rows[1] = (CRIT2[1], "N/A")
+    g = parse_grade(_table(rows), CRIT2)
+    assert g.status == "parse_failed" and g.partial == [1.0, None, 1.0, 1.0, 1.0]
+    assert g.missing == [CRIT2[1]]
+
+
+def test_contains_criteria_of_the_reference_open_weight_rubric():
+    crit = rubric_items(["metaphor", "red herring"], "Beekeeping", skill_criterion="Contains")
+    assert crit[:2] == ["Contains metaphor", "Contains red herring"]
+    reply = ("1. Contains red herring: yes. Point earned: 1\n2. Contains metaphor: no. Point earned: 0\n"
+             "3. Pertains to Beekeeping: yes. Point earned: 1\n4. Text makes sense: yes. Point earned: 1\n"
+             "5. At most one sentence: yes. Point earned: 1\nGrade: 4")
+    g = parse_grade(reply, crit)
+    assert g.ok and g.points == [0.0, 1.0, 1.0, 1.0, 1.0] and g.matched_by == "text"

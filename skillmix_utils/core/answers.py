@@ -18,6 +18,12 @@ answer does not end it. "Last" is by position over every kind of marker (`Improv
 and `**Final Answer:**` count too); the rule reported is the kind of that last marker.
 After the cut, wrapping quotes (straight or curly) and wrapping markdown bold/italics are removed
 when they enclose the whole text, and a dangling `**` left by a bold `**Explanation:**` is dropped.
+
+`rule="reference"` (a writer's `answer_rule`, set by the `reference` protocol preset) is the
+reference code's extraction to the character instead: `reply.split("Answer:")[-1]`, cut at the
+first "Explanation", stripped; nothing else (no other markers, no unwrapping: a quoted answer
+keeps its quotes, as the reference's `text_1` does). Its rule name is "reference_marker" when
+the reply has `Answer:`, else "reference_no_marker" (the reference keeps the whole reply then).
 """
 from __future__ import annotations
 
@@ -99,8 +105,21 @@ def _tidy(text: str) -> str:
     return _unwrap(text)
 
 
-def extract_answer_with_rule(reply: str | None) -> Extraction:
-    """The answer text and the rule that found it.
+def _reference(reply: str) -> Extraction:
+    """The reference code's extraction (`rule="reference"`, see the module docstring).
+
+    >>> _reference('Sure. Answer: "Bees dance."\\nExplanation: ...')
+    Extraction(text='"Bees dance."', rule='reference_marker')
+    """
+    text = reply.split("Answer:")[-1].split("Explanation")[0].strip()
+    if not text:
+        return Extraction(text, "empty")
+    return Extraction(text, "reference_marker" if "Answer:" in reply else "reference_no_marker")
+
+
+def extract_answer_with_rule(reply: str | None, rule: str = "improved") -> Extraction:
+    """The answer text and the rule that found it (`rule="reference"`: the reference code's
+    extraction, see the module docstring).
 
     >>> extract_answer_with_rule("Answer: Bees dance.\\nExplanation: a metaphor.")
     Extraction(text='Bees dance.', rule='answer_marker')
@@ -116,6 +135,10 @@ def extract_answer_with_rule(reply: str | None) -> Extraction:
     Extraction(text='', rule='empty')
     """
     reply = reply or ""
+    if rule == "reference":
+        return _reference(reply)
+    if rule != "improved":
+        raise ValueError(f"unknown answer rule {rule!r}: use 'improved' or 'reference'")
     start, rule = None, None
     for pattern, name in ((_BOLD, "bold_answer_marker"), (_STRICT, "answer_marker"),
                           (_LOOSE, "loose_answer_marker")):

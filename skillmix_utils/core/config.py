@@ -18,6 +18,34 @@ from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.redact import find_credential
 
 Pool = Literal["train", "held_out", "all"]
+Preset = Literal["improved", "reference"]
+
+# Two ways to run the study (docs/protocol.md §10). "reference" reproduces the Skill-Mix
+# reference code on the wire and in the arithmetic; "improved" is skillmix's own. A preset fills
+# every option it names that the config leaves out; an option the config gives wins.
+SCORING_PRESETS: dict[str, dict] = {
+    "improved": {"explicit_name_rule": True, "explicit_name_match": "whole_words",
+                 "sentence_counter": "reference", "unreadable": "exclude"},
+    "reference": {"explicit_name_rule": False, "explicit_name_match": "reference",
+                  "sentence_counter": "reference", "unreadable": "zero"},
+}
+# The protocol options live where they act: on the models (system_message to API models,
+# answer_rule of writers), on the graders (skill_criterion of point_earned graders) and on the
+# catalog (whitespace); `protocol.preset` fills them (`_apply_protocol`).
+REFERENCE_SYSTEM_MESSAGE = "You are a helpful assistant."
+PROTOCOL_PRESETS: dict[str, dict] = {
+    "improved": {"system_message": None, "answer_rule": "improved",
+                 "point_earned_criterion": "Correctly illustrates", "catalog_whitespace": "stripped"},
+    "reference": {"system_message": REFERENCE_SYSTEM_MESSAGE, "answer_rule": "reference",
+                  "point_earned_criterion": "Contains", "catalog_whitespace": "as_written"},
+}
+API_KINDS = ("openai:", "anthropic:")      # models reached through a provider's API
+
+
+def _section(value) -> dict:
+    """A `scoring` / `protocol` value as a mapping: a bare string names the preset
+    (`scoring: reference` is `{preset: reference}`)."""
+    return {"preset": value} if isinstance(value, str) else dict(value or {})
 
 
 class _Strict(BaseModel):
@@ -33,6 +61,13 @@ class ModelSpec(_Strict):
     max_tokens: int = 512
     seed: int | None = None
     options: dict = Field(default_factory=dict)   # passed to get_backend (batch, rpm, tpm, ...)
+    # Sent as the first message of every request to this model (the `reference` protocol sets
+    # the reference's "You are a helpful assistant." on API models); None sends none.
+    system_message: str | None = None
+    # How the text that counts is read from this model's reply when it writes (teacher,
+    # student): "improved" (core/answers.py: markers, unwrapping) or "reference" (the
+    # reference code's split, to the character).
+    answer_rule: Preset = "improved"
 
     @field_validator("options")
     @classmethod
@@ -65,6 +100,20 @@ class GraderSpec(ModelSpec):
     # The provider's default (1.0), so that rounds are independent samples; at 0 several rounds
     # are copies of one grading, and the grade stage warns.
     temperature: float = 1.0
+    # How a rubric prompt words each skill criterion: "Correctly illustrates {skill}", or
+    # "Contains {skill}" as the reference code's open-weight (point_earned) prompt does.
+    skill_criterion: Literal["Correctly illustrates", "Contains"] = "Correctly illustrates"
+
+    @model_validator(mode="after")
+    def _rubric_options(self):
+        # The local judge asks its own yes/no questions: an option it would not send is refused
+        # rather than recorded in identities it does not shape.
+        if self.method == "yes_no_logprob" and self.skill_criterion != "Correctly illustrates":
+            raise ValueError("skill_criterion words a rubric prompt (table, point_earned); the "
+                             "yes_no_logprob judge asks with its own wording")
+        if self.method == "yes_no_logprob" and self.system_message is not None:
+            raise ValueError("the yes_no_logprob judge sends no system message")
+        return self
 
     @property
     def label(self) -> str:
@@ -77,11 +126,75 @@ class PoolSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    explicit_name_rule: bool = True                        # the paper's harder variant
-    sentence_counter: Literal["reference", "improved"] = "reference"
-    # How an unreadable grading (parse_failed) counts: "exclude" leaves it out of the vote (it is
-    # counted and re-gradable); "zero" scores it 0 on every criterion, as the reference code did.
-    unreadable: Literal["exclude", "zero"] = "exclude"
+    """How gradings become points (docs/protocol.md §4, §10). `preset` fills the options left
+    out (SCORING_PRESETS); `scoring: reference` is short for `{preset: reference}`."""
+    preset: Preset = "improved"
+    explicit_name_rule: bool                               # the paper's harder variant
+    # How the rule matches a name: "whole_words" (core/text_rules.py) or "reference" (the name
+    # cut at "(" as a substring, as the reference code matched).
+    explicit_name_match: Literal["whole_words", "reference"]
+    sentence_counter: Literal["reference", "improved"]
+    # What a criterion a grading gives no readable point for counts (a reply that is unreadable,
+    # or lists only some items): "exclude" leaves it out of that criterion's vote (the grading is
+    # counted as parse_failed and re-gradable); "zero" scores it 0, the reference code's zero-fill.
+    unreadable: Literal["exclude", "zero"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, value):
+        if not isinstance(value, (str, dict)) and value is not None:
+            return value
+        section = _section(value)
+        # An unknown preset fills nothing; the `preset` field then names the bad value.
+        return {**SCORING_PRESETS.get(section.get("preset", "improved"), {}), **section}
+
+
+class ProtocolSpec(_Strict):
+    """How requests are made and replies read (docs/protocol.md §10): `preset` fills each
+    model's `system_message` and `answer_rule`, each point_earned grader's `skill_criterion`
+    and `catalog.whitespace` where the config leaves them out (PROTOCOL_PRESETS).
+    `protocol: reference` is short for `{preset: reference}`."""
+    preset: Preset = "improved"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, value):
+        return _section(value) if isinstance(value, str) else value
+
+
+def _apply_protocol(tree: dict) -> dict:
+    """The config tree with the protocol preset's values filled in where it gives none (a copy;
+    the caller's tree is left as it is)."""
+    proto = tree.get("protocol")
+    name = _section(proto).get("preset", "improved") if isinstance(proto, (str, dict, type(None))) else None
+    if name not in PROTOCOL_PRESETS:
+        return tree                  # ProtocolSpec names the bad value, with its field
+    p = PROTOCOL_PRESETS[name]
+    tree = copy.deepcopy(tree)
+
+    def model(node, writes: bool):
+        if not isinstance(node, dict):
+            return
+        if str(node.get("spec", "")).startswith(API_KINDS):
+            node.setdefault("system_message", p["system_message"])
+        if writes:
+            node.setdefault("answer_rule", p["answer_rule"])
+        elif node.get("method", "table") == "point_earned":
+            node.setdefault("skill_criterion", p["point_earned_criterion"])
+
+    catalog = tree.get("catalog")
+    if catalog is None or isinstance(catalog, dict):
+        tree["catalog"] = {**(catalog or {})}
+        tree["catalog"].setdefault("whitespace", p["catalog_whitespace"])
+    data, evaluation = (s if isinstance(s, dict) else {}
+                        for s in (tree.get("data"), tree.get("evaluation")))
+    model(data.get("teacher"), writes=True)
+    for student in evaluation.get("students") or []:
+        if isinstance(student, dict):
+            model(student.get("model"), writes=True)
+    for grader in (data.get("graders") or []) + (evaluation.get("graders") or []):
+        model(grader, writes=False)
+    return tree
 
 
 class CatalogSpec(_Strict):
@@ -90,12 +203,16 @@ class CatalogSpec(_Strict):
     train_categories: list[str] | None = None   # CSV catalogs: categories of the training split
     topic_seed: int = 0                          # plain-text topics: seed of the 50/50 draw
     partition: "PartitionSpec | None" = None     # another train/held-out split (partitions.py)
+    # Definitions and examples "stripped" of surrounding whitespace, or "as_written" in the file
+    # (the reference code kept them: a definition ending with a space renders two before "For
+    # example"). Names are stripped either way, as the reference did.
+    whitespace: Literal["stripped", "as_written"] = "stripped"
 
     def load(self):
         """The catalog this spec names (catalog.load_catalog), re-split by `partition` if set."""
 
         catalog = load_catalog(self.skills, self.topics, train_categories=self.train_categories,
-                               topic_seed=self.topic_seed)
+                               topic_seed=self.topic_seed, whitespace=self.whitespace)
         if self.partition is not None:
 
             catalog = apply_partition(catalog, self.partition)
@@ -280,6 +397,7 @@ class StudyConfig(_Strict):
     description: str = ""
     output_dir: str | None = None          # default: outputs/<name>
     catalog: CatalogSpec = Field(default_factory=CatalogSpec)
+    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     scoring: ScoringSpec = Field(default_factory=ScoringSpec)
     concurrency: int = Field(8, ge=1)
     budget_usd: float | None = Field(None, ge=0)       # cap for the study, over all its runs
@@ -298,6 +416,11 @@ class StudyConfig(_Strict):
             if found:
                 raise ValueError(f"{found[0]}: {found[1]}")
         return tree
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_preset(cls, tree):
+        return _apply_protocol(tree) if isinstance(tree, dict) else tree
 
     @property
     def out(self) -> Path:

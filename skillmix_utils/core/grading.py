@@ -28,8 +28,12 @@ criterion. Position is a fallback only: when exactly k + 3 rows are present and 
 by text all sit at their own positions (or a single row and a single criterion are left over),
 the leftovers are paired by position (`matched_by="text+position"`). If a criterion still has no
 row, or its cell holds no readable value in [0, 1], the status is `parse_failed` and `points` is
-None: a reply is never silently scored 0. A stated total that disagrees with the rows is noted;
-the rows win.
+None: a reply is never silently scored 0. What such a reply does give is kept: `partial` holds
+the items it has (None for the rest) and `missing` names the criteria it lacks, so a "Point
+earned" list of some items still yields those (the `scoring.unreadable` option decides what the
+rest count: nothing, or 0 as the reference code's zero-fill). A reply that lacks only the length
+row is `ok`, its length point None: the sentence count replaces that point anyway. A stated total
+that disagrees with the rows is noted; the rows win.
 
 Cell values: `1`, `0`, `0.5`, `1/1`, `0.5/1`, `1 out of 1`, `**1**`, `1 point`, `½`, and the
 marks ✓ / ✗ (read as 1 / 0). A fraction is normalised by its denominator.
@@ -66,8 +70,12 @@ __all__ = ["GradeParse", "rubric_items", "parse_grade", "count_sentences", "ment
 class GradeParse:
     """The result of reading one grader reply.
 
-    points: k + 3 floats in rubric order, or None when the reply could not be mapped.
+    points: k + 3 floats in rubric order (the length point None when the reply has no length
+        row: the sentence count gives it), or None when the reply could not be mapped.
     status: "ok" or "parse_failed".
+    partial: when failed, the k + 3 points of the criteria the reply did give (None for the
+        others); None when it gave none.
+    missing: the criteria (rubric text) the reply gives no readable point for.
     stated_total: the grader's own total ("Total Points Earned" row, "Grade:"), if any.
     matched_by: "text" or "text+position" (None when failed).
     shape: "table", "point_earned" or "lines" (the shape that was read; None if none found).
@@ -81,6 +89,8 @@ class GradeParse:
     shape: str | None = None
     notes: list[str] = field(default_factory=list)
     rows_matched: int = 0          # criteria matched to a row by its text
+    partial: list[float | None] | None = None
+    missing: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -92,7 +102,7 @@ class GradeParse:
 
 _STOP = {"a", "an", "the", "of", "to", "and", "or", "in", "on", "for", "with", "by", "at", "is"}
 _SKILL_CUES = {"illustrate", "illustrated", "illustrating", "illustration", "demonstrate",
-               "demonstrates", "use", "usage", "correctly", "correct"}
+               "demonstrates", "use", "usage", "correctly", "correct", "contain"}
 _TOPIC_CUES = {"pertain", "pertaining", "topic", "relevance", "relevant", "context", "related"}
 _SENSE_CUES = {"sense", "coherent", "coherence", "sensible", "logical", "meaningful"}
 
@@ -122,7 +132,8 @@ def _targets(criteria: Sequence[str]) -> list[_Target]:
     out = []
     for i, text in enumerate(criteria):
         if i < k:
-            name = re.sub(r"^\s*correctly\s+illustrates?\s+", "", text, flags=re.I)
+            # "Correctly illustrates {skill}", or "Contains {skill}" (the reference's open-weight rubric)
+            name = re.sub(r"^\s*(?:correctly\s+illustrates?|contains?)\s+", "", text, flags=re.I)
             alts = [_content(name)] + [_content(p) for p in name_patterns(name)]
             head = re.split(r"\(", name)[0]
             alts.append(_content(head))
@@ -248,19 +259,26 @@ def _map(rows: Rows, criteria: Sequence[str], targets: list[_Target]) -> GradePa
             missing = []
     if missing:
         notes.append("no row for: " + "; ".join(repr(criteria[c]) for c in missing))
-        return GradeParse(None, "parse_failed", stated_total, None, rows.shape, notes, n_text)
 
-    points = []
-    for c in range(n):
-        label, cell = crit_rows[assigned[c]]
-        v = read_value(cell)
-        if v is None:
+    points: list[float | None] = [None] * n
+    for c, r in assigned.items():
+        cell = crit_rows[r][1]
+        points[c] = read_value(cell)
+        if points[c] is None:
             notes.append(f"unreadable value {cell[:30]!r} for {criteria[c]!r}")
-            return GradeParse(None, "parse_failed", stated_total, None, rows.shape, notes, n_text)
-        points.append(v)
-    if stated_total is not None and abs(sum(points) - stated_total) > 1e-9:
-        notes.append(f"stated total {stated_total:g} disagrees with the rows ({sum(points):g}); rows win")
-    return GradeParse(points, "ok", stated_total, matched_by, rows.shape, notes, n_text)
+    missing = [c for c in range(n) if points[c] is None]
+    lacking = [criteria[c] for c in missing]
+    if missing and missing != [n - 1]:
+        partial = points if any(p is not None for p in points) else None
+        return GradeParse(None, "parse_failed", stated_total, None, rows.shape, notes, n_text,
+                          partial=partial, missing=lacking)
+    if missing:        # only the length point: the sentence count replaces it anyway
+        notes.append(f"no length point ({criteria[n - 1]!r}): the sentence count gives it")
+    total = sum(p for p in points if p is not None)
+    if stated_total is not None and not missing and abs(total - stated_total) > 1e-9:
+        notes.append(f"stated total {stated_total:g} disagrees with the rows ({total:g}); rows win")
+    return GradeParse(points, "ok", stated_total, matched_by,
+                      rows.shape, notes, n_text, missing=lacking)
 
 
 def parse_grade(reply: str | None, criteria: Sequence[str]) -> GradeParse:
@@ -280,8 +298,11 @@ def parse_grade(reply: str | None, criteria: Sequence[str]) -> GradeParse:
     ... 2. Pertains to Knots: yes. Point earned: 1
     ... 3. Text makes sense: no. Point earned: 0
     ... Grade: 2''', crit)
-    >>> g.status, g.points, g.notes[-1]
-    ('parse_failed', None, "no row for: 'At most one sentence'")
+    >>> g.status, g.points, g.missing       # only the length row lacks: the count gives it
+    ('ok', [1.0, 1.0, 0.0, None], ['At most one sentence'])
+    >>> g = parse_grade("**Metaphor**: a knot as a promise. Point earned: 1\\nGrade: 1", crit)
+    >>> g.status, g.points, g.partial, g.missing
+    ('parse_failed', None, [1.0, None, None, None], ['Pertains to Knots', 'Text makes sense', 'At most one sentence'])
     """
     if len(criteria) < 4:
         raise ValueError(f"expected k + 3 >= 4 criteria, got {len(criteria)}")
@@ -326,7 +347,9 @@ def _parse(reply: str, criteria: Sequence[str], targets: list[_Target]) -> Grade
         return GradeParse(None, "parse_failed",
                           notes=["no table, 'Point earned' items or scored lines found"])
     results = [_map(c, criteria, targets) for c in candidates]
-    ok = [r for r in results if r.ok]
+    # A complete reading wins over one that lacks only the length point.
+    ok = ([r for r in results if r.ok and not r.missing]
+          or [r for r in results if r.ok])
     if ok:
         # The first shape that reads completely wins (tables, then 'Point earned', then lines);
         # among several complete tables the last one (a grader correcting itself writes it last).
@@ -337,9 +360,11 @@ def _parse(reply: str, criteria: Sequence[str], targets: list[_Target]) -> Grade
             totals = list(_TOTAL_LINE.finditer(reply))
             if totals:
                 chosen.stated_total = read_value(totals[-1].group(1), bounded=False)
-                if chosen.stated_total is not None and abs(sum(chosen.points) - chosen.stated_total) > 1e-9:
+                total = sum(p for p in chosen.points if p is not None)
+                if chosen.stated_total is not None and not chosen.missing \
+                        and abs(total - chosen.stated_total) > 1e-9:
                     chosen.notes.append(f"stated total {chosen.stated_total:g} disagrees with the rows "
-                                        f"({sum(chosen.points):g}); rows win")
+                                        f"({total:g}); rows win")
         if len(same) > 1:
             chosen.notes.append(f"{len(same)} complete {chosen.shape} readings; the last one was used")
         return chosen

@@ -4,10 +4,12 @@ A stored result is reused only when it was made the same way. The identity of a 
 the writer (backend spec and `writer_identity`: weights fingerprint, adapter, dtype,
 quantization, engine options or endpoint, the same description the response cache keys on),
 every sampling setting that changes the output (temperature, max_tokens, the round's seed,
-output options), the prompt version, and the two user turns exactly as sent, which hold the
-combination and the catalog entries shown (name, definition, example). The identity of a
+output options, a system message), the prompt version, the two user turns exactly as sent,
+which hold the combination and the catalog entries shown (name, definition, example), and the
+rule that reads the answer from the reply when it is not the default. The identity of a
 **grading** covers the grader (spec and `writer_identity`), its method, the rendered prompt
-(which holds the text graded) and its sampling settings and round seed.
+(which holds the text graded) and its sampling settings (system message included) and round
+seed.
 
 Options that only change how a request travels (batching, rate limits, timeouts, retries,
 progress bars, prices, cache location) are left out, so switching to the batch API or raising
@@ -53,9 +55,13 @@ def output_options(options: dict) -> dict:
 
 
 def sampling_of(spec, seed: int) -> dict:
-    """The request settings of a model spec that shape its output, with the round's seed."""
-    return {"temperature": spec.temperature, "max_tokens": spec.max_tokens, "seed": seed,
-            "options": output_options(spec.options)}
+    """The request settings of a model spec that shape its output, with the round's seed (and
+    its system message, when it sends one: without one, identities are what they always were)."""
+    out = {"temperature": spec.temperature, "max_tokens": spec.max_tokens, "seed": seed,
+           "options": output_options(spec.options)}
+    if getattr(spec, "system_message", None) is not None:
+        out["system_message"] = spec.system_message
+    return out
 
 
 def writer_identity(spec, adapter: str | None = None) -> dict:
@@ -68,10 +74,13 @@ def text_identity(writer: str, made: dict, spec, seed: int, turn1: str, turn2: s
     """The identity of a text written by `writer`, made as `made` (`writer_identity`), with
     `spec`'s settings."""
 
-    return digest({"kind": "text", "writer": writer, "made": made,
-                   "sampling": sampling_of(spec, seed),
-                   "prompt_version": prompt_version or PROMPT_VERSION,
-                   "turns": [turn1, turn2]})
+    payload = {"kind": "text", "writer": writer, "made": made,
+               "sampling": sampling_of(spec, seed),
+               "prompt_version": prompt_version or PROMPT_VERSION,
+               "turns": [turn1, turn2]}
+    if getattr(spec, "answer_rule", "improved") != "improved":
+        payload["answer_rule"] = spec.answer_rule     # another rule reads another answer
+    return digest(payload)
 
 
 def grading_identity(grader, seed: int, prompt: str) -> str:

@@ -112,27 +112,37 @@ def generation_turn2(k: int) -> str:
         num_sentences_str=number_words(sentence_limit(k)))
 
 
-def rubric_items(skills: Sequence, topic: str) -> list[str]:
-    """The k + 3 criteria in rubric order: one per skill (name in lower case), then topic,
-    sense and length. `skills` are names (or objects with `.name`).
+SKILL_CRITERIA = ("Correctly illustrates", "Contains")
+
+
+def rubric_items(skills: Sequence, topic: str, skill_criterion: str = "Correctly illustrates"
+                 ) -> list[str]:
+    """The k + 3 criteria in rubric order: one per skill (`skill_criterion` and the name in
+    lower case), then topic, sense and length. `skills` are names (or objects with `.name`).
+    `skill_criterion` is "Correctly illustrates", or "Contains" as the reference code's
+    open-weight grader prompt words it (a grader's `skill_criterion`).
 
     >>> rubric_items(["Metaphor", "modus ponens", "red herring"], "Knots")[-3:]
     ['Pertains to Knots', 'Text makes sense', 'At most two sentences']
+    >>> rubric_items(["Metaphor"], "Knots", skill_criterion="Contains")[0]
+    'Contains metaphor'
     """
+    if skill_criterion not in SKILL_CRITERIA:
+        raise ValueError(f"unknown skill criterion {skill_criterion!r}: use one of {SKILL_CRITERIA}")
     names = [getattr(s, "name", s) for s in skills]
-    return ([f"Correctly illustrates {n.lower()}" for n in names]
+    return ([f"{skill_criterion} {n.lower()}" for n in names]
             + [f"Pertains to {topic}", "Text makes sense",
                f"At most {number_words(sentence_limit(len(names)))}"])
 
 
 def grading_prompt(skills: Sequence[SkillLike], topic: str, answer: str,
-                   variant: str = "table") -> str:
+                   variant: str = "table", skill_criterion: str = "Correctly illustrates") -> str:
     """The grading prompt for a student's `answer`.
 
     `variant` is a grading method of data/grader_methods.yaml, which names the template:
     "table" is the published GPT-4 prompt (definitions with examples, a rubric table);
     "point_earned" is the open-weight grader variant (definitions only, 'Point earned: 1' lines
-    and a final 'Grade:').
+    and a final 'Grade:'). `skill_criterion` words the skill criteria (`rubric_items`).
 
     >>> from types import SimpleNamespace as S
     >>> m = S(name="Metaphor", definition="A comparison.", example="Time is a thief.")
@@ -148,7 +158,7 @@ def grading_prompt(skills: Sequence[SkillLike], topic: str, answer: str,
     return load_template(entry.prompt).format(
         num_sentences_str=number_words(sentence_limit(k)), topic=topic,
         skills_str=_skills_str(skills), student_answer=answer,
-        rubric_items=", ".join(rubric_items([s.name for s in skills], topic)),
+        rubric_items=", ".join(rubric_items([s.name for s in skills], topic, skill_criterion)),
         skills_defs=skills_defs(skills),
         skills_defs_and_examples_simple=skills_defs_and_examples_simple(skills))
 
@@ -170,10 +180,12 @@ def judge_prompts(skills: Sequence[SkillLike], topic: str, answer: str) -> list[
             for c in rubric_items([s.name for s in skills], topic)]
 
 
-def method_prompt(method_name: str, skills, topic: str, answer: str) -> str:
+def method_prompt(method_name: str, skills, topic: str, answer: str,
+                  skill_criterion: str = "Correctly illustrates") -> str:
     """What a grader of this method is sent for one text (the local judge's k + 3 questions are
-    joined by a blank line): the prompt part of a grading's identity."""
+    joined by a blank line): the prompt part of a grading's identity. `skill_criterion` words
+    the skill criteria of a rubric prompt (the local judge asks with its own wording)."""
     m = method(method_name)
     if m.parser == "yes_no_probabilities":
         return "\n\n".join(judge_prompts(skills, topic, answer))
-    return grading_prompt(skills, topic, answer, variant=method_name)
+    return grading_prompt(skills, topic, answer, variant=method_name, skill_criterion=skill_criterion)

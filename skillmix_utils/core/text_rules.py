@@ -1,10 +1,12 @@
 """Deterministic text rules that replace or override a grader's verdict (docs/protocol.md §4).
 
 - `count_sentences(text, rule="reference")`: the length point is decided by counting, not by
-  the grader. "reference" is the published rule (the default, so numbers stay comparable);
-  "improved" is a better counter kept beside it, behind the option.
-- `mentions_skill_name(skill, text)`: the explicit-name rule (the paper's harder variant): a
-  skill earns no point if its name appears verbatim in the text, matched on whole words.
+  the grader. "reference" is the reference code's counter to the character (the default in
+  both scoring presets, so numbers stay comparable); "improved" is a better counter kept beside
+  it, behind the option (`scoring.sentence_counter`).
+- `mentions_skill_name(skill, text, match="whole_words")`: the explicit-name rule (the paper's
+  harder variant): a skill earns no point if its name appears verbatim in the text, matched on
+  whole words; `match="reference"` matches as the reference code did (`scoring.explicit_name_match`).
 
 `skillmix_utils.core.grading` re-exports both; call them from there.
 """
@@ -16,7 +18,10 @@ from typing import Literal
 # ---------------------------------------------------------------------------------------------
 # Sentence counting
 
-_TITLES = ("Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. ")
+# The reference code joins titles with `re.sub("Mr. ", "Mr.", text)` and so on: regexes, whose
+# "." is a wildcard, so "Dr? " and "Mrs " are joined too ("Ask the Dr? Yes." is one sentence).
+# Kept as written: this counter reproduces the reference to the character.
+_TITLES = (("Mr. ", "Mr."), ("Mrs. ", "Mrs."), ("Ms. ", "Ms."), ("Dr. ", "Dr."), ("Prof. ", "Prof."))
 # The reference rule as published, character for character: terminal . ! or ?, any number of
 # straight quote marks, one space, any number of straight quote marks, a capital letter.
 REFERENCE_RULE = r"""[.!?]['"]* ['"]*[A-Z]"""
@@ -24,8 +29,8 @@ _REFERENCE_SPLIT = re.compile(REFERENCE_RULE)
 
 
 def _count_reference(text: str) -> int:
-    for title in _TITLES:
-        text = text.replace(title, title[:-1])   # "Dr. Smith" -> "Dr.Smith": no split there
+    for pattern, joined in _TITLES:
+        text = re.sub(pattern, joined, text)     # "Dr. Smith" -> "Dr.Smith": no split there
     return len(_REFERENCE_SPLIT.split(text))
 
 
@@ -59,15 +64,16 @@ def _count_improved(text: str) -> int:
 
 
 def count_sentences(text: str, rule: Literal["reference", "improved"] = "reference") -> int:
-    """Number of sentences in `text`; 0 only for empty or all-whitespace text.
+    """Number of sentences in `text`.
 
-    The reference rule (docs/protocol.md §4): join "Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. " to
-    the next word, then count the pieces of `re.split(REFERENCE_RULE, text)`, REFERENCE_RULE
-    being the published regex `[.!?]['"]* ['"]*[A-Z]`: terminal `.`, `!` or `?`, any number of
-    straight quote marks, exactly one space, any number of straight quote marks, a capital
-    letter. So a newline or two spaces between sentences do not split, "e.g. The" does, and
-    curly quotes do not count as quote marks. Text that is empty or only whitespace has 0
-    sentences (the bare split would say 1).
+    The reference rule (docs/protocol.md §4), the reference code's to the character: join
+    "Mr. ", "Mrs. ", "Ms. ", "Dr. ", "Prof. " to the next word with `re.sub` (so the "." of a
+    title matches any character: "Dr? " and "Mrs " are joined too), then count the pieces of
+    `re.split(REFERENCE_RULE, text)`, REFERENCE_RULE being the published regex
+    `[.!?]['"]* ['"]*[A-Z]`: terminal `.`, `!` or `?`, any number of straight quote marks,
+    exactly one space, any number of straight quote marks, a capital letter. So a newline or two
+    spaces between sentences do not split, "e.g. The" does, and curly quotes do not count as
+    quote marks. The empty text counts 1, as the split's single piece.
 
     >>> count_sentences("The hive hums. Bees dance! Is it spring?")
     3
@@ -83,10 +89,12 @@ def count_sentences(text: str, rule: Literal["reference", "improved"] = "referen
     1
     >>> count_sentences("See e.g. Bees like sun.")             # ... and splits after "e.g."
     2
+    >>> count_sentences("Ask the Dr? Yes, she said.")          # "Dr. " as a regex joins "Dr? "
+    1
     >>> count_sentences("")
-    0
+    1
 
-    The "improved" rule also splits at newlines and blank lines, after curly quotes, ellipses
+    The "improved" rule (0 only for empty or all-whitespace text) also splits at newlines and blank lines, after curly quotes, ellipses
     and closing brackets, and does not split after e.g., i.e., common titles and abbreviations,
     or initials:
 
@@ -99,12 +107,10 @@ def count_sentences(text: str, rule: Literal["reference", "improved"] = "referen
     >>> count_sentences("A title\\n\\nThe text follows.", rule="improved")
     2
     """
-    if not text or not text.strip():
-        return 0
     if rule == "reference":
-        return _count_reference(text)
+        return _count_reference(text or "")
     if rule == "improved":
-        return _count_improved(text)
+        return _count_improved(text) if text and text.strip() else 0
     raise ValueError(f"unknown sentence rule {rule!r}: use 'reference' or 'improved'")
 
 
@@ -152,9 +158,18 @@ def name_patterns(name: str) -> list[str]:
     return [p for p in dict.fromkeys(phrases) if p]
 
 
-def mentions_skill_name(skill, text: str) -> bool:
-    """True if `text` names the skill verbatim: whole words, any case. `skill` is a name or an
-    object with `.name`.
+def _reference_mention(name: str, text: str) -> bool:
+    """The reference code's rule: the name cut at its first "(", stripped and lower-cased, is a
+    substring of the lower-cased text (so "metaphor" fires on "metaphorical", "accident
+    (fallacy)" on "an accident", and "self serving bias" not on "self-serving bias")."""
+    return name.split("(")[0].strip().lower() in text.lower()
+
+
+def mentions_skill_name(skill, text: str, match: Literal["whole_words", "reference"] = "whole_words"
+                        ) -> bool:
+    """True if `text` names the skill verbatim: whole words, any case (`match="reference"`: as
+    the reference code matched, see `_reference_mention`). `skill` is a name or an object with
+    `.name`.
 
     Whole words: "metaphor" does not fire on "metaphorical" (the reference's substring match
     did); a plural "metaphors" does count; words may be joined by spaces, hyphens or brackets.
@@ -175,8 +190,14 @@ def mentions_skill_name(skill, text: str) -> bool:
     >>> mentions_skill_name("complex question (loaded question with implicit assumption)",
     ...                     "That is a loaded question with implicit assumption.")
     True
+    >>> mentions_skill_name("accident (fallacy)", "An accident at the apiary.", match="reference")
+    True
     """
     name = getattr(skill, "name", skill)
+    if match == "reference":
+        return _reference_mention(str(name or ""), text or "")
+    if match != "whole_words":
+        raise ValueError(f"unknown explicit-name match {match!r}: use 'whole_words' or 'reference'")
     if not name or not text:
         return False
     for phrase in name_patterns(str(name)):

@@ -7,6 +7,8 @@ one chunk, and the llm cache makes redoing that chunk free.
 
 Generation round g sends seed `round_seed(spec, g)`: rounds are independent samples of the same
 combinations, and a re-run of round g asks exactly the same request again (a cache hit).
+A model with a `system_message` gets it first in both requests (`with_system`); the record's
+conversation keeps the four turns (the training format) and `sampling` names the message.
 """
 from __future__ import annotations
 
@@ -51,6 +53,17 @@ class Writer:
 
         return text_identity(self.model, self.made, self.spec,
                              round_seed(self.spec, p.generation_round), *self.turns(p))
+
+
+def with_system(spec: ModelSpec, messages: list[dict]) -> list[dict]:
+    """`messages` as sent to `spec`'s model: its `system_message` first, when it has one.
+
+    >>> with_system(ModelSpec(spec="openai:x", system_message="Be kind."), [{"role": "user", "content": "Hi"}])
+    [{'role': 'system', 'content': 'Be kind.'}, {'role': 'user', 'content': 'Hi'}]
+    """
+    if spec.system_message is None:
+        return messages
+    return [{"role": "system", "content": spec.system_message}, *messages]
 
 
 def pending_items(items: Iterable[Pending], existing: dict[str, TextRecord],
@@ -111,12 +124,14 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
             chunk = todo[start:start + chunk_size]
             turns = [writer.turns(p) for p in chunk]
             turn1, turn2 = [t[0] for t in turns], [t[1] for t in turns]
-            first = backend.chat([[{"role": "user", "content": t}] for t in turn1], **params)
+            first = backend.chat([with_system(spec, [{"role": "user", "content": t}]) for t in turn1],
+                                 **params)
             run.progress.advance(len(chunk), failed=sum(not r.ok for r in first), index=phase)
             second_idx = [i for i, r in enumerate(first) if r.ok]
-            convs2 = [[{"role": "user", "content": turn1[i]},
-                       {"role": "assistant", "content": first[i].text or ""},
-                       {"role": "user", "content": turn2[i]}] for i in second_idx]
+            convs2 = [with_system(spec, [{"role": "user", "content": turn1[i]},
+                                         {"role": "assistant", "content": first[i].text or ""},
+                                         {"role": "user", "content": turn2[i]}])
+                      for i in second_idx]
             second = dict(zip(second_idx, backend.chat(convs2, **params) if convs2 else []))
             recs = []
             for i, p in enumerate(chunk):
@@ -126,7 +141,9 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
                     adapter=adapter, weights=weights, student=student, combination=p.combination,
                     generation_round=g, usage=_usage(r1, r2),
                     sampling={**params, "options": output_options(spec.options),
-                              "prompt_version": prompts.PROMPT_VERSION},
+                              "prompt_version": prompts.PROMPT_VERSION,
+                              **({"system_message": spec.system_message}
+                                 if spec.system_message is not None else {})},
                     identity=text_identity(writer.model, writer.made, spec, seed, turn1[i], turn2[i]))
                 rec.conversation = [{"role": "user", "content": turn1[i]}]
                 if not r1.ok:
@@ -138,7 +155,7 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
                         rec.status, rec.error = "error", f"turn 2: {r2.error}"
                     else:
                         rec.conversation.append({"role": "assistant", "content": r2.text or ""})
-                        extraction = extract_answer_with_rule(r2.text or "")
+                        extraction = extract_answer_with_rule(r2.text or "", spec.answer_rule)
                         rec.answer, rec.extraction_rule = extraction.text, extraction.rule
                 recs.append(rec)
             store.append(recs)

@@ -31,6 +31,7 @@ from skillmix_utils.stages.context import BudgetExhausted, StageRun, round_seed
 from skillmix_utils.stages.current import current_data_records, current_eval_records
 from skillmix_utils.stages.draws import data_items
 from skillmix_utils.stages.export import export_data
+from skillmix_utils.stages.generate import with_system
 from skillmix_utils.stages.plan import Plan, grading_keys, plan_grading, reuse_key
 from skillmix_utils.stages.scoring import expected_identity, grader_prompt, keep_rule, score, study_graders
 from skillmix_utils.stages.tables import write_metric_tables
@@ -107,7 +108,8 @@ def _skills(catalog, rec: TextRecord):
 
 def _diagnostics(parsed) -> dict:
     return {"shape": parsed.shape, "matched_by": parsed.matched_by,
-            "rows_matched": parsed.rows_matched, "notes": list(parsed.notes)}
+            "rows_matched": parsed.rows_matched, "missing": list(parsed.missing),
+            "notes": list(parsed.notes)}
 
 
 def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
@@ -120,7 +122,7 @@ def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]
         by_round.setdefault(r, []).append(i)
     for r, idx in sorted(by_round.items()):
         prompts_ = [grader_prompt(grader, pairs[i][0], catalog) for i in idx]
-        results = backend.chat([[{"role": "user", "content": p}] for p in prompts_],
+        results = backend.chat([with_system(grader, [{"role": "user", "content": p}]) for p in prompts_],
                                temperature=grader.temperature, max_tokens=grader.max_tokens,
                                n=1, seed=round_seed(grader, r))
         for i, p, res in zip(idx, prompts_, results):
@@ -133,9 +135,12 @@ def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]
             if not res.ok:
                 g.status, g.error = "error", res.error
             else:
-                parsed = parse_grade(res.text or "",
-                                     rubric_items(list(rec.combination.skills), rec.combination.topic))
-                g.points = None if parsed.points is None else list(parsed.points)
+                parsed = parse_grade(res.text or "", rubric_items(
+                    list(rec.combination.skills), rec.combination.topic, grader.skill_criterion))
+                # An unreadable reply keeps the items it has (None for the rest): scoring decides
+                # what the rest count (`scoring.unreadable`).
+                kept = parsed.points if parsed.ok else parsed.partial
+                g.points = None if kept is None else list(kept)
                 g.stated_total = parsed.stated_total
                 g.status = "ok" if parsed.ok else "parse_failed"
                 g.parse = _diagnostics(parsed)

@@ -1,6 +1,9 @@
 """Read the results folder of the Skill-Mix reference code into skillmix records and tables.
 
-    skillmix import-reference path/to/skill-mix/test outputs/reference [--setting all] [--name NAME]
+    skillmix import-reference path/to/skill-mix outputs/reference [--scoring reference] [--setting all]
+
+The folder is the reference repository (its results are in its `test/` folder) or the results
+folder itself.
 
 The reference code writes one folder per (k, seed, prompt version, generation round):
 
@@ -21,13 +24,19 @@ What becomes of it (`OUT_DIR/eval/records.jsonl`, `OUT_DIR/config.yaml`, `OUT_DI
 - combinations are numbered by row, seed after seed (`index` = rows of earlier seeds + row); the
   same row of every round must name the same skills and topic, or the import stops.
 - every grading of `text_1` becomes a Grading (`grader` = the folder's grader name, `round` =
-  its grading round - 1, `method` table for the `gpt` prompt, else point_earned). Points are
-  read from the reply by **this tool's parser** (so the numbers follow the same rules as the
-  rest of skillmix); when it cannot map the reply, the reference's own `points_0` is used if it
-  holds k + 3 values, else the grading is `parse_failed` (the reference scored those 0).
+  its grading round - 1, `method` the one its prompt used: `point_earned` for the "Point
+  earned" prompt, `table` for the rubric-table prompt, whatever the folder's name says; the
+  reference's published outputs graded with both under one folder name). Points are read from
+  the reply by **this tool's parser**, which keeps the items of a partial reply; when it cannot
+  read every point, the reference's own `points_0` is used if it holds k + 3 values, else the
+  grading is `parse_failed` with the items it has (`Grading.parse` says what was missing).
   Gradings of `text_0` (the first reply) are counted and skipped.
-- the setting is `--setting` (default `all`: the reference drew from every skill and topic);
-  the metric tables are then `skillmix metrics OUT_DIR/config.yaml`'s.
+- the records are scored with `scoring` (default the `reference` preset: the reference's
+  zero-fill, its sentence counter, no explicit-name rule, so the numbers are the reference's
+  own; `improved` or any preset name another), which the written config keeps, so
+  `skillmix metrics OUT_DIR/config.yaml` scores again after an edit of its `scoring`.
+- the setting is `--setting` (default `all`: the reference drew from every skill and topic).
+  The metric table is printed.
 """
 from __future__ import annotations
 
@@ -37,6 +46,8 @@ import re
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+import yaml
 
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
@@ -82,18 +93,49 @@ def _turns(row: dict) -> tuple[str, str]:
     raise SkillmixError("no conversation columns (<role>_0, <role>_1)", field="records.csv")
 
 
-def _points(reply: str, ref_points: str, skills, topic: str, k: int):
+def method_of(prompt: str, folder_prompt: str | None) -> str:
+    """The grading method a reference grading prompt used, read from the prompt itself (the
+    folder's name, e.g. `..._gpt`, is the fallback: the published folders named `gpt` hold
+    "Point earned" prompts too).
 
-    parsed = parse_grade(reply, rubric_items(list(skills), topic))
+    >>> method_of("... include in your evaluation 'Point earned: 1' if ...", "gpt")
+    'point_earned'
+    >>> method_of("Using a rubric table format, please grade ...", "llama"), method_of("", "llama")
+    ('table', 'point_earned')
+    """
+    if "Point earned" in prompt:
+        return "point_earned"
+    if "rubric table" in prompt:
+        return "table"
+    return "table" if (folder_prompt or "gpt") == "gpt" else "point_earned"
+
+
+def _points(reply: str, ref_points: str, skills, topic: str, k: int, method: str = "table"):
+    """(points, status, stated total, parse diagnostics) of one imported grading."""
+    criterion = "Contains" if method == "point_earned" else "Correctly illustrates"
+    parsed = parse_grade(reply, rubric_items(list(skills), topic, criterion))
+    diagnostics = {"shape": parsed.shape, "matched_by": parsed.matched_by,
+                   "missing": list(parsed.missing), "notes": list(parsed.notes)}
     if parsed.ok:
-        return parsed.points, "ok", parsed.stated_total
+        return parsed.points, "ok", parsed.stated_total, diagnostics
     try:
         ref = [float(x) for x in (ref_points or "").split(",") if x.strip()]
     except ValueError:
         ref = []
     if len(ref) == k + 3:
-        return ref, "ok", parsed.stated_total
-    return None, "parse_failed", parsed.stated_total
+        diagnostics["notes"].append("points: the reference's own points_0")
+        return ref, "ok", parsed.stated_total, diagnostics
+    return parsed.partial, "parse_failed", parsed.stated_total, diagnostics
+
+
+def results_folder(folder: Path) -> Path:
+    """The folder holding the k*_s*_v*_r* runs: `folder` itself, or the `test/` folder of the
+    reference repository."""
+    def has_runs(f: Path) -> bool:
+        return f.is_dir() and any(RUN_DIR.match(p.name) and p.is_dir() for p in f.iterdir())
+    if not has_runs(folder) and has_runs(folder / "test"):
+        return folder / "test"
+    return folder
 
 
 def scan(folder: Path) -> dict:
@@ -112,14 +154,14 @@ def scan(folder: Path) -> dict:
     return runs
 
 
-def import_reference(folder, out_dir, name: str | None = None, setting: str = "all") -> dict[str, Path]:
-    """Convert a reference results folder; write records, config and metric tables to `out_dir`."""
-    import yaml
-
-
+def import_reference(folder, out_dir, name: str | None = None, setting: str = "all",
+                     scoring: str = "reference") -> dict[str, Path]:
+    """Convert a reference results folder (or the repository holding it in `test/`); write
+    records, config and metric tables to `out_dir`, scored with the `scoring` preset."""
     folder, out = Path(folder), Path(out_dir)
     if not folder.is_dir():
         raise SkillmixError("no such folder", file=str(folder))
+    folder = results_folder(folder)
     runs = scan(folder)
     name = name or folder.resolve().name
     records, graders, skipped = [], {}, 0
@@ -149,10 +191,9 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
                 if m["col"] != "1":
                     skipped += 1
                     continue
-                method = "table" if (m["prompt"] or "gpt") == "gpt" else "point_earned"
-                graders.setdefault(m["grader"], {"method": method, "rounds": set()})
+                graders.setdefault(m["grader"], {"methods": [], "rounds": set()})
                 graders[m["grader"]]["rounds"].add(int(m["round"] or 1))
-                graded.append((m["grader"], int(m["round"] or 1) - 1, method,
+                graded.append((m["grader"], int(m["round"] or 1) - 1, m["prompt"],
                                _read_csv(gdir / "records.csv")))
             for i, row in enumerate(rows):
                 skills, topic = combos[i]
@@ -164,16 +205,19 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
                                 for t in (0, 1) for role, col in (("user", user), ("assistant", assistant))]
                 text = (row.get("text_1") or "").strip()
                 gradings = []
-                for grader, rnd_g, method, grows in graded:
+                for grader, rnd_g, folder_prompt, grows in graded:
                     if i >= len(grows):
                         continue
                     g = grows[i]
                     reply = g.get("assistant_0") or g.get("[/INST]_0") or ""
-                    pts, status, total = _points(reply, g.get("points_0", ""), skills, topic, k)
+                    prompt = g.get("user_0") or g.get("[INST]_0") or ""
+                    method = method_of(prompt, folder_prompt)
+                    graders[grader]["methods"].append(method)
+                    pts, status, total, parse = _points(reply, g.get("points_0", ""), skills,
+                                                        topic, k, method)
                     gradings.append(Grading(grader=grader, method=method, round=rnd_g,
-                                            prompt=g.get("user_0") or g.get("[INST]_0"),
-                                            raw_reply=reply, points=pts, status=status,
-                                            stated_total=total))
+                                            prompt=prompt, raw_reply=reply, points=pts,
+                                            status=status, stated_total=total, parse=parse))
                 comb = Combination(skills=skills, topic=topic, k=k, setting=setting, index=base + i)
                 rec = TextRecord(id=record_id("eval", setting, k, base + i, g_round, student=student),
                                  stage="eval", study=name, model=f"reference:{student}",
@@ -188,12 +232,16 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
 
     tree = {"name": name, "output_dir": str(out),
             "description": f"imported from the Skill-Mix reference results in {folder}",
+            "scoring": {"preset": scoring},
             "evaluation": {
                 "students": [{"name": s, "model": {"spec": f"openai-compatible:reference-{s}"}}
                              for s in students],
                 "settings": [setting], "ks": sorted(ks), "n_combinations": max(1, n_rows),
                 "generation_rounds": n_rounds,
-                "graders": [{"spec": f"openai-compatible:{g}", "name": g, "method": v["method"],
+                # A grader asked with both prompts is listed with the one it used most; every
+                # grading keeps its own method, and the tables show it per student.
+                "graders": [{"spec": f"openai-compatible:{g}", "name": g,
+                             "method": max(set(v["methods"]) or {"table"}, key=v["methods"].count),
                              "rounds": max(v["rounds"])} for g, v in graders.items()]
                 or [{"spec": "openai-compatible:none", "name": "none"}]}}
     cfg = StudyConfig.model_validate(tree)
@@ -215,4 +263,19 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
     print(f"imported {len(records)} texts of {len(students)} student(s), "
           f"{sum(len(r.gradings) for r in records)} gradings by {len(graders)} grader(s)"
           + (f"; {skipped} graded folder(s) of text_0 skipped" if skipped else ""))
+    print(f"scored with the {scoring!r} scoring preset; {paths['metrics']}:")
+    print(metric_table(paths["metrics"]))
     return paths
+
+
+def metric_table(path: Path) -> str:
+    """The metric table of `metrics.csv` as text: per student, setting, k and grader, the three
+    metrics over how many combinations, and the unreadable gradings."""
+    import pandas as pd  # heavy: only for printing the table
+
+    cols = ["student", "setting", "k", "grader", "grader_method", "n_combinations",
+            "ratio_full_marks", "ratio_all_skills", "skills_fraction", "n_parse_failures"]
+    df = pd.read_csv(path)
+    if df.empty:
+        return "(no graded text)"
+    return df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}")

@@ -12,15 +12,19 @@ What `score` does, per text:
    give now (`expected_identity`: grader, method, rendered prompt, sampling). A grading made
    with another prompt, temperature, seed or text is superseded: it is kept in the record for
    the record's sake, never counted, and asked again by the grade stage.
-2. **Unreadable gradings** (status "parse_failed"): with `scoring.unreadable = "exclude"` (the
-   default) they are left out of the vote, counted, and re-gradable; with "zero" (what the
-   reference code did) they count as a round that gave no point at all.
+2. **Unreadable gradings** (status "parse_failed"): a reply that lists only some items counts
+   with the items it has; what it lacks (all of a reply that has none) is, with
+   `scoring.unreadable = "exclude"` (the `improved` preset), left out of that criterion's vote,
+   and the grading is counted and re-gradable; with "zero" (the `reference` preset: the
+   reference code's zero-fill) every missing point is 0.
 3. **Corrections**: the sentence count (`scoring.sentence_counter`, default the reference rule)
-   gives the length point, which **replaces every grader's length verdict**; with
-   `scoring.explicit_name_rule` (the paper's harder variant, on by default) a skill whose name
-   appears in the text as whole words, case-insensitively (`grading.mentions_skill_name`), earns
-   no point whatever the grader said. Which rule set which point (`point_rules`) is stored
-   with the points (`Derived.point_rules`), so the report names a rule only where it acted.
+   gives the length point, which **replaces every grader's length verdict** (a zero-filled one
+   too, as the reference did); with `scoring.explicit_name_rule` (the paper's harder variant, on
+   in the `improved` preset) a skill whose name appears in the text
+   (`grading.mentions_skill_name`, matched as `scoring.explicit_name_match` says: whole words,
+   or as the reference code matched) earns no point whatever the grader said. Which rule set which point
+   (`point_rules`) is stored with the points (`Derived.point_rules`), so the report names a rule
+   only where it acted.
 4. **Vote**: per grader, the majority vote over its counted rounds (`metrics.majority_vote`: a
    point is awarded when the mean of the rounds is above 0.5). A grader with no counted round
    has no voted points for that text, never 0.
@@ -48,7 +52,8 @@ def grader_prompt(grader, rec: TextRecord, catalog) -> str:
     """What `grader` is sent for `rec` (the prompt part of a grading's identity)."""
 
     skills = [catalog.skill(s) for s in rec.combination.skills]
-    return method_prompt(grader.method, skills, rec.combination.topic, rec.answer or "")
+    return method_prompt(grader.method, skills, rec.combination.topic, rec.answer or "",
+                         grader.skill_criterion)
 
 
 def current_gradings(rec: TextRecord, graders=None, catalog=None) -> list[tuple[object, Grading]]:
@@ -82,7 +87,8 @@ def corrections(rec: TextRecord, scoring: ScoringSpec) -> tuple[int | None, floa
         return None, None, []
     n = count_sentences(rec.answer, rule=scoring.sentence_counter)
     length_point = 1.0 if n <= sentence_limit(rec.combination.k) else 0.0
-    named = [s for s in rec.combination.skills if mentions_skill_name(s, rec.answer)]
+    named = [s for s in rec.combination.skills
+             if mentions_skill_name(s, rec.answer, scoring.explicit_name_match)]
     return n, length_point, named
 
 
@@ -114,20 +120,32 @@ def point_rules(k: int, length_point: float | None, named: list[str], skills,
 def adjusted_points(grading: Grading, k: int, length_point: float | None,
                     named: list[str], skills, scoring: ScoringSpec) -> list[float | None] | None:
     """A grading's k + 3 points after the length and explicit-name corrections (None when the
-    grading does not count: a failed call, or an unreadable reply under `unreadable: exclude`).
+    grading does not count: a failed call, or a reply with no readable point under
+    `unreadable: exclude`); None entries are points the reply does not give.
 
     >>> g = Grading(grader="x", points=[1, 1, 1, 1, 0])
     >>> adjusted_points(g, 2, 1.0, ["irony"], ("metaphor", "irony"), ScoringSpec())
     [1.0, 0.0, 1.0, 1.0, 1.0]
+    >>> part = Grading(grader="x", status="parse_failed", points=[1, None, None, None])
+    >>> adjusted_points(part, 1, 1.0, [], ("metaphor",), ScoringSpec())
+    [1.0, None, None, 1.0]
+    >>> adjusted_points(part, 1, 1.0, [], ("metaphor",), ScoringSpec(preset="reference"))
+    [1.0, 0.0, 0.0, 1.0]
     >>> bad = Grading(grader="x", status="parse_failed")
     >>> adjusted_points(bad, 1, 1.0, [], ("metaphor",), ScoringSpec(unreadable="zero"))
-    [0.0, 0.0, 0.0, 0.0]
+    [0.0, 0.0, 0.0, 1.0]
     """
-    if grading.status == "parse_failed" and scoring.unreadable == "zero":
-        return [0.0] * (k + 3)       # the reference scored an unreadable reply 0, length too
-    if grading.status != "ok" or grading.points is None or len(grading.points) != k + 3:
-        return None
-    pts = [None if p is None else float(p) for p in grading.points]
+    if grading.status not in ("ok", "parse_failed"):
+        return None                  # the call failed: no reply to count
+    given = grading.points if grading.points is not None and len(grading.points) == k + 3 \
+        else [None] * (k + 3)
+    pts = [None if p is None else float(p) for p in given]
+    if scoring.unreadable == "zero":
+        # The reference code's zero-fill: every point the reply does not give is 0 (and then,
+        # as there, the length point is the sentence count's).
+        pts = [0.0 if p is None else p for p in pts]
+    elif all(p is None for p in pts):
+        return None                  # nothing readable: left out of the vote, counted
     for i, rule in enumerate(point_rules(k, length_point, named, skills, scoring)):
         if rule == LENGTH_RULE:
             pts[i] = length_point

@@ -154,7 +154,8 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     src = cfg.out / "eval" / "records.jsonl"
     catalog = cfg.catalog.load()
     # Records read by `skillmix import-reference`: no config draws them, so all of them count
-    # (current_records), with every configured grader, and their points stay as imported.
+    # (current_records), with every configured grader; they are scored again with the config's
+    # scoring, every grading counting (`skillmix metrics` after an edit of `scoring:`).
     imported = src.exists() and (cfg.out / "eval" / IMPORTED).exists()
     grading_catalog = None if imported else catalog
     graders = study_graders(cfg, "eval") if src.exists() and (
@@ -171,6 +172,8 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
         # Only texts made the way the config makes them now; their stored points are derived
         # again with the current scoring and graders, and rewritten where they changed.
         RecordStore(src).append(rescore(records, cfg.scoring, graders, catalog))
+    elif records:
+        RecordStore(src).append(rescore(records, cfg.scoring))
     for note in notes:
         print(f"skillmix: {note} (its texts are left out of the tables)", file=sys.stderr)
     train = overlap_keys(cfg, catalog)

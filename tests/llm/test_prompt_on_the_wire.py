@@ -1,32 +1,16 @@
 """What reaches the API is the reference prompt, character for character (docs/protocol.md §3).
 
 An evaluation runs through the real `openai` SDK against the loopback server; the request bodies
-the server received are compared with the reference templates typed here (with the two spaces
-the published blockquotes cannot show: before the blank line after "...found fully from the
-text." in turn 1, before the line break after "...up to two sentences." in turn 2).
+the server received are compared with the reference templates (tests/reference_shapes.py, with
+the two spaces the published blockquotes cannot show: before the blank line after "...found
+fully from the text." in turn 1, before the line break after "...up to two sentences." in turn 2).
 """
 from __future__ import annotations
 
+from reference_shapes import REFERENCE_TURN1, REFERENCE_TURN2   # tests/ is on sys.path
 from skillmix_utils.core.catalog import load_catalog
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.stages.evaluate import run_evaluation
-
-REFERENCE_TURN1 = (
-    "Greetings! I am interested in natural language processing and I was wondering if you could "
-    "help me generate an example of text that illustrates multiple skills in semantics or syntax. "
-    "The example should be a minimal natural piece of text with up to a few lines in the context "
-    "of {topic} that illustrates all of the following skills: {skills_str}. Please keep the text "
-    "as short as possible, and make sure the concepts can be found fully from the text. \n\n"
-    "For reference, here are the definitions and examples for the concepts:\n"
-    "{skills_defs_and_examples_simple}\n\n"
-    "Please start the minimal natural piece of text with 'Answer:' and start the explanation "
-    "with 'Explanation:'.\n\nThanks very much!")
-REFERENCE_TURN2 = (
-    "Thanks very much. Could you please look over your answer and improve it? Please make sure "
-    "that the new answer better illustrates all skills and remains on topic. On top of that, "
-    "please also make sure the new answer only contains up to {num_sentences_str}. \n"
-    "Again, please start the improved minimal natural piece of text with 'Answer:' and start the "
-    "explanation with 'Explanation:'.\n\nThanks very much!")
 
 
 def test_generation_turns_reach_the_api_as_the_reference_renders_them(server, keys, tmp_path,

@@ -46,6 +46,10 @@ def test_offline_configs_use_only_the_embedded_model(name):
 def test_paper_configs_carry_the_paper_numbers(name):
     cfg = load_study_config(ROOT / "configs" / f"{name}.yaml")
     assert cfg.data.teacher.spec == "openai:gpt-4-0613"
+    # the paper's numbers came from the reference code: its protocol and arithmetic
+    assert (cfg.protocol.preset, cfg.scoring.preset) == ("reference", "reference")
+    assert cfg.data.teacher.system_message == "You are a helpful assistant."
+    assert {s.model.system_message for s in cfg.evaluation.students} == {None}   # local students
     assert [g.spec for g in cfg.data.graders] == ["openai:gpt-4-0613"]
     assert [g.spec for g in cfg.evaluation.graders] == ["openai:gpt-4-0613",
                                                         "anthropic:claude-3-opus-20240229"]

@@ -123,7 +123,8 @@ def test_graders_sample_at_the_provider_default_and_warn_at_temperature_zero(tmp
 
 def test_unreadable_gradings_are_excluded_or_zero_as_configured():
     """`scoring.unreadable`: exclude (default) leaves a parse_failed round out of the vote;
-    zero scores it 0 on every criterion, as the reference code did."""
+    zero scores it 0 on every criterion but the length, which the sentence count gives, as the
+    reference code did."""
     from skillmix_utils.core.config import ScoringSpec
     from skillmix_utils.core.records import Grading
     from skillmix_utils.stages.scoring import score
@@ -135,4 +136,4 @@ def test_unreadable_gradings_are_excluded_or_zero_as_configured():
                     Grading(grader="g", round=2, status="parse_failed")]
     assert score(rec, ScoringSpec()).voted_points["g"] == [1.0] * (k + 3)
     zero = score(rec, ScoringSpec(unreadable="zero"))
-    assert zero.valid_rounds["g"] == 3 and zero.voted_points["g"] == [0.0] * (k + 3)
+    assert zero.valid_rounds["g"] == 3 and zero.voted_points["g"] == [0.0] * (k + 2) + [zero.length_point]

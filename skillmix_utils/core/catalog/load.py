@@ -40,12 +40,15 @@ def _source(path, builtin: str) -> tuple[str, str, str]:
     return (*_read(path), Path(str(path)).suffix.lower())
 
 
-def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed: int = 0) -> Catalog:
+def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed: int = 0,
+                 whitespace: str = "stripped") -> Catalog:
     """Load and validate a catalog; None means the built-in file (data/catalog/).
 
     `skills`: .yaml/.yml or .csv (Skill-Mix or simple form). `topics`: .yaml/.yml or plain text.
     `train_categories` (CSV skills only; default literary, rhetorical) and `topic_seed` (plain
-    text topics only) stand in for the split rule those formats cannot carry. Example:
+    text topics only) stand in for the split rule those formats cannot carry.
+    `whitespace="as_written"` keeps definitions and examples as the file writes them
+    (`catalog.whitespace`). Example:
     `load_catalog(skills="private/skills.csv", topics="private/topics.txt")`.
     """
     text, s_file, kind = _source(skills, "skills.yaml")
@@ -53,9 +56,9 @@ def load_catalog(skills=None, topics=None, *, train_categories=None, topic_seed:
         if train_categories is not None:
             raise SkillmixError("train_categories applies to CSV skills files; a YAML catalog "
                                 "states its own split rule", file=s_file, field="train_categories")
-        skill_list, skill_rule = parse_skills_yaml(text, s_file)
+        skill_list, skill_rule = parse_skills_yaml(text, s_file, whitespace)
     elif kind == ".csv":
-        skill_list, skill_rule = parse_skills_csv(text, s_file, train_categories)
+        skill_list, skill_rule = parse_skills_csv(text, s_file, train_categories, whitespace)
     else:
         raise SkillmixError(f"unknown skills file type {kind or '(none)'!r}: use .yaml, .yml "
                             "or .csv", file=s_file)

@@ -46,16 +46,16 @@ def split_topics(names, seed: int = 0) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Small validators shared by the parsers
 
-def _text(value, file: str, field: str, what: str) -> str:
+def _text(value, file: str, field: str, what: str, as_written: bool = False) -> str:
+    """A non-empty text field, stripped (`as_written`: kept exactly as the file has it)."""
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise SkillmixError(f"{what} must be text, got {value!r} (quote it in YAML)",
                             file=file, field=field)
-    value = value.strip()
-    if not value:
+    if not value.strip():
         raise SkillmixError(f"empty {what}", file=file, field=field)
-    return value
+    return value if as_written else value.strip()
 
 
 def _split_value(value, file: str, field: str) -> str:
@@ -105,8 +105,11 @@ def _mapping(data, file: str, allowed: set[str], list_key: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Skills
 
-def _build_skills(rows, file: str, rule: str, train_categories, rule_field: str | None):
-    """rows: (field prefix, {name, category, definition, example, split?}) -> tuple[Skill]."""
+def _build_skills(rows, file: str, rule: str, train_categories, rule_field: str | None,
+                  whitespace: str = "stripped"):
+    """rows: (field prefix, {name, category, definition, example, split?}) -> tuple[Skill].
+    `whitespace`: definitions and examples "stripped" or "as_written" (names are stripped)."""
+    raw = _whitespace(whitespace, file)
     train_keys = {c.casefold() for c in train_categories or ()}
     skills = []
     for prefix, row in rows:
@@ -114,8 +117,8 @@ def _build_skills(rows, file: str, rule: str, train_categories, rule_field: str 
         f = lambda col: f"{prefix}{sep}{col}"  # noqa: E731
         name = _text(row.get("name"), file, f(row.get("_name_col", "name")), "name")
         category = _text(row.get("category"), file, f("category"), "category")
-        definition = _text(row.get("definition"), file, f("definition"), "definition")
-        example = _text(row.get("example"), file, f("example"), "example")
+        definition = _text(row.get("definition"), file, f("definition"), "definition", raw)
+        example = _text(row.get("example"), file, f("example"), "example", raw)
         given = row.get("split")
         if rule == "explicit":
             if given is None or given == "":
@@ -140,14 +143,23 @@ def _build_skills(rows, file: str, rule: str, train_categories, rule_field: str 
     return tuple(s for _, s in skills)
 
 
+def _whitespace(whitespace: str, file: str) -> bool:
+    if whitespace not in ("stripped", "as_written"):
+        raise SkillmixError(f"unknown whitespace rule {whitespace!r}: use stripped or as_written",
+                            file=file, field="whitespace")
+    return whitespace == "as_written"
+
+
 def _describe_rule(rule: str, train_categories) -> str:
     if rule == "explicit":
         return "explicit (each skill names its split)"
     return f"by_category (train: {', '.join(train_categories)}; held_out: all other categories)"
 
 
-def parse_skills_yaml(text: str, file: str = "skills.yaml") -> tuple[tuple[Skill, ...], str]:
-    """Skills from a YAML catalog; returns (skills, split rule in words).
+def parse_skills_yaml(text: str, file: str = "skills.yaml", whitespace: str = "stripped"
+                      ) -> tuple[tuple[Skill, ...], str]:
+    """Skills from a YAML catalog; returns (skills, split rule in words). `whitespace`: see
+    `parse_skills_csv`.
 
     >>> skills, rule = parse_skills_yaml('''
     ... split: {rule: by_category, train_categories: [literary]}
@@ -200,12 +212,15 @@ def parse_skills_yaml(text: str, file: str = "skills.yaml") -> tuple[tuple[Skill
             raise SkillmixError(f"unknown key; a skill has {', '.join(sorted(_SKILL_KEYS))}",
                                 file=file, field=f"skills[{i}].{unknown[0]}")
         rows.append((f"skills[{i}]", item))
-    return _build_skills(rows, file, rule, cats, "split.train_categories"), _describe_rule(rule, cats)
+    return (_build_skills(rows, file, rule, cats, "split.train_categories", whitespace),
+            _describe_rule(rule, cats))
 
 
-def parse_skills_csv(text: str, file: str = "skills.csv",
-                     train_categories=None) -> tuple[tuple[Skill, ...], str]:
+def parse_skills_csv(text: str, file: str = "skills.csv", train_categories=None,
+                     whitespace: str = "stripped") -> tuple[tuple[Skill, ...], str]:
     """Skills from the Skill-Mix reference CSV or a simple CSV; returns (skills, rule in words).
+    Definitions and examples are stripped, or kept `whitespace="as_written"` as the reference
+    code kept them (names are stripped either way).
 
     Without a split column, skills are split by category: `train_categories` (default literary,
     rhetorical) are train, the rest held_out. Categories given explicitly must each match a skill.
@@ -275,10 +290,11 @@ def parse_skills_csv(text: str, file: str = "skills.csv",
         if train_categories is not None:
             raise SkillmixError("train_categories does not apply: the file has a split column",
                                 file=file, field="train_categories")
-        return _build_skills(rows, file, "explicit", None, "split"), _describe_rule("explicit", None)
+        return (_build_skills(rows, file, "explicit", None, "split", whitespace),
+                _describe_rule("explicit", None))
     cats = DEFAULT_TRAIN_CATEGORIES if train_categories is None else tuple(train_categories)
     check = None if train_categories is None else "train_categories"
-    return (_build_skills(rows, file, "by_category", cats, check),
+    return (_build_skills(rows, file, "by_category", cats, check, whitespace),
             _describe_rule("by_category", cats))
 
 
