@@ -86,7 +86,7 @@ CASES = {  # id: (setup, command and arguments, what the one line must name)
                              "--set data.counts: the value"),
     "invalid YAML": (raw("name: x\ndata: [\n  teacher: {\n"), ["generate-data"],
                      "study.yaml: not valid YAML at line 4"),
-    "output folder is a file": (out_is_file, ["generate-data"], "output_dir: out is a file"),
+    "output folder is a file": (out_is_file, ["generate-data"], "/out is a file, not a folder"),
     "cache path is a file": (cache_is_file, ["generate-data"], "SKILLMIX_CACHE:"),
     "missing adapter folder": (adapter, ["evaluate"], "evaluation.students.0.adapter: no adapter folder"),
     "@train before training": (untrained, ["evaluate"],
