@@ -110,6 +110,12 @@ def test_cli_serves_the_page_and_writes_agreement(study_config, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    nobody = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "human", str(study_config),
+                             "--port", str(port)], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert nobody.returncode == 2 and "--rater: no raters yet" in nobody.stderr
+    assert "Traceback" not in nobody.stderr
+    assert not (load_study_config(study_config).out / "human").exists()    # nothing written
     proc = subprocess.Popen([sys.executable, "-m", "skillmix_utils.cli", "human", str(study_config),
                              "--rater", "carol", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -133,6 +139,8 @@ def test_cli_serves_the_page_and_writes_agreement(study_config, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    log = proc.stdout.read()                              # the request log: paths, no token
+    assert "GET /rate/carol?token=*** HTTP" in log and link.split("token=")[1] not in log
     out = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "human-agreement",
                           str(study_config)], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

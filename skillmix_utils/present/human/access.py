@@ -64,10 +64,11 @@ def _locked(cfg) -> FileLock:
 def study_secret(cfg) -> bytes:
     """The study's secret key (32 random bytes), made on first use."""
     path = human_dir(cfg) / "secret"
-    with _locked(cfg):
-        if not path.exists():
-            _write_private(path, secrets.token_hex(32) + "\n")
-        text = _read_private(path).strip()
+    if not path.exists():
+        with _locked(cfg):
+            if not path.exists():          # another process may have made it meanwhile
+                _write_private(path, secrets.token_hex(32) + "\n")
+    text = _read_private(path).strip()
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -94,16 +95,29 @@ def rater_tokens(cfg, create=()) -> dict[str, str]:
     no token yet get one (and are saved) first."""
     path = human_dir(cfg) / "raters.json"
     names = [check_rater(n) for n in create]
+    tokens = _load_tokens(path)              # written atomically: readable without the lock
+    if all(n in tokens for n in names):
+        return tokens
     with _locked(cfg):
-        tokens = json.loads(_read_private(path)) if path.exists() else {}
-        if not isinstance(tokens, dict):
-            raise SkillmixError(f"{path} is not a rater list this tool wrote", field="human")
-        new = [n for n in names if n not in tokens]
-        for name in new:
-            tokens[name] = secrets.token_urlsafe(24)
-        if new:
-            _write_private(path, json.dumps(tokens, indent=1, sort_keys=True) + "\n")
-    return {n: str(t) for n, t in tokens.items()}
+        tokens = _load_tokens(path)
+        for name in names:
+            tokens.setdefault(name, secrets.token_urlsafe(24))
+        _write_private(path, json.dumps(tokens, indent=1, sort_keys=True) + "\n")
+    return tokens
+
+
+def _load_tokens(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    try:
+        tokens = json.loads(_read_private(path))
+    except ValueError:
+        tokens = None
+    if not isinstance(tokens, dict) or not all(isinstance(t, str) for t in tokens.values()):
+        raise SkillmixError(f"{path} is not a rater list this tool wrote; delete it and name "
+                            "the raters again (their grades are kept, their links change)",
+                            field="human")
+    return tokens
 
 
 def token_matches(expected: str, given: str | None) -> bool:

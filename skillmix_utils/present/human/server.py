@@ -20,13 +20,14 @@ own) is enough for a handful of raters on one machine; it listens on the loopbac
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.present.human.access import rater_tokens, token_matches
 from skillmix_utils.present.human.sample import (
     grades_dir, human_items, rater_instructions, rater_order)
-from skillmix_utils.present.human.store import GradeStore
+from skillmix_utils.present.human.store import GradeStore, check_rater
 
 HOST = "127.0.0.1"
 TOKEN_HEADER = "X-Skillmix-Token"
@@ -79,14 +80,19 @@ def parse_grade_body(raw: bytes) -> tuple[str, int, int]:
 def served_tokens(cfg, raters=None) -> dict[str, str]:
     """rater -> token of the raters a server serves: `raters` (a name or names; a new name gets
     its token now), or every rater named before when None."""
-    names = [raters] if isinstance(raters, str) else list(raters or [])
+    names = _names(cfg, raters)
     tokens = rater_tokens(cfg, create=names)
-    served = {n: tokens[n] for n in names} if names else tokens
-    if not served:
+    return {n: tokens[n] for n in names} if names else tokens
+
+
+def _names(cfg, raters) -> list[str]:
+    # The raters asked for, checked before anything is written.
+    names = [check_rater(n) for n in ([raters] if isinstance(raters, str) else raters or [])]
+    if not names and not rater_tokens(cfg):
         raise SkillmixError("no raters yet: name each rater once with --rater NAME (repeatable); "
                             "their links, with their tokens, are printed when the server starts",
                             field="--rater")
-    return served
+    return names
 
 
 def create_app(cfg, raters=None, items=None):
@@ -95,6 +101,7 @@ def create_app(cfg, raters=None, items=None):
     from flask import Flask, abort, jsonify, redirect, render_template, request, url_for
     from werkzeug.exceptions import HTTPException
 
+    _names(cfg, raters)
     items = list(items if items is not None else human_items(cfg))
     instructions = rater_instructions(cfg)
     served = served_tokens(cfg, raters)      # after every check: no token for a refused start
@@ -183,6 +190,15 @@ def _script_json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False).replace("</", "<\\/")
 
 
+def hide_token(line: str) -> str:
+    """A request line with any token's value blanked.
+
+    >>> hide_token("GET /rate/alice?token=s3cr3t&x=1 HTTP/1.1")
+    'GET /rate/alice?token=***&x=1 HTTP/1.1'
+    """
+    return re.sub(r"(?i)(token=)[^&\s]*", r"\1***", line)
+
+
 def rater_links(base_url: str, tokens: dict[str, str]) -> list[str]:
     """One line per rater: the name and the link that opens the rater's page."""
     return [f"  {name}: {base_url}rate/{name}?token={token}" for name, token in sorted(tokens.items())]
@@ -191,11 +207,16 @@ def rater_links(base_url: str, tokens: dict[str, str]) -> list[str]:
 def serve(cfg, raters=None, port: int = 8765) -> None:
     """Serve the grading page on http://127.0.0.1:<port>/ until interrupted; print each served
     rater's link (with its token) first."""
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Handler(WSGIRequestHandler):
+        # The request log shows paths, never a rater's token.
+        def log(self, type, message, *args):
+            super().log(type, message, *(hide_token(a) if isinstance(a, str) else a for a in args))
 
     app = create_app(cfg, raters)
     served = served_tokens(cfg, raters)
-    server = make_server(HOST, port, app, threaded=True)
+    server = make_server(HOST, port, app, threaded=True, request_handler=Handler)
     base = f"http://{HOST}:{server.server_port}/"
     print(f"skillmix human: grading {cfg.name!r} at {base} (grades in {grades_dir(cfg)}); "
           "give each rater their own link, nobody else's; Ctrl-C to stop", flush=True)
