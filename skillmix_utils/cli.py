@@ -207,7 +207,7 @@ def cmd_cache(args) -> int:
 def cmd_human(args) -> int:
     cfg = _config(args)
 
-    serve(cfg, rater=args.rater, port=args.port)
+    serve(cfg, raters=args.rater, port=args.port)
     return 0
 
 
@@ -286,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clear: which part (default models; llm holds paid replies)")
     k.set_defaults(func=cmd_cache)
     h = with_config("human", cmd_human, "serve the blind human grading page on 127.0.0.1")
-    h.add_argument("--rater", help="serve this rater only (default: the page asks for a name)")
+    h.add_argument("--rater", action="append",
+                   help="serve this rater (repeatable); a new name gets its token, printed with "
+                        "its link (default: every rater named before)")
     h.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     with_config("human-agreement", cmd_human_agreement,
                 "agreement of human grades with the LLM graders and between raters")

@@ -277,6 +277,9 @@ class HumanSpec(_Strict):
     source: Literal["eval", "datagen"] = "eval"    # evaluation texts or teacher texts
     students: list[str] | None = None              # only these students (eval) / writers
     ks: list[int] | None = None
+    # Whose instructions raters get (a grader's name or spec): they see the skills as that grader
+    # was shown them (examples only if its prompt has them). Default: the source stage's first.
+    grader: str | None = None
 
 
 class SubsampleSpec(_Strict):

@@ -14,14 +14,17 @@ SKILLS = ["metaphor", "red herring", "modus ponens", "spatial reasoning"]
 STUDENTS = ["student-alpha", "student-omega"]
 
 
-def make_records() -> list[TextRecord]:
+def make_records(twins: bool = False) -> list[TextRecord]:
+    """Two students x k in (1, 2) x 3 combinations; with `twins` the second student writes
+    byte for byte what the first wrote (a tuned model that answers as its base did)."""
     out = []
     for student in STUDENTS:
         for k in (1, 2):
             for i in range(3):
                 skills = tuple(SKILLS[(i + j) % 4] for j in range(k))
                 comb = Combination(skills=skills, topic="Beekeeping", k=k, setting="held_out", index=i)
-                text = f"Text {STUDENTS.index(student)}{k}{i}: the hive hums, a <i>quiet</i> engine of summer."
+                writer = 0 if twins else STUDENTS.index(student)
+                text = f"Text {writer}{k}{i}: the hive hums, a <i>quiet</i> engine of summer."
                 points = [1.0] * (k + 3) if i != 1 else [0.0] + [1.0] * (k + 2)
                 out.append(TextRecord(
                     id=record_id("eval", "held_out", k, i, 0, student=student), stage="eval",
@@ -31,13 +34,13 @@ def make_records() -> list[TextRecord]:
     return out
 
 
-def make_study(root: Path, n_texts: int = 6) -> Path:
+def make_study(root: Path, n_texts: int = 6, twins: bool = False) -> Path:
     """Write a config and eval/records.jsonl under root; return the config path."""
     out = root / "hum"
     from skillmix_utils.core.config import ScoringSpec
     from skillmix_utils.stages.scoring import rescore
 
-    recs = make_records()
+    recs = make_records(twins)
     rescore(recs, ScoringSpec(explicit_name_rule=False))   # the stored points the tables would use
     RecordStore(out / "eval" / "records.jsonl").append(recs)
     # No config drew these made-up records: marked as imported, all of them count

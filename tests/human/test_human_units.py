@@ -8,8 +8,9 @@ import pytest
 
 from skillmix_utils.core.config import load_study_config
 from skillmix_utils.present.human import GradeStore, human_items, rater_order, write_agreement
+from skillmix_utils.present.human.access import rater_tokens
 from skillmix_utils.present.human.sample import grades_dir
-from skillmix_utils.present.human.server import create_app
+from skillmix_utils.present.human.server import TOKEN_HEADER, create_app
 
 
 def test_sample_is_stratified_seeded_and_blind(study_config):
@@ -31,23 +32,27 @@ def test_sample_is_stratified_seeded_and_blind(study_config):
 def test_app_saves_each_grade_and_keeps_raters_apart(study_config):
     cfg = load_study_config(study_config)
     items = human_items(cfg)
-    client = create_app(cfg).test_client()
+    client = create_app(cfg, ["alice", "bob"]).test_client()
+    tokens = rater_tokens(cfg)
+    alice = {TOKEN_HEADER: tokens["alice"]}
     key = items[0].key
-    assert client.post("/api/rate/alice/grade", json={"item": key, "criterion": 0, "value": 1}).status_code == 200
+    post = lambda body: client.post("/api/rate/alice/grade", json=body, headers=alice)  # noqa: E731
+    assert post({"item": key, "criterion": 0, "value": 1}).status_code == 200
     lines = GradeStore(grades_dir(cfg), "alice").lines()
     assert lines[-1]["item"] == key and lines[-1]["value"] == 1 and lines[-1]["record_id"].startswith("eval/")
-    assert client.post("/api/rate/alice/grade", json={"item": "nope", "criterion": 0, "value": 1}).status_code == 400
-    assert client.post("/api/rate/alice/grade", json={"item": key, "criterion": 99, "value": 1}).status_code == 400
-    assert client.post("/api/rate/alice/grade", json={"item": key, "criterion": 0, "value": 2}).status_code == 400
-    assert client.get("/rate/..%2Fx").status_code in (400, 404)
+    assert post({"item": "nope", "criterion": 0, "value": 1}).status_code == 400
+    assert post({"item": key, "criterion": 99, "value": 1}).status_code == 400
+    assert post({"item": key, "criterion": 0, "value": 2}).status_code == 400
+    assert client.get(f"/rate/..%2Fx?token={tokens['alice']}").status_code in (403, 404)
     # bob's page carries none of alice's grades
-    bob = client.get("/rate/bob").get_data(as_text=True)
+    bob = client.get(f"/rate/bob?token={tokens['bob']}").get_data(as_text=True)
     assert '<script type="application/json" id="grades-data">{}</script>' in bob
-    assert client.get("/api/rate/alice/state").get_json()["grades"] == {key: {"0": 1}}
-    # a server started for one rater serves no other
-    only = create_app(cfg, rater="alice").test_client()
-    assert only.get("/rate/bob").status_code == 403
-    assert only.get("/").headers["Location"].endswith("/rate/alice")
+    assert client.get("/api/rate/alice/state", headers=alice).get_json()["grades"] == {key: {"0": 1}}
+    # a server started for one rater serves no other, even with the other's own token
+    only = create_app(cfg, "alice").test_client()
+    assert only.get(f"/rate/bob?token={tokens['bob']}").status_code == 403
+    assert only.get(f"/?token={tokens['alice']}").headers["Location"].endswith("/rate/alice?token="
+                                                                            + tokens["alice"])
 
 
 def test_grade_on_a_rewritten_text_is_not_used(study_config):
@@ -98,29 +103,44 @@ def test_cli_serves_the_page_and_writes_agreement(study_config, tmp_path):
     import subprocess
     import sys
     import time
+    import urllib.error
     import urllib.request
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    nobody = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "human", str(study_config),
+                             "--port", str(port)], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert nobody.returncode == 2 and "--rater: no raters yet" in nobody.stderr
+    assert "Traceback" not in nobody.stderr
+    assert not (load_study_config(study_config).out / "human").exists()    # nothing written
     proc = subprocess.Popen([sys.executable, "-m", "skillmix_utils.cli", "human", str(study_config),
                              "--rater", "carol", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]    # the banner, carol's link
+        assert f"http://127.0.0.1:{port}/" in lines[0], lines
+        link = lines[1].split("carol: ", 1)[1].strip()
+        assert link.startswith(f"http://127.0.0.1:{port}/rate/carol?token=")
         page = None
         for _ in range(100):
             try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                page = urllib.request.urlopen(link, timeout=2).read().decode()
                 break
             except OSError:
                 if proc.poll() is not None:
                     pytest.fail(proc.stdout.read())
                 time.sleep(0.1)
         assert page is not None and "Blind grading: hum" in page and ">carol<" in page
+        with pytest.raises(urllib.error.HTTPError, match="403"):      # the page without the token
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/rate/carol", timeout=2)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    log = proc.stdout.read()                              # the request log: paths, no token
+    assert "GET /rate/carol?token=*** HTTP" in log and link.split("token=")[1] not in log
     out = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "human-agreement",
                           str(study_config)], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

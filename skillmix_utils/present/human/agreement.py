@@ -13,6 +13,8 @@ What is compared: the human's own yes/no, and the LLM grader's points **as the m
 use them** (majority vote over rounds, the length point replaced by the sentence counter, the
 explicit-name rule applied; `stages/tables.voted_by_text`). So `length` against an LLM grader
 is really human vs the deterministic counter. Half-graded texts count for the criteria given.
+Byte-identical texts for one rubric are one item (`sample.py`), compared once, as the item's
+first sampled record.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from skillmix_utils.core.metrics import cohen_kappa
+from skillmix_utils.present.human.access import human_dir
 from skillmix_utils.present.human.sample import grades_dir, human_items, source_records
 from skillmix_utils.present.human.store import GradeStore, raters
 from skillmix_utils.present.paper_tables import to_markdown
@@ -150,7 +153,7 @@ def write_agreement(cfg, n_boot: int = 1000, records=None) -> dict[str, Path]:
     """Write outputs/<study>/human/agreement.csv and agreement.md; returns the paths."""
 
     df = agreement_table(cfg, n_boot, records)
-    folder = cfg.out / "human"
+    folder = human_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / "agreement.csv", folder / "agreement.md"
     df.to_csv(csv, index=False)

@@ -6,9 +6,14 @@ stratum the texts with the lowest SHA-256 rank of "<seed>:<record id>" are taken
 config gives the same sample on every machine, and a larger `n_texts` keeps the smaller
 sample's texts. Only texts that exist (status ok, a non-empty answer) are sampled.
 
-What a rater sees of a text is its `HumanItem`: an opaque key, the topic, the skills with their
-definitions and examples, the sentence limit and the text. Writer, student, setting, record id
-and every model grade stay on the server.
+What a rater sees of a text is its `HumanItem`: an opaque key (`access.item_key`: useless
+without the study's secret), the topic, the skills with their definitions (and examples only if
+the grader whose instructions raters get saw them: `rater_instructions`), the sentence limit and
+the text. Writer, student, setting, record id and every model grade stay on the server.
+
+Byte-identical texts written for the same skills and topic (a tuned model that answers exactly
+as its base did) are one item: graded once, counted once by the agreement table (through the
+first sampled record), and every grade names all their records (`HumanItem.record_ids`).
 """
 from __future__ import annotations
 
@@ -17,17 +22,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.grader_methods import method
 from skillmix_utils.core.grading import rubric_items
-from skillmix_utils.core.prompts import number_words, sentence_limit
+from skillmix_utils.core.prompts import load_template, number_words, sentence_limit
 from skillmix_utils.core.records import TextRecord
+from skillmix_utils.present.human.access import human_dir, item_key, study_secret
 from skillmix_utils.stages.current import STORES, current_records
+from skillmix_utils.stages.scoring import study_graders
 
 
 @dataclass(frozen=True)
 class HumanItem:
-    """One text as a rater sees it (plus `record_id`, `stratum` and `text_hash`, server side)."""
-    key: str                    # opaque: sha256 of study, seed and record id
-    record_id: str
+    """One text as a rater sees it (plus `record_id(s)`, `stratum` and `text_hash`, server side)."""
+    key: str                    # opaque: HMAC of the item under the study's secret
+    record_id: str              # the record the agreement table counts the item as
     stratum: str                # "<student>|k<k>": never sent to the page
     k: int
     topic: str
@@ -36,11 +44,12 @@ class HumanItem:
     criteria: tuple[str, ...]   # the k + 3 rubric items, grader wording
     text: str
     text_hash: str
+    record_ids: tuple[str, ...] = ()   # every record holding this very text for this rubric
 
     def public(self) -> dict:
         """What the page may show: no record id, no stratum."""
         d = asdict(self)
-        for hidden in ("record_id", "stratum"):
+        for hidden in ("record_id", "record_ids", "stratum"):
             d.pop(hidden)
         return d
 
@@ -96,17 +105,57 @@ def source_records(cfg) -> list[TextRecord]:
     return current_records(cfg, stage)
 
 
-def _item(cfg, rec: TextRecord, catalog, seed: int) -> HumanItem:
+def rater_grader(cfg):
+    """The grader whose instructions raters get: `human.grader` (a name or spec), else the
+    source stage's first grader; None when the config has no grader at all."""
+    graders = study_graders(cfg, cfg.human.source)
+    wanted = cfg.human.grader
+    if wanted is None:
+        return graders[0] if graders else None
+    for g in graders:
+        if wanted in (g.label, g.spec):
+            return g
+    raise SkillmixError(f"no grader named {wanted!r}; the config's graders are "
+                        f"{', '.join(g.label for g in graders) or 'none'}", field="human.grader")
 
+
+def shows_examples(method_name: str) -> bool:
+    """Whether a grading method's prompt gives the skills' examples (the published GPT-4 table
+    prompt does; the open-weight prompt and the yes/no judge give definitions only).
+
+    >>> shows_examples("table"), shows_examples("point_earned"), shows_examples("yes_no_logprob")
+    (True, False, False)
+    """
+    return "{skills_defs_and_examples_simple}" in load_template(method(method_name).prompt)
+
+
+def rater_instructions(cfg) -> dict:
+    """What raters are told beyond the rubric, as the LLM grading was done: whether the skills
+    come with examples, and whether the explicit-name rule takes skill points away. With no
+    grader in the config, the published GPT-4 prompt's (definitions with examples)."""
+    grader = rater_grader(cfg)
+    return {"examples": shows_examples(grader.method if grader else "table"),
+            "explicit_name_rule": bool(cfg.scoring.explicit_name_rule)}
+
+
+def _twin(rec: TextRecord) -> tuple:
+    # Texts that are one item: the same bytes, graded against the same rubric.
+    return (rec.combination.topic, tuple(rec.combination.skills), rec.answer)
+
+
+def _item(recs: list[TextRecord], catalog, secret: bytes, seed: int, examples: bool) -> HumanItem:
+    rec = recs[0]
     c = rec.combination
     skills = []
     for name in c.skills:
         try:
             s = catalog.skill(name)
-            skills.append({"name": s.name, "definition": s.definition, "example": s.example})
+            skills.append({"name": s.name, "definition": s.definition,
+                           "example": s.example if examples else ""})
         except SkillmixError:   # a skill the catalog no longer has: the name alone
             skills.append({"name": name, "definition": "", "example": ""})
-    return HumanItem(key=_rank(cfg.name, seed, rec.id)[:12], record_id=rec.id,
+    return HumanItem(key=item_key(secret, seed, *_twin(rec)), record_id=rec.id,
+                     record_ids=tuple(r.id for r in recs),
                      stratum=f"{rec.student or rec.model}|k{c.k}", k=c.k, topic=c.topic,
                      skills=tuple(skills), sentence_limit=number_words(sentence_limit(c.k)),
                      criteria=tuple(rubric_items(list(c.skills), c.topic)),
@@ -135,7 +184,18 @@ def human_items(cfg, records: list[TextRecord] | None = None, catalog=None) -> l
         ranked = sorted(recs, key=lambda r: _rank(h.seed, r.id))
         chosen.update(r.id for r in ranked[: shares[s]])
     catalog = catalog if catalog is not None else cfg.catalog.load()
-    return [_item(cfg, r, catalog, h.seed) for r in records if r.id in chosen]
+    examples = rater_instructions(cfg)["examples"]
+    secret = study_secret(cfg)
+    twins: dict[tuple, list[TextRecord]] = {}
+    for r in pool:
+        twins.setdefault(_twin(r), []).append(r)
+    items, seen = [], set()
+    for r in records:
+        if r.id in chosen and _twin(r) not in seen:
+            seen.add(_twin(r))
+            group = [r] + [t for t in twins[_twin(r)] if t.id != r.id]
+            items.append(_item(group, catalog, secret, h.seed, examples))
+    return items
 
 
 def rater_order(items: list[HumanItem], seed: int, rater: str) -> list[HumanItem]:
@@ -146,4 +206,4 @@ def rater_order(items: list[HumanItem], seed: int, rater: str) -> list[HumanItem
 
 def grades_dir(cfg) -> Path:
     """Where the human grades of a study live: outputs/<study>/human/grades/."""
-    return cfg.out / "human" / "grades"
+    return human_dir(cfg) / "grades"

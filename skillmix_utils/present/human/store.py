@@ -1,10 +1,12 @@
 """Human grades on disk: one append-only JSONL per rater, `human/grades/<rater>.jsonl`.
 
 Each line is one grade, written (flushed and fsync'd, under a lock) the moment it is given:
-`{"rater", "item", "record_id", "text_hash", "criterion", "n_criteria", "value", "time"}`.
-A changed mind is a new line; the last line for (item, criterion) wins. A grade whose
-`text_hash` no longer matches the text (the record was rewritten) is not used. One file per
-rater keeps raters apart: the page of one rater never reads another's file.
+`{"rater", "item", "record_id", "record_ids", "text_hash", "criterion", "n_criteria", "value",
+"time"}` (`record_ids`: every record holding that very text, all of which get the grade).
+A changed mind is a new line; the last line for (item, criterion) wins. A grade belongs to its
+records and the text it was given on, not to the page's key (keys change with the study's
+secret): a grade whose `text_hash` no longer matches the text (the record was rewritten) is not
+used. One file per rater keeps raters apart: the page of one rater never reads another's file.
 """
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ class GradeStore:
             raise SkillmixError(f"criterion {criterion} out of range 0..{len(item.criteria) - 1}",
                                 field="criterion")
         line = {"rater": self.rater, "item": item.key, "record_id": item.record_id,
+                "record_ids": list(item.record_ids or (item.record_id,)),
                 "text_hash": item.text_hash, "criterion": criterion,
                 "n_criteria": len(item.criteria), "value": value,
                 "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -77,13 +80,21 @@ class GradeStore:
 
     def current(self, items=None) -> dict[str, dict[int, int]]:
         """item key -> {criterion: value}, last line wins; with `items`, only grades given on
-        the text those items hold now."""
-        valid = None if items is None else {it.key: it.text_hash for it in items}
+        the text those items hold now (matched by record and text, under the items' keys)."""
+        key_of = {}
+        for it in items or ():
+            for rid in it.record_ids or (it.record_id,):
+                key_of[(rid, it.text_hash)] = it.key
         out: dict[str, dict[int, int]] = {}
         for g in self.lines():
-            if valid is not None and valid.get(g.get("item")) != g.get("text_hash"):
-                continue
-            out.setdefault(g["item"], {})[int(g["criterion"])] = int(g["value"])
+            key = g.get("item")
+            if items is not None:
+                rids = g.get("record_ids") or [g.get("record_id")]
+                key = next((key_of[(r, g.get("text_hash"))] for r in rids
+                            if (r, g.get("text_hash")) in key_of), None)
+                if key is None:
+                    continue
+            out.setdefault(key, {})[int(g["criterion"])] = int(g["value"])
         return out
 
 
