@@ -348,6 +348,14 @@ class TrainSpec(_Strict):
     lora: LoraSpec = Field(default_factory=LoraSpec)
     pretrain: PretrainSpec = Field(default_factory=PretrainSpec)
     gradient_checkpointing: bool = False
+    # Compute precision on CUDA (stages/train/precision.py): auto is bf16 where the GPU has it
+    # and fp16 with loss scaling where it does not (T4, V100); fp32 turns mixed precision off.
+    # A CPU always computes in fp32.
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # Attention on CUDA (stages/train/attention.py): auto uses flash-attn 2 when it is installed
+    # and falls back to sdpa with a warning when it is not; a broken flash-attn install is an
+    # error unless this says sdpa.
+    attention: Literal["auto", "flash", "sdpa"] = "auto"
     # Clip the global gradient norm to this before each optimiser step (0: no clipping); the
     # same under every launcher (DeepSpeed gets it as its `gradient_clipping`).
     max_grad_norm: float = Field(1.0, ge=0)

@@ -108,10 +108,12 @@ def load_tokenizer(name: str):
 
 
 def load_causal_lm(name: str, *, dtype: str = "auto", quantization: str | None = None,
-                   device_map=None, adapter: str | None = None):
+                   device_map=None, adapter: str | None = None, compute_dtype: str | None = None):
     """Load a causal LM (optionally 4-bit NF4 through bitsandbytes, optionally with a LoRA adapter).
 
-    dtype "auto" means bf16 on a CUDA GPU that supports it and fp32 elsewhere.
+    dtype "auto" means bf16 on a CUDA GPU that supports it and fp32 elsewhere. compute_dtype is
+    what the 4-bit layers compute in (default bf16 on CUDA, fp32 elsewhere; float16 on a GPU
+    without bf16).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -127,7 +129,8 @@ def load_causal_lm(name: str, *, dtype: str = "auto", quantization: str | None =
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+            bnb_4bit_compute_dtype=getattr(torch, compute_dtype) if compute_dtype
+            else torch.bfloat16 if torch.cuda.is_available() else torch.float32)
     elif quantization is not None:
         raise SkillmixError(f"unknown quantization {quantization!r} (use nf4 or none)",
                             field="quantization")

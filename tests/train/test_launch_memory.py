@@ -36,3 +36,20 @@ def test_batch_arithmetic():
     assert len(set(idx)) == 8
     parts = [mb for r in range(2) for mb in rank_micro_batches(idx, 2, 2, r)]
     assert sorted(i for mb in parts for i in mb) == sorted(idx)
+
+
+def test_launch_prepares_the_weights_once_before_the_ranks_start(make_study, monkeypatch):
+    """Ranks that each found the embedded model unconverted would all convert it; the launcher
+    resolves (converts) it first, so the ranks find it ready."""
+    import importlib
+    from types import SimpleNamespace
+
+    launch_mod = importlib.import_module("skillmix_utils.stages.train.launch")
+    order = []
+    monkeypatch.setattr(launch_mod, "resolve_model",
+                        lambda name: order.append(("prepare", name)) or name)
+    monkeypatch.setattr(launch_mod.subprocess, "run",
+                        lambda cmd, **kw: order.append(("ranks", cmd[2])) or
+                        SimpleNamespace(returncode=0))
+    launch_mod.launch(make_study(launcher="ddp", num_processes=2))
+    assert order == [("prepare", "smollm2-135m-instruct"), ("ranks", "torch.distributed.run")]

@@ -77,8 +77,56 @@ def test_dry_run_prints_memory_time_and_will_not_fit(capsys):
 
     rc = cli.main(["train", str(ROOT / "configs" / "paper-llama2-13b.yaml"), "--dry-run"])
     out = capsys.readouterr().out
-    assert rc == 0 and "estimated memory per device: 57.2 GiB (fits 80 GiB)" in out
+    assert rc == 0
+    assert "estimated memory per device: 60.0 GiB (fits 79.1 GiB usable of a 80 GiB card)" in out
+    assert "allocator peak 56.2 (backward) + CUDA context 1.0 + fragmentation 2.8" in out
     assert "time:" in out and " h for " in out
     rc = cli.main(["train", str(ROOT / "configs" / "paper-llama2-13b.yaml"), "--dry-run",
                    "--device-gib", "40"])
     assert rc == 1 and "will not fit" in capsys.readouterr().out
+
+
+def test_verdict_adds_headroom_and_judges_what_the_card_shows(capsys):
+    """QLoRA 13B with 8 packed examples of 1,024 tokens per micro-batch: ~22.6 GiB allocated
+    said "fits 24"; with the CUDA context and fragmentation it fits neither the 22.5 GiB an
+    A10 / L4 shows nor a 4090's 23.99."""
+    from skillmix_utils import cli
+
+    config = str(ROOT / "configs" / "paper-llama2-13b-qlora.yaml")
+    rc = cli.main(["train", config, "--dry-run", "--device-gib", "24",
+                   "--set", "train.per_device_batch_size=8"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "will not fit 22.5 GiB usable of a 24 GiB card" in out
+    e = estimate_memory(LLAMA2_13B, "qlora", lora_r=64, tokens_per_device=8 * 1024)
+    assert e["context"] == 1.0 and e["fragmentation"] == pytest.approx(0.05 * e["peak_allocated"])
+    assert e["total"] == pytest.approx(e["peak_allocated"] + 1.0 + e["fragmentation"])
+    assert 22.5 < 23.99 < e["total"]
+    assert cli.main(["train", config, "--dry-run", "--device-gib", "23.99",
+                     "--set", "train.per_device_batch_size=8"]) == 1
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")
+                                          if "mode: qlora" in p.read_text()))
+def test_shipped_qlora_configs_fit_a_22_5_gib_card(config, capsys):
+    from skillmix_utils import cli
+
+    rc = cli.main(["train", str(ROOT / "configs" / config), "--dry-run", "--device-gib", "22.5"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "(fits 22.5 GiB)" in out and "fragmentation" in out, out
+
+
+def test_foreach_adamw_moves_the_peak_to_the_optimizer_step():
+    """13B on 4 GPUs: the foreach step's temporary is the local shard (12.1 GiB), which puts the
+    peak at the step (~60.6 GiB allocated); fused AdamW, the trainer's on CUDA, has none."""
+    foreach = estimate_memory(LLAMA2_13B, "full", processes=4, sharding="fsdp",
+                              fused_optimizer=False)
+    fused = estimate_memory(LLAMA2_13B, "full", processes=4, sharding="fsdp")
+    assert foreach["optimizer_step"] == pytest.approx(4 * LLAMA2_13B.params / 4 / 2**30)
+    assert foreach["optimizer_step"] == pytest.approx(12.1, abs=0.05)
+    assert foreach["peak_at"] == "optimizer step"
+    assert foreach["peak_allocated"] == pytest.approx(
+        foreach["weights"] + foreach["gradients"] + foreach["optimizer"] + 12.12, abs=0.05)
+    assert fused["optimizer_step"] == 0 and fused["peak_at"] == "backward"
+    assert fused["peak_allocated"] == pytest.approx(56.2, abs=0.05)
+    # The 8-bit paged AdamW of QLoRA updates in place too.
+    assert estimate_memory(LLAMA2_13B, "qlora", fused_optimizer=False)["optimizer_step"] == 0

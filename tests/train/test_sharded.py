@@ -72,6 +72,8 @@ def test_sharded_run_matches_one_process(launcher, kind, single, tmp_path, new_s
     assert summary["distributed_type"] == kind and summary["processes"] == 2
     assert summary["accumulation_steps"] == 2 and summary["effective_batch"] == 4
     assert summary["optimizer_steps"] == SPEC["steps"]          # not one per micro-batch
+    # No fallback taken: under DeepSpeed every fp32 master was written from the checkpoint.
+    assert summary["warnings"] == [] and summary["precision"] == "fp32"
     curve = json.loads((root / "loss.json").read_text())
     ref = single["curve"]
     assert [c["loss"] for c in curve] == pytest.approx([c["loss"] for c in ref], rel=1e-5)

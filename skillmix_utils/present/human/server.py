@@ -25,8 +25,7 @@ from importlib import resources
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.present.human.access import rater_tokens, token_matches
-from skillmix_utils.present.human.sample import (
-    grades_dir, human_items, rater_instructions, rater_order)
+from skillmix_utils.present.human.sample import grades_dir, human_items, rater_instructions, rater_order
 from skillmix_utils.present.human.store import GradeStore, check_rater
 
 HOST = "127.0.0.1"

@@ -31,6 +31,7 @@ from pathlib import Path
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.provenance import CHECKOUT
+from skillmix_utils.llm.models import resolve_model
 from skillmix_utils.stages.train.run import run_dir
 
 CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp.yaml", "deepspeed": "deepspeed_zero3.yaml",
@@ -131,6 +132,9 @@ def launch(cfg: StudyConfig, *, resume: bool = True, extra: list[str] | None = N
     """Run training in a subprocess and wait; raises SkillmixError if it fails."""
 
     root = run_dir(cfg)
+    # Prepare the weights once, here: the embedded model is converted on first use, and ranks
+    # that each found it missing would all convert it (serialised by a lock, each waiting).
+    resolve_model(cfg.train.base_model)
     cmd = launch_command(cfg, write_config_json(cfg, root), resume=resume, extra=extra)
     print("[train] " + " ".join(cmd), flush=True)
     env = {**os.environ}

@@ -31,15 +31,29 @@ key/value width, L layers, V vocabulary, T tokens per micro-batch on the device,
   layer's activations during its recomputation.
 - logits: T x V x (c + 12): the logits (the loop holds them), and at the start of backward the
   fp32 log-softmax kept for it, its incoming gradient and the gradient it passes on.
-- CUDA adds its context and allocator slack (`overhead_gib`, 1 GiB by default; 0 on a CPU).
+- the optimiser step: torch's default (foreach) AdamW on CUDA allocates a temporary the size of
+  the local parameters (its sqrt of the second moments) while the activations are gone; fused
+  AdamW (what the trainer uses on CUDA) and the paged 8-bit AdamW update in place. The peak is the
+  larger of the end of the forward pass and the step.
+- headroom on CUDA: the CUDA context and library workspaces outside the allocator (1 GiB) and
+  the caching allocator's fragmentation (5% of its peak): by hand, the QLoRA 13B peak of
+  ~20.4 GiB needs 1.5-2 GiB more. 0 on a CPU.
 
 Accumulation keeps the gradients while the next micro-batch runs forward, so the parts add up.
+The verdict compares the total with the memory CUDA reports for the card, not the size it is
+sold as (`usable_gib`: a "24 GB" A10, L4 or A5000 shows about 22.5 GiB).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 GIB = 1024 ** 3
+CONTEXT_GIB = 1.0      # CUDA context, cuBLAS / NCCL workspaces: memory the allocator does not see
+FRAGMENTATION = 0.05   # reserved but unallocated memory at the peak, a share of the allocated peak
+# The memory CUDA reports for cards sold by these sizes, the smallest among common ones (GiB):
+# 16: T4 14.7 (V100 15.8); 24: A10, L4, A5000 with ECC 22.5 (4090 23.99); 40: A100 39.4;
+# 80: A100 / H100 79.1. Other sizes are taken as given.
+USABLE_GIB = {16: 14.7, 24: 22.5, 40: 39.4, 80: 79.1}
 
 
 @dataclass(frozen=True)
@@ -134,12 +148,16 @@ def estimate_memory(shape: ModelShape, mode: str, *, processes: int = 1, shardin
                     tokens_per_device: int = 4096, row_tokens: int | None = None,
                     gradient_checkpointing: bool = True, lora_r: int = 16,
                     lora_dropout: float = 0.05, cuda: bool = True, flash: bool | None = None,
-                    overhead_gib: float | None = None) -> dict:
-    """GiB per device by part: weights, gradients, optimiser, working set, activations, logits.
+                    overhead_gib: float | None = None, fused_optimizer: bool | None = None) -> dict:
+    """GiB per device by part: weights, gradients, optimiser, working set, activations, logits,
+    the optimiser step's temporary, and the headroom over the allocator's peak.
+
+    `fused_optimizer` (default: on CUDA, as the trainer does) says whether AdamW runs fused;
+    `overhead_gib` replaces the headroom (CUDA context + fragmentation) with a fixed amount.
 
     >>> e = estimate_memory(LLAMA2_13B, "full", processes=4, sharding="fsdp")
-    >>> round(e["total"], 1), e["fits_80gb"]
-    (57.2, True)
+    >>> round(e["peak_allocated"], 1), round(e["total"], 1), e["fits_80gb"]
+    (56.2, 60.0, True)
     """
     if mode not in ("full", "lora", "qlora"):
         raise ValueError(f"mode must be full, lora or qlora, not {mode!r}")
@@ -168,24 +186,53 @@ def estimate_memory(shape: ModelShape, mode: str, *, processes: int = 1, shardin
             parts["weights"] = 0.516 * linear + 4 * (P - linear) + 4 * n_lora
         parts["gradients"] = 4 * n_lora
         parts["optimizer"] = (2 if mode == "qlora" and cuda else 8) * n_lora
+    step = optimizer_step_bytes(s, mode, processes=g, cuda=cuda, lora_r=lora_r,
+                                fused=cuda if fused_optimizer is None else fused_optimizer)
     checkpointing = gradient_checkpointing
     per_layer = activation_bytes_per_token_layer(
         s, mode, cuda=cuda, flash=flash, row_tokens=row_tokens or T, lora_dropout=lora_dropout)
     r = 4 if (mode == "qlora" or not cuda) else 2
     acts = T * (s.layers * r * s.hidden + per_layer) if checkpointing else T * s.layers * per_layer
     logits = T * s.vocab * (c + 12)
-    overhead = (1.0 if cuda else 0.0) if overhead_gib is None else overhead_gib
-    total = sum(parts.values()) + acts + logits + overhead * GIB
+    states = parts["weights"] + parts["gradients"] + parts["optimizer"]
+    # The end of the forward pass (everything kept for backward) or the optimiser step (states
+    # and the step's temporary; the activations and the gathered layers are freed by then).
+    backward_peak = states + parts["working_set"] + acts + logits
+    peak = max(backward_peak, states + step)
+    if overhead_gib is not None:
+        context, fragmentation = overhead_gib, 0.0
+    else:
+        context = CONTEXT_GIB if cuda else 0.0
+        fragmentation = FRAGMENTATION * peak / GIB if cuda else 0.0
+    overhead = context + fragmentation
     out = {"model": s.name, "mode": mode, "processes": processes, "sharding": sharding,
            "params_billion": P / 1e9, "tokens_per_device": T,
            "gradient_checkpointing": checkpointing, "lora_r": lora_r if mode != "full" else None,
            **{k: v / GIB for k, v in parts.items()},
-           "activations": acts / GIB, "logits": logits / GIB, "overhead": overhead,
-           "total": total / GIB}
-    out["weights_and_states"] = (parts["weights"] + parts["gradients"] + parts["optimizer"]
-                                 + parts["working_set"]) / GIB
-    out["fits_80gb"] = out["total"] <= 80
+           "activations": acts / GIB, "logits": logits / GIB, "optimizer_step": step / GIB,
+           "peak_allocated": peak / GIB,
+           "peak_at": "optimizer step" if states + step > backward_peak else "backward",
+           "context": context, "fragmentation": fragmentation, "overhead": overhead,
+           "total": peak / GIB + overhead}
+    out["weights_and_states"] = (states + parts["working_set"]) / GIB
+    out["fits_80gb"] = fits(out, 80)
     return out
+
+
+def optimizer_step_bytes(s: ModelShape, mode: str, *, processes: int = 1, cuda: bool = True,
+                         lora_r: int = 16, fused: bool = True) -> float:
+    """Bytes the optimiser step allocates beyond its states, on one device.
+
+    >>> round(optimizer_step_bytes(LLAMA2_13B, "full", processes=4, fused=False) / GIB, 1)
+    12.1
+    """
+    trainable = s.params if mode == "full" else s.lora_params(lora_r)
+    if (mode == "qlora" and cuda) or (fused and cuda):
+        return 0.0    # paged 8-bit AdamW and fused AdamW update each tensor in place
+    if cuda:          # foreach: _foreach_sqrt of every second moment at once, fp32
+        return 4.0 * trainable / processes
+    # torch's CPU AdamW loops over the parameters: one temporary of the largest at a time.
+    return 4.0 * (s.vocab * s.hidden / processes if mode == "full" else 0)
 
 
 def estimate_for_model(model_config, mode: str, **kw) -> dict:
@@ -193,28 +240,47 @@ def estimate_for_model(model_config, mode: str, **kw) -> dict:
     return estimate_memory(model_shape(model_config), mode, **kw)
 
 
+def usable_gib(device_gib: float) -> float:
+    """The memory CUDA reports for a card sold as `device_gib` (USABLE_GIB), else device_gib.
+
+    >>> usable_gib(24), usable_gib(23.99)
+    (22.5, 23.99)
+    """
+    return USABLE_GIB.get(device_gib, device_gib)
+
+
 def fits(e: dict, device_gib: float) -> bool:
-    """Whether the estimate fits a device of `device_gib` GiB."""
-    return e["total"] <= device_gib
+    """Whether the estimate, headroom included, fits the usable memory of a `device_gib` card."""
+    return e["total"] <= usable_gib(device_gib)
+
+
+def device_text(device_gib: float) -> str:
+    """How a device size reads in a verdict: '22.5 GiB usable of a 24 GiB card' or '23.99 GiB'."""
+    usable = usable_gib(device_gib)
+    return (f"{usable:g} GiB usable of a {device_gib:g} GiB card" if usable != device_gib
+            else f"{device_gib:g} GiB")
 
 
 def format_estimate(e: dict, device_gib: float | None = None) -> str:
     """One line for the log (with "will not fit" when a device size is given and exceeded).
 
     >>> format_estimate(estimate_memory(MISTRAL_7B, "qlora", lora_r=64), 24)[:43]
-    'estimated memory per device: 12.0 GiB (fits'
+    'estimated memory per device: 12.6 GiB (fits'
     """
     verdict = ""
     if device_gib is not None:
-        verdict = (f" (fits {device_gib:g} GiB)" if fits(e, device_gib)
-                   else f" (will not fit {device_gib:g} GiB)")
+        verdict = (f" (fits {device_text(device_gib)})" if fits(e, device_gib)
+                   else f" (will not fit {device_text(device_gib)})")
     return (f"estimated memory per device: {e['total']:.1f} GiB{verdict}: "
             f"{e['params_billion']:.2f}B params, {e['mode']}, {e['processes']} process(es), "
             f"sharding {e['sharding']}; weights {e['weights']:.1f}, gradients "
             f"{e['gradients']:.1f}, optimiser {e['optimizer']:.1f}, working set "
             f"{e['working_set']:.1f}, activations {e['activations']:.1f}, logits "
-            f"{e['logits']:.1f}, overhead {e['overhead']:.1f}")
+            f"{e['logits']:.1f}, optimiser step {e['optimizer_step']:.1f}; allocator peak "
+            f"{e['peak_allocated']:.1f} ({e['peak_at']}) + CUDA context "
+            f"{e['context']:.1f} + fragmentation {e['fragmentation']:.1f}")
 
 
 __all__ = ["ModelShape", "LLAMA2_13B", "MISTRAL_7B", "model_shape", "estimate_memory",
-           "estimate_for_model", "format_estimate", "fits", "activation_bytes_per_token_layer"]
+           "estimate_for_model", "format_estimate", "fits", "usable_gib", "device_text",
+           "optimizer_step_bytes", "activation_bytes_per_token_layer"]

@@ -22,7 +22,9 @@ from skillmix_utils.stages.train.memory import (
     LLAMA2_13B,
     MISTRAL_7B,
     ModelShape,
+    device_text,
     estimate_memory,
+    fits,
     format_estimate,
     model_shape,
 )
@@ -99,12 +101,16 @@ def time_estimate(cfg: StudyConfig, shape: ModelShape, *, tflops: float = A100_T
 
 def dry_run_report(cfg: StudyConfig, *, device_gib: float = 80.0,
                    tflops: float = A100_TFLOPS) -> tuple[str, bool]:
-    """The lines `skillmix train --dry-run` prints, and whether the run fits the device."""
+    """The lines `skillmix train --dry-run` prints, and whether the run fits the device.
+
+    `device_gib` is the card's size as sold (24 for an A10, L4 or 4090) or the memory CUDA
+    reports for it (memory.usable_gib turns the first into the second).
+    """
     t = cfg.train
     shape = shape_for(t.base_model)
     est = estimate_for_config(cfg, shape=shape)
     tm = time_estimate(cfg, shape, tflops=tflops)
-    ok = est["total"] <= device_gib
+    ok = fits(est, device_gib)   # headroom included, against what CUDA reports for the card
     lines = [
         f"model: {t.base_model} ({shape.params / 1e9:.2f}B parameters), mode {t.mode}, "
         f"launcher {t.launcher}, {t.num_processes} process(es)",
@@ -117,7 +123,7 @@ def dry_run_report(cfg: StudyConfig, *, device_gib: float = 80.0,
         f"{tm['tflops']:g} TFLOP/s per device and MFU {tm['mfu']:.0%}",
     ]
     if not ok:
-        lines.append(f"will not fit: {est['total']:.1f} GiB per device > {device_gib:g} GiB; "
+        lines.append(f"will not fit: {est['total']:.1f} GiB per device > {device_text(device_gib)}; "
                      "try gradient_checkpointing, a smaller per_device_batch_size or max_length, "
                      "more processes with launcher fsdp, or mode qlora")
     return "\n".join(lines), ok

@@ -8,22 +8,30 @@ per_device_batch_size x accumulation x processes (printed and recorded). One ste
 mean over every answer token of the step on all processes, so accumulation and DDP give the same
 gradient as one big batch.
 
-Modes: full (fp32 master weights, bf16 autocast on CUDA); lora (peft, frozen base in bf16 on
-CUDA, fp32 on CPU); qlora (NF4 + double quantisation, compute bf16 on CUDA, paged 8-bit AdamW,
-gradient checkpointing, as configured, through peft.prepare_model_for_kbit_training). CPU fallback for qlora:
+Precision (precision.py, `train.precision`, recorded as `precision` in the summary): on CUDA
+bf16 where the GPU has it, else fp16 with accelerate's loss scaling; fp32 on a CPU. Below,
+"half" is that compute dtype. Modes: full (fp32 master weights, half autocast on CUDA); lora
+(peft, frozen base in half on CUDA, fp32 on CPU); qlora (NF4 + double quantisation, compute in
+half on CUDA, paged 8-bit AdamW, gradient checkpointing, as configured, through
+peft.prepare_model_for_kbit_training). CPU fallback for qlora:
 bitsandbytes 0.50 runs NF4 on the CPU with fp32 compute (with its inference repacking off, nf4.py),
-but its paged 8-bit optimisers need CUDA, so the CPU uses torch AdamW for the adapter (recorded
-as `optimizer` in the summary).
+but its paged 8-bit optimisers need
+CUDA, so the CPU uses torch AdamW for the adapter (recorded as `optimizer` in the summary).
+torch AdamW runs fused on CUDA (no step-sized temporary: memory.py). Attention
+(attention.py): flash-attn 2 on CUDA when installed, else sdpa with a WARN in the log and the
+summary's `warnings`; a broken flash-attn install stops the run unless `attention: sdpa`.
 accelerate places the model and wraps it for DDP / FSDP / DeepSpeed; the launcher (launch.py)
-starts the processes. On CUDA every mode computes under bf16 autocast (QLoRA included:
+starts the processes. On CUDA every mode computes under half autocast (QLoRA included:
 prepare_model_for_kbit_training leaves norms and the residual stream in fp32, autocast keeps the
-matmuls and most activations in bf16).
+matmuls and most activations in half).
 
 One configuration, whatever the launcher: the trainer, not the accelerate yaml, owns the
 accumulation steps, the micro-batch and `max_grad_norm` (DeepSpeed's config gets them before
 prepare). Under FSDP every micro-batch's gradients are reduce-scattered at once (no `no_sync`):
 accumulating unsharded would hold a full bf16 copy of the gradients on each GPU (+26 GB for
-13B); the sharded gradients accumulate in fp32 and are reduced in fp32.
+13B); the sharded gradients accumulate in fp32 and are reduced in fp32. DeepSpeed ZeRO-3 is set
+up to do the same (deepspeed_setup.py: fp32 gradient accumulation and communication, and fp32
+master weights written from the checkpoint rather than from their bf16 copies).
 """
 from __future__ import annotations
 
@@ -41,11 +49,14 @@ from skillmix_utils.core.provenance import git_commit
 from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 from skillmix_utils.stages.train import checkpoint as ckpt
 from skillmix_utils.stages.train import nf4, tracking
+from skillmix_utils.stages.train.attention import FLASH, broken_error, choose_attention
+from skillmix_utils.stages.train.deepspeed_setup import deepspeed_settings, exact_master_weights
 from skillmix_utils.stages.train.formatting import Example, find_mix, format_rows, load_rows
 from skillmix_utils.stages.train.memory import format_estimate, model_shape
 from skillmix_utils.stages.train.outputs import merge_adapter, write_outputs
 from skillmix_utils.stages.train.packing import answer_loss, collate
 from skillmix_utils.stages.train.plan import estimate_for_config
+from skillmix_utils.stages.train.precision import DTYPE_NAME, MIXED_PRECISION, precision_for
 from skillmix_utils.stages.train.pretrain import load_corpus, pretrain_examples, tokens_for_ratio
 from skillmix_utils.stages.train.run import run_dir, run_name, settings_fingerprint
 from skillmix_utils.stages.train.schedule import accumulation_steps, rank_micro_batches, step_indices
@@ -77,31 +88,36 @@ def _load_model(cfg: StudyConfig, accelerator):
 
     t = cfg.train
     cuda = accelerator.device.type == "cuda"
+    compute = DTYPE_NAME[precision_for(t.precision)]   # bfloat16 / float16 on CUDA, else float32
     if t.mode == "qlora":
         from peft import prepare_model_for_kbit_training
 
         device_map = {"": accelerator.local_process_index} if cuda else None
-        model = load_causal_lm(t.base_model, quantization="nf4", device_map=device_map)
+        model = load_causal_lm(t.base_model, quantization="nf4", device_map=device_map,
+                               compute_dtype=compute)
         nf4.keep_differentiable(model)   # the probe's eval pass would break its gradients on some CPUs
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=t.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
-        dtype = "bfloat16" if cuda and t.mode == "lora" else "float32"
+        dtype = compute if t.mode == "lora" else "float32"
         if t.mode == "full" and _ranks_share_weights(accelerator):
             model = _empty_model(t.base_model)
         else:
             model = load_causal_lm(t.base_model, dtype=dtype)
-        if t.gradient_checkpointing:
+        # FSDP's own activation checkpointing (fsdp.yaml) wraps every decoder layer at prepare;
+        # HF's on top would recompute each layer's forward a second time.
+        if t.gradient_checkpointing and not _fsdp_checkpoints_activations(accelerator):
             model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
             if t.mode == "lora":
                 model.enable_input_require_grads()
-    if cuda:
-        with contextlib.suppress(Exception):  # flash-attn is optional; sdpa + 4-D mask otherwise
-            import flash_attn  # noqa: F401
-
-            model.set_attn_implementation("flash_attention_2")
+    impl, _ = choose_attention(t.attention, cuda=cuda)   # train() logs the fallback warning
+    if impl == FLASH:
+        try:
+            model.set_attn_implementation(FLASH)
+        except Exception as exc:  # transformers' own checks of the flash-attn install
+            raise broken_error(f"{type(exc).__name__}: {exc}") from exc
     if t.mode in ("lora", "qlora"):
         from peft import LoraConfig, get_peft_model
 
@@ -119,6 +135,13 @@ def _ranks_share_weights(accelerator) -> bool:
     plugin = getattr(accelerator.state, "fsdp_plugin", None)
     return (accelerator.distributed_type.name == "FSDP" and plugin is not None
             and bool(plugin.cpu_ram_efficient_loading) and accelerator.local_process_index != 0)
+
+
+def _fsdp_checkpoints_activations(accelerator) -> bool:
+    """True when accelerate's FSDP plugin applies activation checkpointing at prepare()."""
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    return (accelerator.distributed_type.name == "FSDP" and plugin is not None
+            and bool(plugin.activation_checkpointing))
 
 
 def _empty_model(name: str):
@@ -156,13 +179,14 @@ def make_accelerator(cfg: StudyConfig, accum: int):
     gloo first and the state is told which path to take, so the CPU tests execute the same
     sharding code as a GPU cluster. DeepSpeed's accumulation, micro-batch and clipping come from
     the trainer (the yaml's `gradient_accumulation_steps: 1` would otherwise win and make every
-    micro-batch an optimiser step).
+    micro-batch an optimiser step). Mixed precision follows train.precision (precision.py).
     """
     from accelerate import Accelerator, PartialState
     from accelerate.utils import DistributedType
 
     t = cfg.train
     cuda = torch.cuda.is_available()
+    precision = precision_for(t.precision)
     fsdp, deepspeed = _env_flag("ACCELERATE_USE_FSDP"), _env_flag("ACCELERATE_USE_DEEPSPEED")
     if deepspeed:
         os.environ["ACCELERATE_GRADIENT_ACCUMULATION_STEPS"] = str(accum)
@@ -175,22 +199,20 @@ def make_accelerator(cfg: StudyConfig, accum: int):
         state.distributed_type = (DistributedType.DEEPSPEED if deepspeed
                                   else DistributedType.MULTI_GPU)
     kwargs = {}
-    if fsdp and cuda:
+    if fsdp and cuda and precision != "fp32":
         from accelerate import FullyShardedDataParallelPlugin
 
-        # bf16 compute, fp32 gradient reduction (accelerate's default reduces in bf16).
+        # Half-precision compute, fp32 gradient reduction (accelerate's default reduces in the
+        # half dtype).
+        half = getattr(torch, DTYPE_NAME[precision])
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(mixed_precision_policy={
-            "param_dtype": torch.bfloat16, "reduce_dtype": torch.float32,
-            "output_dtype": torch.bfloat16})
-    accelerator = Accelerator(mixed_precision="bf16" if cuda else "no",
+            "param_dtype": half, "reduce_dtype": torch.float32, "output_dtype": half})
+    # fp16 gets accelerate's GradScaler (loss scaling); bf16 needs none.
+    accelerator = Accelerator(mixed_precision=MIXED_PRECISION[precision],
                               cpu=not cuda and not sharded_on_cpu,
                               gradient_accumulation_steps=accum, **kwargs)
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
-        ds = accelerator.state.deepspeed_plugin.deepspeed_config
-        ds["train_micro_batch_size_per_gpu"] = t.per_device_batch_size
-        ds["gradient_accumulation_steps"] = accum
-        ds["train_batch_size"] = t.batch_size
-        ds["gradient_clipping"] = float(t.max_grad_norm)
+        deepspeed_settings(accelerator.state.deepspeed_plugin.deepspeed_config, cfg, accum)
     return accelerator
 
 
@@ -200,8 +222,21 @@ def _optimizer(cfg: StudyConfig, params, cuda: bool):
         import bitsandbytes as bnb
 
         return bnb.optim.PagedAdamW8bit(params, lr=t.learning_rate, weight_decay=0.0)
-    # Weight decay 0: plain Adam, as in the paper.
-    return torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=0.0)
+    return torch.optim.AdamW(params, **adamw_settings(cfg, cuda))
+
+
+def adamw_settings(cfg: StudyConfig, cuda: bool) -> dict:
+    """torch AdamW's arguments: weight decay 0 (plain Adam, as in the paper), fused on CUDA.
+
+    torch's default on CUDA (foreach) allocates, at the step, a temporary the size of all the
+    parameters it updates (12.1 GiB for 13B sharded over 4 GPUs): the run's peak would be the
+    optimiser step (memory.optimizer_step_bytes). Fused AdamW updates in place. The CPU keeps
+    torch's default.
+    """
+    settings = {"lr": cfg.train.learning_rate, "weight_decay": 0.0}
+    if cuda:
+        settings["fused"] = True
+    return settings
 
 
 def _attention_kind(model) -> str:
@@ -220,7 +255,9 @@ def _micro_batch(examples, cfg: StudyConfig, pad_id: int, kind: str, dtype):
 
 @torch.no_grad()
 def mean_loss(model, examples: list[Example], *, pad_id: int = 0, packed: bool = True) -> float:
-    """Mean per-answer-token loss of a model on examples (one micro-batch each), no dropout."""
+    """Mean per-answer-token loss of a model on examples (one micro-batch each), no dropout.
+
+    `model` is the bare model (accelerator.unwrap_model of a prepared one)."""
     was = model.training
     model.eval()
     total, n = 0.0, 0
@@ -267,6 +304,13 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         f"{data_info['pretrain_examples']} pre-training chunks")
 
     model = _load_model(cfg, accelerator)
+    precision = precision_for(t.precision)
+    log(f"[train] precision {precision}" + (" with loss scaling (this GPU has no bf16)"
+                                             if precision == "fp16" else ""))
+    _, attention_warning = choose_attention(t.attention, cuda=cuda)
+    warnings = [attention_warning] if attention_warning else []
+    for w in warnings:
+        log(f"[train] WARN: {w}")
     sharding = {"FSDP": "fsdp", "DEEPSPEED": "deepspeed"}.get(accelerator.distributed_type.name,
                                                                "none")
     est = estimate_for_config(cfg, processes=world, sharding=sharding, cuda=cuda,
@@ -311,6 +355,14 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         import shutil
 
         shutil.rmtree(ckpt_root)
+    if last is None and sharding == "deepspeed" and t.mode == "full":
+        # ZeRO-3 built its fp32 masters from the compute-dtype copy; start from the checkpoint's.
+        missing = exact_master_weights(accelerator.unwrap_model(model), t.base_model)
+        if missing:
+            warnings.append(f"{len(missing)} trainable tensors are not in the checkpoint under "
+                            f"their names (e.g. {missing[0]}): their fp32 masters were built "
+                            "from the compute-dtype weights")
+            log(f"[train] WARN: {warnings[-1]}")
     accelerator.wait_for_everyone()
 
     totals = {"real": 0, "total": 0, "seconds": 0.0}
@@ -359,7 +411,9 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         tracker.log(step + 1, {"train/loss": step_loss, "train/lr": lr, "train/grad_norm": gnorm,
                                "train/tokens_per_second": int(counts[1]) / dt})
         if heldout and t.eval_every and ((step + 1) % t.eval_every == 0 or step + 1 == t.steps):
-            history[-1]["eval_loss"] = mean_loss(model, heldout, pad_id=pad_id, packed=t.packing)
+            # The bare model: a DDP wrapper has no .config, and evaluation needs no gradient sync.
+            history[-1]["eval_loss"] = mean_loss(accelerator.unwrap_model(model), heldout,
+                                                 pad_id=pad_id, packed=t.packing)
             tracker.log(step + 1, {"eval/loss": history[-1]["eval_loss"]})
         log(f"[train] step {step + 1}/{t.steps} loss {step_loss:.4f} lr {lr:.2e} "
             f"{int(counts[1]) / dt:.0f} real tok/s")
@@ -382,6 +436,7 @@ def train(cfg: StudyConfig, *, resume: bool = True, data_path: str | Path | None
         "max_grad_norm": t.max_grad_norm,
         "distributed_type": accelerator.distributed_type.name,
         "device": accelerator.device.type, "attention": kind, "packing": t.packing,
+        "precision": precision, "warnings": warnings,
         "optimizer": type(optimizer.optimizer).__name__ if hasattr(optimizer, "optimizer")
         else type(optimizer).__name__,
         "real_token_fraction": totals["real"] / totals["total"] if totals["total"] else None,
