@@ -50,38 +50,16 @@ from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_mo
 from skillmix_utils.stages.train import checkpoint as ckpt
 from skillmix_utils.stages.train import nf4, tracking
 from skillmix_utils.stages.train.attention import FLASH, broken_error, choose_attention
+from skillmix_utils.stages.train.dataset import build_examples
 from skillmix_utils.stages.train.deepspeed_setup import deepspeed_settings, exact_master_weights
-from skillmix_utils.stages.train.formatting import Example, find_mix, format_rows, load_rows
+from skillmix_utils.stages.train.formatting import Example
 from skillmix_utils.stages.train.memory import format_estimate, model_shape
 from skillmix_utils.stages.train.outputs import merge_adapter, write_outputs
 from skillmix_utils.stages.train.packing import answer_loss, collate
 from skillmix_utils.stages.train.plan import estimate_for_config
 from skillmix_utils.stages.train.precision import DTYPE_NAME, MIXED_PRECISION, precision_for
-from skillmix_utils.stages.train.pretrain import load_corpus, pretrain_examples, tokens_for_ratio
 from skillmix_utils.stages.train.run import run_dir, run_name, settings_fingerprint
 from skillmix_utils.stages.train.schedule import accumulation_steps, rank_micro_batches, step_indices
-
-
-def build_examples(cfg: StudyConfig, tokenizer, data_path: str | Path | None = None
-                   ) -> tuple[list[Example], dict]:
-    """The training set: formatted skill-mix conversations plus the pre-training chunks."""
-    t = cfg.train
-    path = Path(data_path) if data_path else find_mix(cfg.out, t.data_mix, t.subsample)
-    rows = load_rows(path)
-    examples, stats = format_rows(rows, tokenizer, fmt=t.format, max_length=t.max_length)
-    if not examples:
-        raise SkillmixError("no training example fits max_length", file=str(path),
-                            field="train.max_length")
-    sm_tokens = sum(len(e) for e in examples)
-    docs = load_corpus(t.pretrain.corpus) if t.pretrain.ratio > 0 else []
-    chunk = max(16, min(t.max_length, round(sm_tokens / len(examples))))
-    pre = pretrain_examples(docs, tokenizer, n_tokens=tokens_for_ratio(sm_tokens, t.pretrain.ratio),
-                            chunk_len=chunk, seed=t.seed)
-    info = {"data": str(path), "rows": len(rows), **stats.as_dict(),
-            "skillmix_examples": len(examples), "skillmix_tokens": sm_tokens,
-            "pretrain_corpus": t.pretrain.corpus, "pretrain_examples": len(pre),
-            "pretrain_tokens": sum(len(e) for e in pre)}
-    return examples + pre, info
 
 
 def _load_model(cfg: StudyConfig, accelerator):
