@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from skillmix_utils.core.catalog import apply_partition, load_catalog
-from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError, writing
 from skillmix_utils.core.redact import find_credential
 from skillmix_utils.core.strict_yaml import load_yaml
 
@@ -498,9 +498,23 @@ def _is_folders_own_config(path: Path, tree: dict, text: str) -> bool:
     if path.name != "config.yaml":
         return False
     raw = tree.get("output_dir")
-    return text.startswith(RESOLVED_HEADER) or (
+    return text.startswith(RESOLVED_HEADER) or set(StudyConfig.model_fields) <= set(tree) or (
         isinstance(raw, str) and Path(raw).is_absolute()
         and Path(raw).resolve() == path.resolve().parent)
+
+
+def users_config_in(out: Path) -> Path | None:
+    """`<out>/config.yaml` when it is there and skillmix did not write it (a run would replace
+    it with the resolved config), else None."""
+    path = Path(out) / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        tree = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return path
+    return None if isinstance(tree, dict) and _is_folders_own_config(path, tree, text) else path
 
 
 def refuse_output_dir(out: Path, config: Path, allow_own_folder: bool = False) -> None:
@@ -539,7 +553,8 @@ def write_resolved_config(cfg: StudyConfig) -> Path:
     """Write the resolved config (defaults filled in, output_dir absolute) to `<out>/config.yaml`:
     what the stages, the runner and the report read back as the study's config."""
     path = cfg.out / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tree = cfg.model_dump(mode="json")
-    path.write_text(RESOLVED_HEADER + yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tree = cfg.model_dump(mode="json")
+        path.write_text(RESOLVED_HEADER + yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
     return path
