@@ -31,7 +31,6 @@ from skillmix_utils.core.config import load_study_config
 from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError, disk_full
 from skillmix_utils.core.folder_lock import output_lock
 from skillmix_utils.core.records import RecordStore
-from skillmix_utils.core.redact import redact
 from skillmix_utils.doctor import main as doctor
 from skillmix_utils.llm.models import cache_dir
 from skillmix_utils.present.hub import check_pieces, push
@@ -339,13 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SkillmixError as err:
-        print(f"skillmix: error: {redact(err)}", file=sys.stderr)   # redact: a last guard
+        print(f"skillmix: error: {err}", file=sys.stderr)
         return err.exit_status
     except OSError as exc:     # a full disk where no writer named its file: still one line
         err = disk_full(exc)
         if err is None:
             raise
-        print(f"skillmix: error: {redact(err)}", file=sys.stderr)
+        print(f"skillmix: error: {err}", file=sys.stderr)
         return err.exit_status
     except KeyboardInterrupt:
         print("skillmix: interrupted; what finished is saved, re-run to resume", file=sys.stderr)
