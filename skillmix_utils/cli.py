@@ -170,7 +170,7 @@ def cmd_metrics(args) -> int:
     if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
         raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
                             file=str(records))
-    if not RecordStore(records).load():    # every line damaged (one warning says which)
+    if not RecordStore(records).load(warn=False):    # every line damaged or of another version
         raise SkillmixError("no readable evaluation record (every line is damaged or of another "
                             "schema version); re-run `skillmix evaluate` to make them again",
                             file=str(records))

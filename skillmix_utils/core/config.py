@@ -26,6 +26,7 @@ from pydantic import (
 
 from skillmix_utils.core.catalog import apply_partition, load_catalog
 from skillmix_utils.core.errors import SkillmixError, writing
+from skillmix_utils.core.provenance import CHECKOUT
 from skillmix_utils.core.redact import find_credential
 from skillmix_utils.core.strict_yaml import load_yaml
 
@@ -519,12 +520,13 @@ def users_config_in(out: Path) -> Path | None:
 
 def refuse_output_dir(out: Path, config: Path, allow_own_folder: bool = False) -> None:
     """A study's outputs stay in a folder of their own: refuse an output_dir that is, or holds,
-    `/`, the home folder, the project root or the folder of the study file (whose own files a
+    `/`, the home folder, the project root, skillmix's own checkout or the folder of the study file (whose own files a
     run would overwrite: config.yaml, data/, ...); `allow_own_folder` for a config.yaml that
     skillmix wrote into its output folder."""
     out = Path(out).expanduser().resolve()
     here = Path(config).resolve().parent
-    guarded = [("the home folder", Path.home()), ("the root folder", Path("/"))]
+    guarded = [("the home folder", Path.home()), ("the root folder", Path("/")),
+               ("the skillmix checkout", CHECKOUT)]
     marked = project_root(here, marked_only=True)
     if marked is not None:         # not the current folder: a notebook may run inside `out`
         guarded.append(("the project root", marked))

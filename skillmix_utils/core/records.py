@@ -204,12 +204,13 @@ class RecordStore:
                 os.ftruncate(fh.fileno(), size)     # a full disk leaves no half line behind
                 raise
 
-    def load(self) -> dict[str, TextRecord]:
+    def load(self, warn: bool = True) -> dict[str, TextRecord]:
         """The latest version of every record, in first-seen order.
 
         Damaged lines (a line torn by a killed writer, invalid UTF-8, NUL bytes, anything that
-        is not a record) are skipped with one warning on stderr that counts and locates them;
-        the items they held are missing, so the stage makes them again.
+        is not a record) are skipped with one warning on stderr that counts and locates them
+        (`warn=False`: quietly, for a caller whose own error says it); the items they held are
+        missing, so the stage makes them again.
         """
         out: dict[str, TextRecord] = {}
         if not self.path.exists():
@@ -241,9 +242,9 @@ class RecordStore:
                     skipped.append((number, why))
                     continue
                 out[rec.id] = rec
-        if skipped:
+        if skipped and warn:
             _warn_damaged(self.path, skipped)
-        if other_versions:
+        if other_versions and warn:
             _warn_versions(self.path, other_versions)
         return out
 

@@ -157,10 +157,12 @@ def check_records_file(path, field: str = "--records") -> str:
     if path.is_dir():
         raise SkillmixError("is a folder; give a records file such as "
                             "outputs/<study>/eval/records.jsonl", file=str(path), field=field)
-    records = RecordStore(path).records()
+    store = RecordStore(path)
+    records = list(store.load(warn=False).values())
     if not records:
-        raise SkillmixError("holds no readable record (a records JSONL written by skillmix)",
-                            file=str(path), field=field)
+        raise SkillmixError("holds no readable record (a records JSONL written by skillmix, of "
+                            "this schema version)", file=str(path), field=field)
+    store.load()      # the one warning about lines that were skipped, if any
     return "data" if records[0].stage == "datagen" else "evaluation"
 
 
