@@ -128,7 +128,8 @@ def cmd_train(args) -> int:
         text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
         print(text)
         return 0 if fits else 1
-    check_training_data(cfg, args.config)   # before the model is converted or loaded
+    if cfg.train.enabled:
+        check_training_data(cfg, args.config)   # before the model is converted or loaded
     with _locked(cfg, args):
         _print_paths(run_training(cfg, resume=not args.restart))
     return 0
