@@ -46,8 +46,9 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 def safe_name(v: str) -> str:
     """`v` if it is one safe path component; else a ValueError that says what is allowed."""
     if not SAFE_NAME.match(v or ""):
-        raise ValueError("must be one folder name: letters, digits, '.', '_' or '-', starting with a "
-                         "letter or digit, at most 100 characters (no '/', no '..', not empty)")
+        raise ValueError("must be one folder name: letters, digits, '.', '_' or '-', starting "
+                         "with a letter or digit, at most 100 characters (no '/', no '..', not "
+                         "empty)")
     return v
 
 
@@ -520,7 +521,7 @@ def users_config_in(out: Path) -> Path | None:
 
 def refuse_output_dir(out: Path, config: Path, allow_own_folder: bool = False) -> None:
     """A study's outputs stay in a folder of their own: refuse an output_dir that is, or holds,
-    `/`, the home folder, the project root, skillmix's own checkout or the folder of the study file (whose own files a
+    `/`, the home folder, the project root, skillmix's own checkout or the study file's folder (whose own files a
     run would overwrite: config.yaml, data/, ...); `allow_own_folder` for a config.yaml that
     skillmix wrote into its output folder."""
     out = Path(out).expanduser().resolve()
@@ -538,7 +539,8 @@ def refuse_output_dir(out: Path, config: Path, allow_own_folder: bool = False) -
             holds = "is" if out == folder else "holds"
             raise SkillmixError(f"{out} {holds} {what}; a study writes config.yaml, data/, eval/ "
                                 "and more into its output folder, so it must be a folder of its "
-                                "own (default outputs/<name>)", file=str(config), field="output_dir")
+                                "own (default outputs/<name>)", file=str(config),
+                                field="output_dir")
 
 
 def project_root(start: Path, marked_only: bool = False) -> Path | None:

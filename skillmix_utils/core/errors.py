@@ -79,7 +79,7 @@ def disk_full(exc: OSError, path=None) -> DiskFull | None:
 
 @contextlib.contextmanager
 def writing(path):
-    """Turn "no space left" (and the like) while writing `path` into one `DiskFull` line naming it."""
+    """Turn "no space left" (and the like) while writing `path` into one `DiskFull` naming it."""
     try:
         yield
     except OSError as exc:

@@ -40,7 +40,8 @@ CREDENTIAL_PARAM = re.compile(r"(?i)^(.*[-_])?(key|apikey|token|secret|password|
                               r"authorization|sig|signature|credentials?)$")
 _URL = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+")
 # Provider prefixes: the body after one is the secret part, refused also without its prefix.
-_KEY_PREFIX = re.compile(r"(?i)^(sk-(proj-|ant-(api\d+-|admin\d+-)?|svcacct-|admin-)?|hf_|gsk_|xai-)")
+_KEY_PREFIX = re.compile(
+    r"(?i)^(sk-(proj-|ant-(api\d+-|admin\d+-)?|svcacct-|admin-)?|hf_|gsk_|xai-)")
 FRAGMENT = 16   # this many characters of a key's body in a row are that key
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import yaml
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.redact import redact
 
 
 class _DuplicateKey(yaml.MarkedYAMLError):
@@ -30,10 +31,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 except TypeError:          # an unhashable key: SafeLoader reports it itself
                     continue
                 if first is not key_node.start_mark:
-                    raise _DuplicateKey(problem=f"the key {str(key)[:60]!r} is given twice in one "
-                                        f"mapping (first at line {first.line + 1}); YAML would "
-                                        "silently keep only the last",
-                                        problem_mark=key_node.start_mark)
+                    name = redact(str(key))[:60]
+                    raise _DuplicateKey(problem=f"the key {name!r} is given twice in one mapping "
+                                        f"(first at line {first.line + 1}); YAML would silently "
+                                        "keep only the last", problem_mark=key_node.start_mark)
         return super().construct_mapping(node, deep)
 
 
