@@ -28,18 +28,24 @@ from pathlib import Path
 from skillmix_utils import __version__
 from skillmix_utils.core.catalog import load_catalog, summary_table
 from skillmix_utils.core.config import load_study_config
-from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError
+from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError, disk_full
 from skillmix_utils.core.folder_lock import output_lock
+from skillmix_utils.core.records import RecordStore
 from skillmix_utils.doctor import main as doctor
 from skillmix_utils.llm.models import cache_dir
-from skillmix_utils.present.hub import push
+from skillmix_utils.present.hub import check_pieces, push
 from skillmix_utils.present.human import write_agreement
 from skillmix_utils.present.human.server import serve
 from skillmix_utils.runner import run_study
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
-from skillmix_utils.stages.grade import grade_file
-from skillmix_utils.stages.preflight import check_study, records_stage
+from skillmix_utils.stages.grade import grade_file, graders_for
+from skillmix_utils.stages.preflight import (
+    check_folder,
+    check_records_file,
+    check_study,
+    check_training_data,
+)
 from skillmix_utils.stages.reference_import import import_reference
 from skillmix_utils.stages.tables import write_metric_tables
 from skillmix_utils.stages.train import run_training
@@ -105,14 +111,25 @@ def cmd_generate_data(args) -> int:
     return 0
 
 
+def _positive(args, *names) -> None:
+    """Numeric options that must be more than 0, checked before anything loads."""
+    for name in names:
+        value = getattr(args, name)
+        if not value > 0:      # also NaN
+            raise SkillmixError(f"must be more than 0, got {value:g}",
+                                field="--" + name.replace("_", "-"))
+
+
 def cmd_train(args) -> int:
+    _positive(args, "device_gib", "device_tflops")
     cfg = _config(args, ["train"])
     if args.dry_run:
 
         text, fits = dry_run_report(cfg, device_gib=args.device_gib, tflops=args.device_tflops)
         print(text)
         return 0 if fits else 1
-
+    if cfg.train.enabled:
+        check_training_data(cfg, args.config)   # before the model is converted or loaded
     with _locked(cfg, args):
         _print_paths(run_training(cfg, resume=not args.restart))
     return 0
@@ -136,10 +153,13 @@ def cmd_evaluate(args) -> int:
 
 def cmd_grade(args) -> int:
 
+    stage = check_records_file(args.records)
     if args.dry_run:     # no key check: a plan asks nothing of the provider
-        grade_file(_config(args), Path(args.records), grader_names=args.grader, dry_run=True)
+        grade_file(_config(args, [f"graders:{stage}"], keys=False), Path(args.records),
+                   grader_names=args.grader, dry_run=True)
         return 0
-    cfg = _config(args, [f"graders:{records_stage(args.records)}"])
+    cfg = _config(args, [f"graders:{stage}"])
+    graders_for(cfg, "datagen" if stage == "data" else "eval", args.grader)   # --grader names
     with _locked(cfg, args):
         _print_paths(grade_file(cfg, Path(args.records), grader_names=args.grader))
     return 0
@@ -150,6 +170,10 @@ def cmd_metrics(args) -> int:
     records = cfg.out / "eval" / "records.jsonl"
     if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
         raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
+                            file=str(records))
+    if not RecordStore(records).load(warn=False):    # every line damaged or of another version
+        raise SkillmixError("no readable evaluation record (every line is damaged or of another "
+                            "schema version); re-run `skillmix evaluate` to make them again",
                             file=str(records))
 
     with _locked(cfg, args):
@@ -178,6 +202,7 @@ def cmd_cache(args) -> int:
 
 
     root = cache_dir()
+    check_folder(root, None, "SKILLMIX_CACHE")
     parts = {"llm": root / "llm", "models": root / "models"}
     if args.action == "info":
         print(f"cache: {root}  (set SKILLMIX_CACHE to move it)")
@@ -205,6 +230,8 @@ def cmd_cache(args) -> int:
 
 
 def cmd_human(args) -> int:
+    if not 1 <= args.port <= 65535:
+        raise SkillmixError(f"a port is 1-65535, got {args.port}", field="--port")
     cfg = _config(args)
 
     serve(cfg, raters=args.rater, port=args.port)
@@ -227,7 +254,8 @@ def cmd_import_reference(args) -> int:
 
 def cmd_push(args) -> int:
     cfg = _config(args, keys=False)       # no model is called; the hub token is checked by push
-
+    if not args.dry_run:
+        check_pieces(cfg, args.config)    # a missing train section or run: before the lock
     with _locked(cfg, args):              # the cards are rewritten in the run folder after a push
         push(cfg, namespace=args.namespace, private=args.private, endpoint=args.endpoint,
              dry_run=args.dry_run, config_file=args.config)
@@ -318,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SkillmixError as err:
+        print(f"skillmix: error: {err}", file=sys.stderr)
+        return err.exit_status
+    except OSError as exc:     # a full disk where no writer named its file: still one line
+        err = disk_full(exc)
+        if err is None:
+            raise
         print(f"skillmix: error: {err}", file=sys.stderr)
         return err.exit_status
     except KeyboardInterrupt:

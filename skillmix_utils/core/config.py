@@ -7,15 +7,28 @@ documented field by field in README.md ("Study config"); configs/*.yaml are the 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from skillmix_utils.core.catalog import apply_partition, load_catalog
-from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.errors import SkillmixError, writing
+from skillmix_utils.core.provenance import CHECKOUT
 from skillmix_utils.core.redact import find_credential
+from skillmix_utils.core.strict_yaml import load_yaml
 
 Pool = Literal["train", "held_out", "all"]
 Preset = Literal["improved", "reference"]
@@ -53,6 +66,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A name that becomes a folder or file name (a study's outputs/<name>, a sub-sample's mix file, a
+# student's part of a record id): one path component, so that nothing lands outside its folder.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def safe_name(v: str) -> str:
+    """`v` if it is one safe path component; else a ValueError that says what is allowed."""
+    if not SAFE_NAME.match(v or ""):
+        raise ValueError("must be one folder name: letters, digits, '.', '_' or '-', starting "
+                         "with a letter or digit, at most 100 characters (no '/', no '..', not "
+                         "empty)")
+    return v
+
+
+# What providers accept: OpenAI (and servers speaking its API, local models) temperature 0-2,
+# Anthropic 0-1; at least one output token.
+TEMPERATURE_RANGE = {"anthropic": (0.0, 1.0)}
+DEFAULT_TEMPERATURE_RANGE = (0.0, 2.0)
+# Backend options with a meaning the config can check (llm/__init__.get_backend): (minimum, kind).
+NUMERIC_OPTIONS = {"timeout": (0.0, float, False), "max_retries": (0, int, True),
+                   "max_retry_after": (0.0, float, True), "circuit_breaker": (0, int, True),
+                   "rpm": (0.0, float, False), "tpm": (0.0, float, False),
+                   "malformed_retries": (0, int, True)}
+
+
+def check_url(v: str) -> str:
+    """`v` if it is an http(s) URL with a host and a port in range; the error never repeats it."""
+    try:
+        parts = urlsplit(v)
+        port = parts.port                     # raises for a port out of 0-65535 or not a number
+    except ValueError:
+        raise ValueError("is not a URL with a valid port (1-65535), e.g. "
+                         "http://localhost:8000/v1") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("needs a scheme and a host, e.g. http://localhost:8000/v1 or "
+                         "https://api.openai.com/v1")
+    if port == 0:
+        raise ValueError("port 0 is not a port a server listens on (1-65535)")
+    return v
+
+
 class ModelSpec(_Strict):
     """A model reached through a backend spec such as "openai:gpt-4o" or "hf:smollm2-135m-instruct"."""
     spec: str
@@ -79,6 +133,42 @@ class ModelSpec(_Strict):
             raise ValueError(f"{bad[0]!r}: API keys are read from the environment only "
                              "(OPENAI_API_KEY, ANTHROPIC_API_KEY), never from a config")
         return v
+
+    @field_validator("options")
+    @classmethod
+    def _known_options_in_range(cls, v: dict) -> dict:
+        for name, (low, kind, zero_ok) in NUMERIC_OPTIONS.items():
+            if name not in v or v[name] is None:
+                continue
+            x = v[name]
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or \
+                    (kind is int and not isinstance(x, int)):
+                raise ValueError(f"{name} must be a{'n integer' if kind is int else ' number'}")
+            if x < low or (x == low and not zero_ok) or x != x:
+                raise ValueError(f"{name} must be {'at least' if zero_ok else 'more than'} {low:g}")
+        return v
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_accepted(cls, v: float, info: ValidationInfo) -> float:
+        kind = str(info.data.get("spec", "")).split(":", 1)[0]
+        low, high = TEMPERATURE_RANGE.get(kind, DEFAULT_TEMPERATURE_RANGE)
+        if not low <= v <= high:
+            raise ValueError(f"{v:g} is outside what {kind or 'the provider'} accepts "
+                             f"({low:g} to {high:g})")
+        return v
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _some_tokens(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1 (the number of tokens a reply may have)")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v)
 
     @field_validator("spec")
     @classmethod
@@ -114,6 +204,12 @@ class GraderSpec(ModelSpec):
         if self.method == "yes_no_logprob" and self.system_message is not None:
             raise ValueError("the yes_no_logprob judge sends no system message")
         return self
+    # An unreadable reply (parse_failed) is asked again, with another seed, this many times in the
+    # same run (the cache keeps every attempt, so a re-run pays nothing again).
+    parse_retries: int = Field(2, ge=0, le=10)
+    # The share of this grader's gradings that may stay unreadable after the retries before the
+    # stage exits 1 (a grader answering "" or in a shape no parser reads is a failure, not data).
+    max_unreadable: float = Field(0.1, ge=0, le=1)
 
     @property
     def label(self) -> str:
@@ -283,7 +379,7 @@ class HumanSpec(_Strict):
 
 
 class SubsampleSpec(_Strict):
-    name: str
+    name: Annotated[str, AfterValidator(safe_name)]      # the mix's file name
     size: int | None = Field(None, gt=0)   # None: every kept text of the k not in per_k, plus per_k
     per_k: dict[int, int] = Field(default_factory=dict)  # e.g. {3: 2000}; the rest drawn from other k
     seed: int = 0
@@ -373,7 +469,7 @@ class TrainSpec(_Strict):
 class StudentSpec(_Strict):
     """A student: a base model, optionally with the adapter or checkpoint of a training run.
     `adapter: "@train"` means the output of this study's training stage."""
-    name: str
+    name: Annotated[str, AfterValidator(safe_name)]      # part of its records' ids
     model: ModelSpec
     adapter: str | None = None
     # vllm: students only. Before a full run, greedy outputs of vLLM and transformers + peft
@@ -404,7 +500,7 @@ class EvaluationSpec(_Strict):
 
 
 class StudyConfig(_Strict):
-    name: str
+    name: Annotated[str, AfterValidator(safe_name)]      # the folder outputs/<name>
     description: str = ""
     output_dir: str | None = None          # default: outputs/<name>
     catalog: CatalogSpec = Field(default_factory=CatalogSpec)
@@ -504,16 +600,13 @@ def load_study_config(path: str | Path, overrides: dict | None = None) -> StudyC
     if path.is_dir():
         raise SkillmixError("is a folder; give a study config YAML file", file=str(path))
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SkillmixError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-        raise SkillmixError(f"not valid YAML{at}: {getattr(exc, 'problem', None) or exc}",
-                            file=str(path)) from None
+    tree = load_yaml(text, path) or {}
     if not isinstance(tree, dict):
         raise SkillmixError("a study config must be a mapping of fields", file=str(path))
+    own_folder = _is_folders_own_config(path, tree, text)
     tree = copy.deepcopy(tree)
     for dotted, value in (overrides or {}).items():
         _set_dotted(tree, dotted, value, str(path))
@@ -528,23 +621,78 @@ def load_study_config(path: str | Path, overrides: dict | None = None) -> StudyC
     out = cfg.out
     if not out.is_absolute():
         out = project_root(path.resolve().parent) / out
+    refuse_output_dir(out, path, allow_own_folder=own_folder)
     return cfg.model_copy(update={"output_dir": str(out)})
 
 
-def project_root(start: Path) -> Path:
+RESOLVED_HEADER = "# skillmix: the resolved config of this output folder, rewritten by every run\n"
+
+
+def _is_folders_own_config(path: Path, tree: dict, text: str) -> bool:
+    """True for the config.yaml skillmix wrote into an output folder (the resolved config, or
+    an import's): reading it back may name its own folder as output_dir."""
+    if path.name != "config.yaml":
+        return False
+    raw = tree.get("output_dir")
+    return text.startswith(RESOLVED_HEADER) or set(StudyConfig.model_fields) <= set(tree) or (
+        isinstance(raw, str) and Path(raw).is_absolute()
+        and Path(raw).resolve() == path.resolve().parent)
+
+
+def users_config_in(out: Path) -> Path | None:
+    """`<out>/config.yaml` when it is there and skillmix did not write it (a run would replace
+    it with the resolved config), else None."""
+    path = Path(out) / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        tree = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return path
+    return None if isinstance(tree, dict) and _is_folders_own_config(path, tree, text) else path
+
+
+def refuse_output_dir(out: Path, config: Path, allow_own_folder: bool = False) -> None:
+    """A study's outputs stay in a folder of their own: refuse an output_dir that is, or holds,
+    `/`, the home folder, the project root, skillmix's own checkout or the study file's folder (whose own files a
+    run would overwrite: config.yaml, data/, ...); `allow_own_folder` for a config.yaml that
+    skillmix wrote into its output folder."""
+    out = Path(out).expanduser().resolve()
+    here = Path(config).resolve().parent
+    guarded = [("the home folder", Path.home()), ("the root folder", Path("/")),
+               ("the skillmix checkout", CHECKOUT)]
+    marked = project_root(here, marked_only=True)
+    if marked is not None:         # not the current folder: a notebook may run inside `out`
+        guarded.append(("the project root", marked))
+    if not allow_own_folder:
+        guarded.insert(0, ("the study file's folder", here))
+    for what, folder in guarded:
+        folder = folder.resolve()
+        if out == folder or out in folder.parents:
+            holds = "is" if out == folder else "holds"
+            raise SkillmixError(f"{out} {holds} {what}; a study writes config.yaml, data/, eval/ "
+                                "and more into its output folder, so it must be a folder of its "
+                                "own (default outputs/<name>)", file=str(config),
+                                field="output_dir")
+
+
+def project_root(start: Path, marked_only: bool = False) -> Path | None:
     """The nearest folder at or above `start` holding pyproject.toml or .git, else the current
-    folder: where a study's relative `output_dir` (default `outputs/<name>`) lives."""
+    folder (None with `marked_only`): where a study's relative `output_dir` (default
+    `outputs/<name>`) lives."""
     for folder in [start, *start.parents]:
         if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
             return folder
-    return Path.cwd()
+    return None if marked_only else Path.cwd()
 
 
 def write_resolved_config(cfg: StudyConfig) -> Path:
     """Write the resolved config (defaults filled in, output_dir absolute) to `<out>/config.yaml`:
     what the stages, the runner and the report read back as the study's config."""
     path = cfg.out / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tree = cfg.model_dump(mode="json")
-    path.write_text(yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tree = cfg.model_dump(mode="json")
+        path.write_text(RESOLVED_HEADER + yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
     return path

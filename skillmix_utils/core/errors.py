@@ -15,6 +15,9 @@ in a traceback or a half-written output, and a script can tell a failed run from
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+
 EXIT_OK, EXIT_FAILURES, EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_REFUSED, EXIT_BUSY = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
 
@@ -55,13 +58,44 @@ class FolderInUse(SkillmixError):
     exit_status = EXIT_BUSY
 
 
+class DiskFull(SkillmixError):
+    """A file could not be written: no space left, a quota, a file-size limit, a read-only
+    file system. What was written before is intact; a re-run continues from it."""
+    exit_status = EXIT_FAILURES
+
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def disk_full(exc: OSError, path=None) -> DiskFull | None:
+    """The DiskFull error an OSError means (None for any other OSError), naming `path` (else
+    the file the OSError names)."""
+    if exc.errno not in NO_ROOM:
+        return None
+    where = path or exc.filename
+    return DiskFull(f"cannot write: {exc.strerror or exc}; what was written before is kept: make "
+                    "room and re-run the same command to continue", file=where and str(where))
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn "no space left" (and the like) while writing `path` into one `DiskFull` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        err = disk_full(exc, path)
+        if err is None:
+            raise
+        raise err from None
+
+
 def exit_status_of(name: str) -> int | None:
     """The exit status of a skillmix error class by name (for errors raised inside a notebook).
 
     >>> exit_status_of("BudgetSpent"), exit_status_of("ValueError")
     (3, None)
     """
-    for cls in (SkillmixError, ItemsFailed, BudgetSpent, RequestRefused, FolderInUse):
+    for cls in (SkillmixError, ItemsFailed, BudgetSpent, RequestRefused, FolderInUse, DiskFull):
         if cls.__name__ == name:
             return cls.exit_status
     return None

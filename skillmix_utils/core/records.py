@@ -8,17 +8,26 @@ Storage: a stage's records live in one JSONL file. Every write appends one whole
 and fsync'd under a file lock), so a crash loses at most the line being written and a torn last
 line is ignored on read. An updated record is appended again with the same `id`; readers keep
 the last version of each id. `RecordStore.compact()` rewrites the file atomically when wanted.
+
+Every record carries `schema_version` (a line without one is version 1, what skillmix wrote
+before the field existed). A line of another version is migrated up (`MIGRATIONS`) when a
+migration exists, else skipped with one warning: never read as a record of this version.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 from pydantic import BaseModel, Field
 
+from skillmix_utils.core.errors import writing
+
 Stage = Literal["datagen", "eval"]
+SCHEMA_VERSION = 1
+# version v -> a function turning a version-v record (a dict) into version v + 1
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 Setting = Literal["train", "held_out", "all", "custom"]
 
 
@@ -75,6 +84,7 @@ class Derived(BaseModel):
 
 class TextRecord(BaseModel):
     """A generated skill-mix text and everything later stages learn about it."""
+    schema_version: int = SCHEMA_VERSION          # the record shape (see MIGRATIONS)
     id: str
     stage: Stage
     study: str = ""
@@ -126,6 +136,39 @@ def _warn_damaged(path: Path, skipped: list[tuple[int, str]]) -> None:
           file=sys.stderr, flush=True)
 
 
+def _warn_versions(path: Path, found: list[tuple[int, object]]) -> None:
+    """One line on stderr per file state listing lines of a schema version this code can't read."""
+    import sys
+
+    key = ("versions", str(path), tuple(found))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    where = ", ".join(f"line {n} (version {v})" for n, v in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    print(f"skillmix: warning: {path}: skipped {len(found)} record line{'s' * (len(found) > 1)} "
+          f"of another schema version: {where}{more}; this skillmix reads version "
+          f"{SCHEMA_VERSION} and has no migration for them, so they are not taken as records "
+          "(their items are made again; a newer skillmix reads them)",
+          file=sys.stderr, flush=True)
+
+
+def upgrade(data: dict) -> dict | None:
+    """A record dict of any schema version as this version's (migrated), or None when no
+    migration leads from its version to this one.
+
+    >>> upgrade({"id": "x"})["id"], upgrade({"id": "x", "schema_version": 99})
+    ('x', None)
+    """
+    version = data.get("schema_version", 1)
+    while isinstance(version, int) and not isinstance(version, bool) and version in MIGRATIONS \
+            and version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+        data["schema_version"] = version
+    return data if version == SCHEMA_VERSION else None
+
+
 class RecordStore:
     """Append-only JSONL of TextRecords with last-write-wins reads."""
 
@@ -144,27 +187,36 @@ class RecordStore:
         lines = "".join(r.model_dump_json() + "\n" for r in records)
         if not lines:
             return
-        with self._lock(), open(self.path, "a+b") as fh:
+        # Unbuffered, so that a failed write leaves nothing queued to be flushed at close.
+        with writing(self.path), self._lock(), open(self.path, "a+b", buffering=0) as fh:
             # A writer killed mid-line leaves a torn tail: start on a fresh line after it.
-            if fh.tell() > 0:
+            size = fh.seek(0, os.SEEK_END)
+            if size > 0:
                 fh.seek(-1, os.SEEK_END)
                 if fh.read(1) != b"\n":
                     lines = "\n" + lines
-            fh.write(lines.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
+            data = memoryview(lines.encode("utf-8"))
+            try:
+                while data:
+                    data = data[fh.write(data):]
+                os.fsync(fh.fileno())
+            except OSError:
+                os.ftruncate(fh.fileno(), size)     # a full disk leaves no half line behind
+                raise
 
-    def load(self) -> dict[str, TextRecord]:
+    def load(self, warn: bool = True) -> dict[str, TextRecord]:
         """The latest version of every record, in first-seen order.
 
         Damaged lines (a line torn by a killed writer, invalid UTF-8, NUL bytes, anything that
-        is not a record) are skipped with one warning on stderr that counts and locates them;
-        the items they held are missing, so the stage makes them again.
+        is not a record) are skipped with one warning on stderr that counts and locates them
+        (`warn=False`: quietly, for a caller whose own error says it); the items they held are
+        missing, so the stage makes them again.
         """
         out: dict[str, TextRecord] = {}
         if not self.path.exists():
             return out
         skipped: list[tuple[int, str]] = []
+        other_versions: list[tuple[int, object]] = []
         with open(self.path, "rb") as fh:
             for number, raw in enumerate(fh, 1):
                 if not raw.strip():
@@ -172,7 +224,14 @@ class RecordStore:
                 try:
                     if b"\0" in raw:
                         raise ValueError("NUL bytes")
-                    rec = TextRecord.model_validate(json.loads(raw.decode("utf-8")))
+                    data = json.loads(raw.decode("utf-8"))
+                    if isinstance(data, dict):
+                        current = upgrade(data)
+                        if current is None:
+                            other_versions.append((number, data.get("schema_version")))
+                            continue
+                        data = current
+                    rec = TextRecord.model_validate(data)
                 except UnicodeDecodeError:
                     skipped.append((number, "invalid UTF-8"))
                     continue
@@ -183,8 +242,10 @@ class RecordStore:
                     skipped.append((number, why))
                     continue
                 out[rec.id] = rec
-        if skipped:
+        if skipped and warn:
             _warn_damaged(self.path, skipped)
+        if other_versions and warn:
+            _warn_versions(self.path, other_versions)
         return out
 
     def records(self) -> list[TextRecord]:

@@ -35,17 +35,86 @@ NOT_IN_A_CONFIG = ("API keys are read from the environment only (OPENAI_API_KEY,
                    "ANTHROPIC_API_KEY), never from a config, which is copied into outputs")
 
 
+# A URL query parameter named like a credential (`?api_key=...`, `&access_token=...`, `?key=`).
+CREDENTIAL_PARAM = re.compile(r"(?i)^(.*[-_])?(key|apikey|token|secret|password|passwd|auth|"
+                              r"authorization|sig|signature|credentials?)$")
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]+")
+# Provider prefixes: the body after one is the secret part, refused also without its prefix.
+_KEY_PREFIX = re.compile(
+    r"(?i)^(sk-(proj-|ant-(api\d+-|admin\d+-)?|svcacct-|admin-)?|hf_|gsk_|xai-)")
+FRAGMENT = 16   # this many characters of a key's body in a row are that key
+
+
+def holds_env_secret(text: str) -> bool:
+    """True when `text` holds a key from the environment (SECRET_ENV) in any form: whole, without
+    its provider prefix, case-changed, URL-encoded, or any FRAGMENT characters of it in a row.
+
+    >>> os.environ["HF_TOKEN"] = "hf_" + "Ab3dEf6hIj9kLm2nOp5q"
+    >>> [holds_env_secret(t) for t in ("note ab3def6hij9klm2nop5q", "hf_Ab3d", "no key")]
+    [True, False, False]
+    >>> del os.environ["HF_TOKEN"]
+    """
+    low = text.lower()
+    for secret in (os.environ.get(v) for v in SECRET_ENV):
+        if not secret or len(secret) < 8:
+            continue
+        body = _KEY_PREFIX.sub("", secret)
+        forms = {v for f in (secret, body) if len(f) >= 8 for v in _variants(f)}
+        if any(f in low for f in forms):
+            return True
+        b = body.lower()
+        if any(b[i:i + FRAGMENT] in low for i in range(len(b) - FRAGMENT + 1)):
+            return True
+    return False
+
+
+def _credential_param(text: str) -> str | None:
+    """The name of the first query parameter named like a credential in a URL inside `text`."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    for m in _URL.finditer(text):
+        try:
+            parts = urlsplit(m.group(0))
+        except ValueError:
+            continue
+        for name, _ in parse_qsl(parts.query + "&" + parts.fragment, keep_blank_values=True):
+            if CREDENTIAL_PARAM.match(name):
+                return name[:40]
+    return None
+
+
+def _looks_like_credential(text: str) -> str | None:
+    """What a string looks like when it holds a credential (never the string itself), or None."""
+    for what, pat in CREDENTIAL_VALUES:
+        if pat.search(text):
+            return f"looks like {what}"
+    if holds_env_secret(text):
+        return "holds the value of an API key variable (in some form)"
+    param = _credential_param(text)
+    if param:
+        return f"a URL with a query parameter named like a credential ({param!r})"
+    return None
+
+
 def find_credential(tree, field: str = "") -> tuple[str, str] | None:
-    """(dotted field, what it looks like) of the first credential-looking value in a config
-    tree, or None. The value itself is never repeated.
+    """(dotted field, what it looks like) of the first credential-looking value (or field name)
+    in a config tree, or None. The value itself is never repeated, nor a field name that looks
+    like a key (the field of its mapping is named instead).
 
     >>> find_credential({"data": {"teacher": {"options": {"default_headers": {"Authorization": "x"}}}}})
     ('data.teacher.options.default_headers.Authorization', 'a credential field; API keys are read from the environment only (OPENAI_API_KEY, ANTHROPIC_API_KEY), never from a config, which is copied into outputs')
     >>> find_credential({"base_url": "https://u:pw@host/v1"})[0], find_credential({"x": ["ok"]})
     ('base_url', None)
+    >>> find_credential({"base_url": "http://h/v1?api_key=abc"})[1][:60]
+    "a URL with a query parameter named like a credential ('api_k"
+    >>> find_credential({"options": {"sk-proj-abcdefghijklmnopqrstu": 1}})[:1]
+    ('options',)
     """
     if isinstance(tree, dict):
         for k, v in tree.items():
+            what = _looks_like_credential(str(k))
+            if what:
+                return field or "(top level)", f"a field name there {what}; {NOT_IN_A_CONFIG}"
             here = f"{field}.{k}" if field else str(k)
             if CREDENTIAL_NAMES.match(str(k)) and v not in (None, "", {}, []):
                 return here, f"a credential field; {NOT_IN_A_CONFIG}"
@@ -58,12 +127,9 @@ def find_credential(tree, field: str = "") -> tuple[str, str] | None:
             if found:
                 return found
     elif isinstance(tree, str):
-        for what, pat in CREDENTIAL_VALUES:
-            if pat.search(tree):
-                return field, f"looks like {what}; {NOT_IN_A_CONFIG}"
-        known = [os.environ.get(v) for v in SECRET_ENV]
-        if any(s and len(s) >= 8 and s in tree for s in known):
-            return field, f"holds the value of an API key variable; {NOT_IN_A_CONFIG}"
+        what = _looks_like_credential(tree)
+        if what:
+            return field, f"{what}; {NOT_IN_A_CONFIG}"
     return None
 
 

@@ -48,7 +48,7 @@ class AnthropicBackend(SDKBackend):
         if hasattr(data, "model_dump"):
             data = data.model_dump()
         try:
-            blocks = data["content"]
+            blocks = data["content"] or []       # null content: an empty reply, recorded once
             text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
             usage = data.get("usage") or {}
         except (KeyError, TypeError, AttributeError) as exc:

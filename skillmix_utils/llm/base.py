@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import json
 import logging
+import time
 import weakref
 
 from skillmix_utils.core.errors import SkillmixError
@@ -71,12 +73,21 @@ class Backend:
         self.batch = batch
         self.poll_interval, self.batch_timeout = poll_interval, batch_timeout
         self._reserved = 0.0    # worst case of this backend's requests in flight
+        self._sent: dict[int, float] = {}   # requests on the wire: id -> when sent (monotonic)
+        self._ids = itertools.count()
         self._secrets: tuple[str, ...] = ()
         self.breaker = CircuitBreaker(f"{self.kind}:{model}", circuit_breaker)
         if use_cache:
             self.cache = ResponseCache(cache_dir or skillmix_cache() / "llm")
         else:
             self.cache = NullCache()
+
+    @property
+    def waiting_s(self) -> float:
+        """How long the oldest request in flight has waited for its reply (0 with none): what
+        a stage's progress line shows when a server stalls."""
+        started = list(self._sent.values())
+        return time.monotonic() - min(started) if started else 0.0
 
     @property
     def spent_usd(self) -> float:
@@ -202,8 +213,10 @@ class Backend:
                     out[job.key] = {"error": "not_sent"}
                     return
                 self._reserved += usd
+                sent = next(self._ids)
                 try:
                     current_ticket.set(await self.limits.acquire(tokens, output=max_tokens))
+                    self._sent[sent] = time.monotonic()
                     reply = await self._call_with_retries(job, temperature, max_tokens)
                     self.limits.settle(current_ticket.get(), reply.output_tokens)
                     out[job.key] = self._record(job, reply)
@@ -214,6 +227,7 @@ class Backend:
                     self.breaker.failure(exc, out[job.key]["error"])
                     log.warning("%s request failed: %s", self.spec, out[job.key]["error"])
                 finally:
+                    self._sent.pop(sent, None)
                     self._reserved -= usd
                     bar.update(1)
                     bar.set_postfix_str(f"${self.spent_usd:.4f}", refresh=False)

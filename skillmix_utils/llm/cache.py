@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from skillmix_utils.core.errors import SkillmixError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL);
@@ -34,19 +37,52 @@ def cache_key(**parts) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def check_writable(folder: str | Path) -> None:
+    """Raise SkillmixError naming the path when the cache in `folder` cannot be written (a
+    read-only folder or database, a file in the way); creates nothing that is not there."""
+    folder = Path(folder)
+    db = folder / "responses.sqlite"
+    problem = None
+    for p in (db, folder, *folder.parents):
+        if p.exists():
+            if p != db and not p.is_dir():
+                problem = f"{p} is a file, not a folder"
+            elif not os.access(p, os.W_OK) or (p == db and not os.access(folder, os.W_OK)):
+                problem = f"{p} is read-only"
+            elif p == db:
+                try:      # a write transaction, rolled back: what a run's first reply needs
+                    con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=60)
+                    try:
+                        con.execute("BEGIN IMMEDIATE")
+                        con.execute("ROLLBACK")
+                    finally:
+                        con.close()
+                except sqlite3.Error as exc:
+                    problem = f"{db} cannot be written ({exc})"
+            break
+    if problem:
+        raise SkillmixError(f"the response cache cannot be written: {problem}; make it writable "
+                            "or set SKILLMIX_CACHE to another folder", field="SKILLMIX_CACHE")
+
+
 class ResponseCache:
     """sqlite-backed key -> reply store, safe for several threads and processes."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / "responses.sqlite"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise SkillmixError(f"the response cache {self.path} cannot be opened for writing "
+                                f"({exc}); make it writable or set SKILLMIX_CACHE to another "
+                                "folder", field="SKILLMIX_CACHE") from None
 
     def _exec(self, sql: str, args=()) -> list:
         with self._lock:

@@ -43,6 +43,31 @@ def _int(value) -> int | None:
         return None
 
 
+def retry_after_seconds(headers) -> float | None:
+    """The wait a response asks for: `retry-after-ms`, else `retry-after` in seconds or as an
+    HTTP date; None when it asks for none.
+
+    >>> retry_after_seconds({"retry-after": "3600"}), retry_after_seconds({"retry-after-ms": "50"})
+    (3600.0, 0.05)
+    """
+    import email.utils
+    import time
+
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            when = email.utils.parsedate_tz(value)
+            if when is not None:
+                return max(0.0, email.utils.mktime_tz(when) - time.time())
+    return None
+
+
 def parse_rate_headers(headers) -> dict[str, tuple[int | None, int | None]]:
     """{kind: (limit per minute, remaining)} from a response's headers; kinds are "requests",
     "tokens" (prompt plus max_tokens: OpenAI's one limit), "input" and "output" (Anthropic's).

@@ -43,13 +43,16 @@ class OpenAIBackend(SDKBackend):
         if hasattr(data, "model_dump"):
             data = data.model_dump()
         try:
-            text = data["choices"][0]["message"]["content"]
+            choices = data["choices"]
+            # An answer with no choice or null content is a reply, an empty one: recorded once
+            # as "" (and paid once), not retried as if the body were broken.
+            text = (choices[0]["message"].get("content") or "") if choices else ""
             usage = data.get("usage") or {}
-        except (KeyError, IndexError, TypeError) as exc:
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise MalformedReply(f"no choices[0].message.content in the reply "
                                  f"({json.dumps(data)[:200]})") from exc
-        if text is None:
-            raise MalformedReply("the reply has no text content")
+        if not isinstance(text, str):
+            raise MalformedReply("the reply's content is not text")
         return Reply(text, int(usage.get("prompt_tokens") or 0),
                      int(usage.get("completion_tokens") or 0))
 

@@ -5,7 +5,13 @@ response's rate-limit headers (429s and the SDK's own retries included) to the l
 
 Which client a request uses is a context variable set by its call's `_session`, not an
 attribute of the backend: two `achat` calls that overlap on one backend each keep their own
-client, and the one that ends first closes only its own."""
+client, and the one that ends first closes only its own.
+
+Two limits the SDKs leave open are set here: a request times out after `timeout` seconds
+(DEFAULT_TIMEOUT, not the SDKs' 10 minutes, so a stalled server does not hold a stage), and a
+429 asking to wait longer than `max_retry_after` seconds (DEFAULT_MAX_RETRY_AFTER) is not
+waited for: the item fails with a message saying so and the next run retries it. Waits up to
+that bound are honoured, also where the OpenAI SDK would give up (over 2 minutes)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +23,16 @@ import time
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.model_identity import model_identity
 from skillmix_utils.llm.base import Backend, current_ticket
+from skillmix_utils.llm.failures import status_of
+from skillmix_utils.llm.limits import retry_after_seconds
+
+DEFAULT_TIMEOUT = 120.0           # seconds per attempt (options.timeout)
+DEFAULT_MAX_RETRY_AFTER = 120.0   # the longest Retry-After waited for (options.max_retry_after)
+LONG_WAITS = 3                    # Retry-After waits the backend makes itself, per request
+
+
+class WaitTooLong(Exception):
+    """A 429 whose Retry-After exceeds `max_retry_after`: the item is left for the next run."""
 
 
 class SDKBackend(Backend):
@@ -28,7 +44,7 @@ class SDKBackend(Backend):
     probe_first = True       # learn the provider's rate limits before the first burst
 
     def __init__(self, model: str, *, base_url=None, timeout=None, max_retries=None,
-                 key_optional: bool = False, **options):
+                 key_optional: bool = False, max_retry_after=None, **options):
         key = os.environ.get(self.key_env)
         if not key:
             if not key_optional:
@@ -38,7 +54,10 @@ class SDKBackend(Backend):
         super().__init__(model, base_url=base_url, **options)
         self._key = key
         self._secrets = (key,)
-        self.timeout, self.max_retries = timeout, max_retries
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        self.max_retries = max_retries
+        self.max_retry_after = (DEFAULT_MAX_RETRY_AFTER if max_retry_after is None
+                                else float(max_retry_after))
         sdk = self._sdk()  # fail at get_backend, not mid-run, when the SDK is missing
         self.malformed_errors = (*self.malformed_errors, sdk.APIResponseValidationError)
         self._kept_client = None  # the client of the backend's own loop, kept between calls
@@ -65,7 +84,34 @@ class SDKBackend(Backend):
         ticket = current_ticket.get()
         if response.status_code == 429:
             self.limits.refused(ticket)
+            wait = retry_after_seconds(response.headers)
+            if wait is not None and wait > self.max_retry_after:
+                # Neither SDK may wait (Anthropic's would sleep the whole hour) nor retry at
+                # once; `_call_with_retries` turns the 429 into a clear, rescheduled failure.
+                response.headers["x-should-retry"] = "false"
         self.limits.observe(response.headers, ticket)
+
+    async def _call_with_retries(self, job, temperature, max_tokens):
+        """The SDK's retries, plus waits for a Retry-After up to `max_retry_after` that the SDK
+        would not make; a longer one fails the item (`WaitTooLong`), which a re-run retries."""
+        for attempt in range(LONG_WAITS + 1):
+            try:
+                return await super()._call_with_retries(job, temperature, max_tokens)
+            except Exception as exc:  # noqa: BLE001 - re-raised unless it is a long 429
+                if status_of(exc) != 429:
+                    raise
+                wait = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
+                if wait is None:
+                    raise
+                if wait > self.max_retry_after:
+                    raise WaitTooLong(
+                        f"rate limited: the provider asks to wait {wait:.0f} s (Retry-After), more "
+                        f"than options.max_retry_after ({self.max_retry_after:g} s); left for the "
+                        "next run: re-run the same command later") from None
+                if attempt == LONG_WAITS:
+                    raise
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     def make_client(self):
         """A fresh async SDK client (bound to the running event loop)."""
@@ -76,8 +122,7 @@ class SDKBackend(Backend):
                                    "response": [self._on_response]})}
         if self.base_url:
             kwargs["base_url"] = self.base_url
-        if self.timeout is not None:
-            kwargs["timeout"] = self.timeout
+        kwargs["timeout"] = self.timeout
         if self.max_retries is not None:
             kwargs["max_retries"] = self.max_retries
         return getattr(sdk, self.client_class)(**kwargs)

@@ -115,6 +115,7 @@ class StageRun:
                 spec.spec, base_url=spec.base_url, concurrency=self.cfg.concurrency,
                 budget=self.budget, adapter=adapter,
                 **{"progress": False, **spec.options})
+            self.progress.watch(self._backends[key])   # a stalled request shows in the line
         return self._backends[key]
 
     def release(self, spec: ModelSpec, adapter: str | None = None) -> None:
@@ -163,6 +164,31 @@ class StageRun:
                               f"gradings failed after the retries (first: {first[:200]}); they are "
                               f"recorded in {records_path}; re-run the same command to retry only "
                               "them")
+        unreadable = self.unreadable(records, grader_labels)
+        if unreadable:
+            raise ItemsFailed(f"{what}: {unreadable}; they are recorded in {records_path} (each "
+                              "raw reply kept) and left out of the votes")
+
+    def unreadable(self, records, grader_labels) -> str | None:
+        """What to say when a grader left more of its gradings unreadable (parse_failed after
+        its `parse_retries`) than its `max_unreadable` allows, else None."""
+        specs: dict = {}
+        for g in [*(self.cfg.data.graders if self.cfg.data else []),
+                  *(self.cfg.evaluation.graders if self.cfg.evaluation else [])]:
+            specs.setdefault(g.label, g)
+        for label in dict.fromkeys(grader_labels):
+            mine = [g for r in records if r.status == "ok" for g in r.gradings if g.grader == label]
+            bad = [g for g in mine if g.status == "parse_failed"]
+            spec = specs.get(label)
+            allowed = spec.max_unreadable if spec is not None else 0.0
+            if mine and len(bad) / len(mine) > allowed:
+                tries = 1 + (spec.parse_retries if spec is not None else 0)
+                return (f"{len(bad)} of {len(mine)} gradings by {label} could not be read after "
+                        f"{tries} attempt{'s' * (tries > 1)} each (first reply: "
+                        f"{(bad[0].raw_reply or '')[:80]!r}), more than its max_unreadable "
+                        f"({allowed:g}) allows: check the grader's model and method, or raise "
+                        "max_unreadable")
+        return None
 
     def say(self, message: str) -> None:
         print(f"skillmix: {message}", file=self.log, flush=True)

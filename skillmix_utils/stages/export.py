@@ -24,6 +24,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from skillmix_utils.core.errors import writing
 from skillmix_utils.core.records import TextRecord
 from skillmix_utils.stages.draws import overlap_report
 
@@ -84,9 +85,13 @@ def subsample(kept: list[TextRecord], size: int | None, per_k: dict[int, int], s
 
 def _atomic_jsonl(path: Path, rows: list[dict]) -> None:
     tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    try:
+        with writing(path), open(tmp, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)       # the old file stays whole; no half-written tmp
+        raise
     os.replace(tmp, path)
 
 
@@ -106,7 +111,12 @@ def write_mix(folder: Path, name: str, records: list[TextRecord]) -> tuple[Path,
           else Dataset.from_dict({name: [] for name in features}, features=features))
     target, tmp = folder / name, folder / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    ds.save_to_disk(str(tmp))
+    try:
+        with writing(target):
+            ds.save_to_disk(str(tmp))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return jsonl, target
@@ -275,7 +285,9 @@ def export_data(cfg, records: list[TextRecord], catalog, planned: int,
         subs[sub.name] = {**info, "seed": sub.seed, "path": str(jsonl)}
     card = data_card(cfg, records, catalog, mixes, subs, planned, stopped)
     jpath, mpath = cfg.out / "data" / "data_card.json", cfg.out / "data" / "data_card.md"
-    jpath.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    mpath.write_text(card_markdown(card))
+    with writing(jpath):
+        jpath.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    with writing(mpath):
+        mpath.write_text(card_markdown(card))
     paths["data_card"], paths["data_card_md"] = jpath, mpath
     return paths

@@ -3,9 +3,13 @@
     skillmix grade configs/demo.yaml --records outputs/demo/eval/records.jsonl --grader claude
 
 A grading that fails is recorded, not scored: `status="error"` (the call failed) or
-`"parse_failed"` (the reply could not be mapped onto the k + 3 criteria). Both count as missing
-rounds in the vote and are asked again on the next run; the llm cache answers a repeated request
-for free, so a re-run after a parser fix re-reads the stored reply at no cost. Grading round r
+`"parse_failed"` (the reply could not be mapped onto the k + 3 criteria). An unreadable reply is
+asked again up to the grader's `parse_retries` times in the same run, each time with another
+seed (`PARSE_RETRY_SEED`; the grading keeps its round's identity), and stays `parse_failed` if
+no attempt can be read; more than `max_unreadable` of a grader's gradings left so makes the
+stage exit 1 (`StageRun.conclude`). Both kinds count as missing rounds in the vote and are asked
+again on the next run; the llm cache answers every repeated request (the retries too) for free,
+so a re-run after a parser fix re-reads the stored replies at no cost. Grading round r
 sends seed `round_seed(grader, r)`, so rounds are independent calls, not one reply copied.
 Graders are keyed in records and tables by `GraderSpec.label` (its `name`, else its spec).
 
@@ -24,7 +28,9 @@ from skillmix_utils.core.config import GraderSpec, StudyConfig, write_resolved_c
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grader_methods import method as method_of
 from skillmix_utils.core.grader_methods import rounds_of
+from skillmix_utils.core.grading import parse_grade
 from skillmix_utils.core.identity import grading_identity
+from skillmix_utils.core.prompts import rubric_items
 from skillmix_utils.core.records import Grading, RecordStore, TextRecord, Usage
 from skillmix_utils.stages import local_judge
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, round_seed
@@ -112,39 +118,63 @@ def _diagnostics(parsed) -> dict:
             "notes": list(parsed.notes)}
 
 
-def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
-    from skillmix_utils.core.grading import parse_grade, rubric_items
-    from skillmix_utils.core.identity import grading_identity
+# Attempt a of an unreadable grading sends the round's seed + a * PARSE_RETRY_SEED: another
+# sample, and its own cache entry (so a re-run is answered by the cache, attempt by attempt).
+PARSE_RETRY_SEED = 1000
 
+
+def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]:
     out: list[Grading | None] = [None] * len(pairs)
     by_round: dict[int, list[int]] = {}
     for i, (_, r) in enumerate(pairs):
         by_round.setdefault(r, []).append(i)
+
+    def grading(i, r, p, res, attempt: int) -> Grading:
+        rec = pairs[i][0]
+        g = Grading(grader=grader.label, method=grader.method, round=r, prompt=p,
+                    raw_reply=res.text, identity=grading_identity(grader, round_seed(grader, r), p),
+                    usage=Usage(input_tokens=res.input_tokens or 0,
+                                output_tokens=res.output_tokens or 0,
+                                cost_usd=res.cost_usd or 0.0, cached=bool(res.cached)))
+        if not res.ok:
+            g.status, g.error = "error", res.error
+        else:
+            parsed = parse_grade(res.text or "", rubric_items(
+                list(rec.combination.skills), rec.combination.topic, grader.skill_criterion))
+            # An unreadable reply keeps the items it has (None for the rest): scoring decides
+            # what the rest count (`scoring.unreadable`).
+            kept = parsed.points if parsed.ok else parsed.partial
+            g.points = None if kept is None else list(kept)
+            g.stated_total = parsed.stated_total
+            g.status = "ok" if parsed.ok else "parse_failed"
+            g.parse = {**_diagnostics(parsed), "attempts": attempt + 1}
+        return g
+
     for r, idx in sorted(by_round.items()):
         prompts_ = [grader_prompt(grader, pairs[i][0], catalog) for i in idx]
         results = backend.chat([with_system(grader, [{"role": "user", "content": p}]) for p in prompts_],
                                temperature=grader.temperature, max_tokens=grader.max_tokens,
                                n=1, seed=round_seed(grader, r))
         for i, p, res in zip(idx, prompts_, results):
-            rec = pairs[i][0]
-            g = Grading(grader=grader.label, method=grader.method, round=r, prompt=p,
-                        raw_reply=res.text, identity=grading_identity(grader, round_seed(grader, r), p),
-                        usage=Usage(input_tokens=res.input_tokens or 0,
-                                    output_tokens=res.output_tokens or 0,
-                                    cost_usd=res.cost_usd or 0.0, cached=bool(res.cached)))
-            if not res.ok:
-                g.status, g.error = "error", res.error
-            else:
-                parsed = parse_grade(res.text or "", rubric_items(
-                    list(rec.combination.skills), rec.combination.topic, grader.skill_criterion))
-                # An unreadable reply keeps the items it has (None for the rest): scoring decides
-                # what the rest count (`scoring.unreadable`).
-                kept = parsed.points if parsed.ok else parsed.partial
-                g.points = None if kept is None else list(kept)
-                g.stated_total = parsed.stated_total
-                g.status = "ok" if parsed.ok else "parse_failed"
-                g.parse = _diagnostics(parsed)
-            out[i] = g
+            out[i] = grading(i, r, p, res, 0)
+        for attempt in range(1, grader.parse_retries + 1):
+            again = [(i, p) for i, p in zip(idx, prompts_) if out[i].status == "parse_failed"]
+            if not again:
+                break
+            retried = backend.chat([with_system(grader, [{"role": "user", "content": p}]) for _, p in again],
+                                   temperature=grader.temperature, max_tokens=grader.max_tokens,
+                                   n=1, seed=round_seed(grader, r) + PARSE_RETRY_SEED * attempt)
+            for (i, p), res in zip(again, retried):
+                before = out[i]
+                if not res.ok:          # keep the unreadable reply; a spent budget still stops
+                    before.error = res.error if res.error == "budget_exceeded" else before.error
+                    continue
+                g = grading(i, r, p, res, attempt)
+                g.usage = Usage(input_tokens=before.usage.input_tokens + g.usage.input_tokens,
+                                output_tokens=before.usage.output_tokens + g.usage.output_tokens,
+                                cost_usd=before.usage.cost_usd + g.usage.cost_usd,
+                                cached=before.usage.cached and g.usage.cached)
+                out[i] = g
     # A spent budget is raised by the caller once the chunk is saved.
     return out  # type: ignore[return-value]
 

@@ -17,6 +17,9 @@ from skillmix_utils.core.grader_methods import method
 from skillmix_utils.core.identity import digest, sampling_of
 from skillmix_utils.core.prompts import method_prompt
 from skillmix_utils.llm.cost import estimate_cost, format_usd
+from skillmix_utils.llm.sdk_base import DEFAULT_MAX_RETRY_AFTER, DEFAULT_TIMEOUT
+
+API_KINDS = ("openai", "anthropic", "openai-compatible")
 
 
 def approx_tokens(text: str) -> int:
@@ -103,6 +106,22 @@ class Plan:
         row.input_tokens += input_tokens
         row.output_tokens += output_tokens
 
+    def note_limits(self, spec) -> None:
+        """One line per API model (once): the request timeout, the longest Retry-After waited
+        for and, for a grader, how often an unreadable reply is asked again."""
+        if spec.spec.split(":", 1)[0] not in API_KINDS:
+            return
+        timeout = spec.options.get("timeout") or DEFAULT_TIMEOUT
+        wait = spec.options.get("max_retry_after")
+        wait = DEFAULT_MAX_RETRY_AFTER if wait is None else wait
+        line = (f"{spec.spec}: request timeout {timeout:g} s per attempt (options.timeout), "
+                f"Retry-After waited up to {wait:g} s (options.max_retry_after)")
+        if hasattr(spec, "parse_retries"):
+            line += (f", an unreadable grading asked again up to {spec.parse_retries} times "
+                     f"(parse_retries)")
+        if line not in self.notes:
+            self.notes.append(line)
+
     def total(self) -> tuple[float, bool]:
         """(estimated dollars of the counted calls, whether some model has no price)."""
         costs = [row.cost() for row in self.rows.values()]
@@ -135,6 +154,7 @@ def plan_generation(plan: Plan, writer, items, label: str, shared: bool = True) 
     send them. Returns each item's reuse key ({id: key}; None for all when not `shared`, e.g. a
     student whose weights do not exist yet), which its gradings' keys derive from."""
     spec = writer.spec
+    plan.note_limits(spec)
     keys = {}
     for p in items:
         turn1, turn2 = writer.turns(p)
@@ -150,6 +170,7 @@ def plan_grading(plan: Plan, grader, asks, catalog, answer_tokens: int, label: s
     None for a text not written yet (its length estimated at `answer_tokens`); `key` is the
     request's reuse key or None."""
     judge = method(grader.method).parser == "yes_no_probabilities"
+    plan.note_limits(grader)
     skills: dict = {}        # catalog entries per skill set (a lookup is not free)
     bare: dict = {}          # tokens of the prompt without a text, per combination
     for c, answer, key in asks:

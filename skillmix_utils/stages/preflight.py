@@ -5,21 +5,27 @@ one line naming the file and field, and never in a half-written output folder:
 - the catalog loads, and every pool the stage draws from has at least k skills and a topic;
 - every model the stage will call has a valid spec and, for openai: / anthropic:, its API key
   in the environment (keys are never read from a config);
-- every student adapter is a LoRA adapter or checkpoint folder, or `@train` with a train section.
+- every student adapter is a LoRA adapter or checkpoint folder, or `@train` with a train section;
+- the config has the section each command needs, the response cache can be written, and the
+  output folder holds no config.yaml the user wrote (a run would replace it);
+- `skillmix grade --records FILE`: a file of readable records (`check_records_file`);
+  `skillmix train`: a training mix with rows, before any model is converted or loaded.
 
 `check_study(cfg, config_file, sections)` raises `SkillmixError`; `sections` names what will run
 ("data", "train", "evaluation", or "graders:<data|evaluation>" for `skillmix grade`).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.config import StudyConfig, users_config_in
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.records import RecordStore
 from skillmix_utils.llm import parse_spec
+from skillmix_utils.llm.cache import check_writable
 from skillmix_utils.llm.models import cache_dir
+from skillmix_utils.stages.train.formatting import find_mix
 
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
@@ -107,13 +113,33 @@ def check_adapters(cfg: StudyConfig, file) -> None:
                                 "checkpoint (config.json)", file=file, field=field)
 
 
+SECTION_OF = {"data": "data", "graders:data": "data", "train": "train",
+              "evaluation": "evaluation", "graders:evaluation": "evaluation"}
+
+
+def check_sections(cfg: StudyConfig, sections, file) -> None:
+    """The config has every section the command needs (data, train, evaluation)."""
+    for s in sorted(sections):
+        name = SECTION_OF.get(s)
+        if name and getattr(cfg, name) is None:
+            raise SkillmixError(f"the config has no {name} section, which this command needs "
+                                "(see configs/demo.yaml for one)", file=file, field=name)
+
+
 def check_study(cfg: StudyConfig, config_file, sections, keys: bool = True) -> None:
     """All the checks above for the sections that will run (keys only when `keys`, so that a
     dry run shows its plan without them); raises SkillmixError."""
 
     sections = set(sections)
+    check_sections(cfg, sections, config_file)
     check_folder(cfg.out, config_file, "output_dir")
+    theirs = users_config_in(cfg.out)
+    if theirs is not None:
+        raise SkillmixError(f"{theirs} was not written by skillmix and a run would replace it; "
+                            "give the study an output folder of its own", file=config_file,
+                            field="output_dir")
     check_folder(cache_dir(), None, "SKILLMIX_CACHE")
+    check_writable(cache_dir() / "llm")
     if keys:
         check_keys(cfg, sections, config_file)
     if sections & {"data", "evaluation"}:
@@ -122,11 +148,32 @@ def check_study(cfg: StudyConfig, config_file, sections, keys: bool = True) -> N
         check_adapters(cfg, config_file)
 
 
-def records_stage(path) -> str:
-    """"data" or "evaluation": whose graders a records file needs (from its first record)."""
-    try:
+def check_records_file(path, field: str = "--records") -> str:
+    """A records JSONL with at least one readable record (damaged lines are skipped with one
+    warning); returns "data" or "evaluation": whose graders it needs. Writes nothing."""
+    path = Path(path)
+    if not path.exists():
+        raise SkillmixError("no such records file", file=str(path), field=field)
+    if path.is_dir():
+        raise SkillmixError("is a folder; give a records file such as "
+                            "outputs/<study>/eval/records.jsonl", file=str(path), field=field)
+    store = RecordStore(path)
+    records = list(store.load(warn=False).values())
+    if not records:
+        raise SkillmixError("holds no readable record (a records JSONL written by skillmix, of "
+                            "this schema version)", file=str(path), field=field)
+    store.load()      # the one warning about lines that were skipped, if any
+    return "data" if records[0].stage == "datagen" else "evaluation"
+
+
+def check_training_data(cfg: StudyConfig, file) -> Path:
+    """The training mix exists and has rows: said before any model is converted or loaded."""
+    t = cfg.train
+    path = find_mix(cfg.out, t.data_mix, t.subsample)
+    if path.is_file():
         with open(path, "rb") as fh:
-            first = json.loads(fh.readline() or b"{}")
-    except (OSError, ValueError):
-        return "evaluation"     # grade_file reports a missing or unreadable file itself
-    return "data" if first.get("stage") == "datagen" else "evaluation"
+            if not any(line.strip() for line in fh):
+                raise SkillmixError("the training mix is empty: data generation kept no text for "
+                                    "it (see data/data_card.md)", file=str(path),
+                                    field="train.subsample" if t.subsample else "train.data_mix")
+    return path

@@ -10,6 +10,10 @@ usd=)` moves it. The same state is shown three ways:
   scroll of bars;
 * in a terminal (`skillmix generate-data` ...), a tqdm bar per phase on a TTY, else one line
   every `SKILLMIX_PROGRESS_EVERY` seconds (default 30) and at the end of each phase.
+
+The views are refreshed by a clock too, not only when items finish: a request that has waited
+longer than that interval for its reply (a stalled server) shows as "waiting M:SS for a reply"
+(`watch(backend)`: anything with `waiting_s`).
 """
 from __future__ import annotations
 
@@ -63,6 +67,8 @@ def phase_line(p: dict, now: float | None = None) -> str:
         parts.append(f"${p.get('usd', 0.0):.4f}{est}")
     parts.append(f"{rate:.1f} {p['unit']}/s" if rate >= 0.1 else f"{rate * 60:.1f} {p['unit']}/min")
     parts.append(f"done in {_clock(elapsed)}" if p.get("ended") else f"ETA {_clock(left)}")
+    if p.get("waiting_s") and not p.get("ended"):
+        parts.append(f"waiting {_clock(p['waiting_s'])} for a reply")
     return " · ".join(parts)
 
 
@@ -92,6 +98,24 @@ class StageProgress:
         self.kernel = show and in_kernel()
         self.tty = show and not self.kernel and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.show = show
+        self._watched: list = []              # backends: their `waiting_s`
+        self._mutex = threading.RLock()       # the clock thread and the stage both emit
+        self._clock: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def watch(self, source) -> None:
+        """Show how long `source`'s oldest request in flight has waited (its `waiting_s`)."""
+        self._watched.append(source)
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(max(0.5, min(every_seconds(), 5.0))):
+            self._emit()
+
+    def _waiting(self) -> float:
+        """The longest wait for a reply among the watched backends, once it is worth saying
+        (longer than the progress interval), else 0."""
+        wait = max((getattr(w, "waiting_s", 0.0) or 0.0 for w in self._watched), default=0.0)
+        return wait if wait >= max(1.0, every_seconds()) else 0.0
 
     # --- what stages call -------------------------------------------------------------------
     def phase(self, name: str, total: int, unit: str = "texts") -> int:
@@ -101,6 +125,10 @@ class StageProgress:
                             "usd": 0.0, "unit": unit, "started": now, "updated": now, "ended": None,
                             "estimate_usd": self.estimate_usd})
         self._emit(force=True)
+        if self._clock is None and (self.show or self.path is not None):
+            self._clock = threading.Thread(target=self._tick, daemon=True,
+                                           name="skillmix-progress")
+            self._clock.start()
         return len(self.phases) - 1
 
     def advance(self, n: int = 1, failed: int = 0, usd: float = 0.0, index: int | None = None) -> None:
@@ -118,20 +146,31 @@ class StageProgress:
 
     def close(self) -> None:
         """End every open phase (a stopped stage shows where it stopped) and flush the views."""
+        self._stopped.set()
         now = time.time()
         for p in self.phases:
             p["ended"] = p["ended"] or now
         self._emit(force=True)
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
+        with self._mutex:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
 
     # --- the views --------------------------------------------------------------------------
     def state(self) -> dict:
         return {"stage": self.stage, "pid": os.getpid(), "updated": time.time(), "phases": self.phases}
 
     def _emit(self, force: bool = False) -> None:
+        with self._mutex:
+            self._emit_locked(force)
+
+    def _emit_locked(self, force: bool) -> None:
         now = time.time()
+        if self._watched:
+            wait = self._waiting()
+            open_ = [p for p in self.phases if not p["ended"]]
+            for p in self.phases:
+                p["waiting_s"] = wait if open_ and p is open_[-1] else 0.0
         if self.path is not None and (force or now - self._written >= 0.5):
             self._written = now
             try:
@@ -168,7 +207,9 @@ class StageProgress:
                 bar = self._bars[i] = tqdm(total=p["total"], desc=p["name"], unit=p["unit"][:-1] or "it",
                                            file=self.stream, dynamic_ncols=True)
             bar.n = p["done"]
-            bar.set_postfix_str(f"failed {p['failed']}, ${p['usd']:.4f}", refresh=True)
+            waiting = (f", waiting {_clock(p['waiting_s'])} for a reply"
+                       if p.get("waiting_s") and not p["ended"] else "")
+            bar.set_postfix_str(f"failed {p['failed']}, ${p['usd']:.4f}{waiting}", refresh=True)
             if p["ended"]:
                 bar.close()
 

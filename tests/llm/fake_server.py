@@ -13,7 +13,9 @@ Faults (each attempt draws one with probability `fault_rate`, or takes the next 
 to test redaction), "timeout" (no answer for `timeout_sleep` s, then the connection closes),
 "cut" (connection closed without a response), "malformed" (200 with a truncated JSON body);
 scripted only: "400", "401", "403", "404" (a refusal no retry fixes), "echo" (a 500 whose body
-echoes the key's suffix, upper-cased and URL-encoded). `api_key` set: any other key
+echoes the key's suffix, upper-cased and URL-encoded), "429-long" (a 429 asking to wait an hour),
+"null" / "no-choices" (a 200 reply with null content / no choice or content block: an empty
+reply, counted as a success). `api_key` set: any other key
 gets 401 on every request. `hold.clear()` stalls every reply until `hold.set()`.
 A success is counted only when the reply is written to a client that is still connected.
 
@@ -307,7 +309,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(int(fault), {"error": {"type": kinds[fault], "message": f"injected {fault}"}})
         elif fault == "malformed":
             self._send(200, None, raw=b'{"id": "x", "choices": [{"message": ')
+        elif fault == "429-long":
+            self._send(429, {"error": {"type": "rate_limit_error", "message": "wait an hour"}},
+                       {"Retry-After": "3600"})
         return True
+
+    def _empty(self, fault: str, body: dict, make) -> None:
+        """A 200 reply with null content ("null") or none at all ("no-choices")."""
+        payload = make(body)
+        if "choices" in payload:
+            payload["choices"] = [] if fault == "no-choices" else [
+                {**payload["choices"][0], "message": {"role": "assistant", "content": None}}]
+        else:
+            payload["content"] = [] if fault == "no-choices" else None
+        self._send(200, payload)
+        self.state.count_success(body)
 
     def _completion(self, body: dict, make) -> None:
         s = self.state
@@ -320,6 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
                                            "message": "rate limit reached"}}, rate_headers)
                 return
         fault = s.draw_fault()
+        if fault in ("null", "no-choices"):
+            return self._empty(fault, body, make)
         if fault:
             self._fault(fault)
             return

@@ -26,14 +26,18 @@ def srv():
     s.stop()
 
 
-def write_cfg(tmp_path, srv, counts=None, timeout=2.0, teacher="openai", **extra) -> Path:
+def write_cfg(tmp_path, srv, counts=None, timeout=2.0, teacher="openai", unreadable_ok=True,
+              **extra) -> Path:
     fast = {"max_retries": 0, "timeout": timeout, "circuit_breaker": 4}
+    # The fake server's grader echoes the prompt, which no parser reads: accepted here (asked
+    # once), unless a test is about unreadable gradings.
+    accept = {"parse_retries": 0, "max_unreadable": 1.0} if unreadable_ok else {}
     writer = ({"spec": "anthropic:claude-3-haiku-20240307", "base_url": srv.anthropic_url}
               if teacher == "anthropic" else {"spec": "openai:gpt-4o-mini", "base_url": srv.openai_url})
     tree = {"name": "loud", "output_dir": str(tmp_path / "out"), "concurrency": 2,
             "data": {"teacher": {**writer, "max_tokens": 16, "options": fast},
                      "graders": [{"spec": "openai:gpt-4o-mini", "base_url": srv.openai_url,
-                                  "rounds": 1, "max_tokens": 16, "options": fast}],
+                                  "rounds": 1, "max_tokens": 16, "options": fast, **accept}],
                      "counts": counts or {1: 4}, "mixes": [[1]],
                      "pools": {1: {"skills": "all", "topics": "train"}}}}
     tree.update(extra)
@@ -42,14 +46,14 @@ def write_cfg(tmp_path, srv, counts=None, timeout=2.0, teacher="openai", **extra
     return path
 
 
-def cli(tmp_path, *args, key=KEY, timeout=120):
+def cli(tmp_path, *args, key=KEY, timeout=120, **run):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKILLMIX_CACHE": str(tmp_path / "cache"),
            "OPENAI_API_KEY": key, "ANTHROPIC_API_KEY": key.replace("sk-", "sk-ant-", 1)}
     env.pop("OPENAI_BASE_URL", None)
     env.pop("SKILLMIX_HELD_LOCKS", None)     # a command run from another terminal
     env.pop("ANTHROPIC_BASE_URL", None)
     return subprocess.run([sys.executable, "-m", "skillmix_utils.cli", *args], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout, **run)
 
 
 def error_lines(proc) -> list[str]:

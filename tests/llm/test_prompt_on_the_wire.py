@@ -22,7 +22,8 @@ def test_generation_turns_reach_the_api_as_the_reference_renders_them(server, ke
             "students": [{"name": "s", "model": {"spec": "openai:gpt-4o-mini",
                                                  "base_url": server.openai_url}}],
             "settings": ["held_out"], "ks": [3], "n_combinations": 1, "generation_rounds": 1,
-            "graders": [{"spec": "openai:gpt-4o", "base_url": server.openai_url, "rounds": 1}]}})
+            "graders": [{"spec": "openai:gpt-4o", "base_url": server.openai_url, "rounds": 1,
+                         "parse_retries": 0, "max_unreadable": 1.0}]}})   # it echoes: unreadable
     run_evaluation(cfg)
     writes = [b for b in server.bodies if "help me generate" in str(b["messages"][0]["content"])]
     first = next(b for b in writes if len(b["messages"]) == 1)

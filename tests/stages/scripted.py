@@ -97,11 +97,13 @@ def study_tree(server, out, **extra) -> dict:
                                                      "base_url": server.openai_url,
                                                      "temperature": 0.7, "max_tokens": 64}}],
             "settings": ["held_out"], "ks": [K], "n_combinations": N, "generation_rounds": G,
+            # The script's unreadable replies are its point: asked once, and accepted.
             "graders": [
                 {"name": "gpt", "spec": "openai:gpt-4o", "base_url": server.openai_url,
-                 "rounds": 3, "max_tokens": 300},
+                 "rounds": 3, "max_tokens": 300, "parse_retries": 0, "max_unreadable": 1.0},
                 {"name": "claude", "spec": "anthropic:claude-3-opus-20240229",
-                 "base_url": server.anthropic_url, "rounds": 1, "max_tokens": 300},
+                 "base_url": server.anthropic_url, "rounds": 1, "max_tokens": 300,
+                 "parse_retries": 0, "max_unreadable": 1.0},
             ],
             "seed": 0,
         },

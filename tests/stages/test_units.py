@@ -64,7 +64,7 @@ def _run(tmp_path):
 
 def test_failed_and_unparsable_gradings_are_kept_and_retried(tmp_path):
     run, catalog = _run(tmp_path), load_catalog()
-    grader = GraderSpec(spec="openai:gpt-4o", name="g", rounds=2)
+    grader = GraderSpec(spec="openai:gpt-4o", name="g", rounds=2, parse_retries=0)  # asked once
     backend = ScriptedBackend([None, "no idea"])
     run._backends[run._key(grader, None)] = backend
     store = RecordStore(tmp_path / "r.jsonl")
