@@ -1,113 +1,36 @@
-"""Study configs: one validated YAML file describes a whole study (data, training, evaluation).
-
-`load_study_config("configs/demo.yaml", overrides={"evaluation.n_combinations": 2})` returns a
-`StudyConfig`; a bad file raises SkillmixError naming the file and the field. The schema is
-documented field by field in README.md ("Study config"); configs/*.yaml are the examples.
-"""
+"""The study config's sections: models and graders, scoring and protocol, catalog, data, training,
+evaluation, human grading (pydantic, unknown keys rejected; README "Study config" documents each)."""
 from __future__ import annotations
 
 import copy
-import re
-from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from skillmix_utils.core.catalog import apply_partition, load_catalog
-from skillmix_utils.core.errors import SkillmixError, writing
-from skillmix_utils.core.provenance import CHECKOUT
-from skillmix_utils.core.redact import find_credential
-from skillmix_utils.core.strict_yaml import load_yaml
-
-Pool = Literal["train", "held_out", "all"]
-Preset = Literal["improved", "reference"]
-
-# Two ways to run the study (docs/protocol.md §10). "reference" reproduces the Skill-Mix
-# reference code on the wire and in the arithmetic; "improved" is skillmix's own. A preset fills
-# every option it names that the config leaves out; an option the config gives wins.
-SCORING_PRESETS: dict[str, dict] = {
-    "improved": {"explicit_name_rule": True, "explicit_name_match": "whole_words",
-                 "sentence_counter": "reference", "unreadable": "exclude"},
-    "reference": {"explicit_name_rule": False, "explicit_name_match": "reference",
-                  "sentence_counter": "reference", "unreadable": "zero"},
-}
-# The protocol options live where they act: on the models (system_message to API models,
-# answer_rule of writers), on the graders (skill_criterion of point_earned graders) and on the
-# catalog (whitespace); `protocol.preset` fills them (`_apply_protocol`).
-REFERENCE_SYSTEM_MESSAGE = "You are a helpful assistant."
-PROTOCOL_PRESETS: dict[str, dict] = {
-    "improved": {"system_message": None, "answer_rule": "improved",
-                 "point_earned_criterion": "Correctly illustrates", "catalog_whitespace": "stripped"},
-    "reference": {"system_message": REFERENCE_SYSTEM_MESSAGE, "answer_rule": "reference",
-                  "point_earned_criterion": "Contains", "catalog_whitespace": "as_written"},
-}
-API_KINDS = ("openai:", "anthropic:")      # models reached through a provider's API
+from skillmix_utils.core.config.fields import (
+    API_KINDS,
+    DEFAULT_TEMPERATURE_RANGE,
+    NUMERIC_OPTIONS,
+    PROTOCOL_PRESETS,
+    SCORING_PRESETS,
+    TEMPERATURE_RANGE,
+    Pool,
+    Preset,
+    StrictModel,
+    as_section,
+    check_url,
+    safe_name,
+)
 
 
-def _section(value) -> dict:
-    """A `scoring` / `protocol` value as a mapping: a bare string names the preset
-    (`scoring: reference` is `{preset: reference}`)."""
-    return {"preset": value} if isinstance(value, str) else dict(value or {})
-
-
-class _Strict(BaseModel):
-    # Unknown keys are errors: a typo in a config must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid")
-
-
-# A name that becomes a folder or file name (a study's outputs/<name>, a sub-sample's mix file, a
-# student's part of a record id): one path component, so that nothing lands outside its folder.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def safe_name(v: str) -> str:
-    """`v` if it is one safe path component; else a ValueError that says what is allowed."""
-    if not SAFE_NAME.match(v or ""):
-        raise ValueError("must be one folder name: letters, digits, '.', '_' or '-', starting "
-                         "with a letter or digit, at most 100 characters (no '/', no '..', not "
-                         "empty)")
-    return v
-
-
-# What providers accept: OpenAI (and servers speaking its API, local models) temperature 0-2,
-# Anthropic 0-1; at least one output token.
-TEMPERATURE_RANGE = {"anthropic": (0.0, 1.0)}
-DEFAULT_TEMPERATURE_RANGE = (0.0, 2.0)
-# Backend options with a meaning the config can check (llm/__init__.get_backend): (minimum, kind).
-NUMERIC_OPTIONS = {"timeout": (0.0, float, False), "max_retries": (0, int, True),
-                   "max_retry_after": (0.0, float, True), "circuit_breaker": (0, int, True),
-                   "rpm": (0.0, float, False), "tpm": (0.0, float, False),
-                   "malformed_retries": (0, int, True)}
-
-
-def check_url(v: str) -> str:
-    """`v` if it is an http(s) URL with a host and a port in range; the error never repeats it."""
-    try:
-        parts = urlsplit(v)
-        port = parts.port                     # raises for a port out of 0-65535 or not a number
-    except ValueError:
-        raise ValueError("is not a URL with a valid port (1-65535), e.g. "
-                         "http://localhost:8000/v1") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("needs a scheme and a host, e.g. http://localhost:8000/v1 or "
-                         "https://api.openai.com/v1")
-    if port == 0:
-        raise ValueError("port 0 is not a port a server listens on (1-65535)")
-    return v
-
-
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     """A model reached through a backend spec such as "openai:gpt-4o" or "hf:smollm2-135m-instruct"."""
     spec: str
     base_url: str | None = None
@@ -216,12 +139,12 @@ class GraderSpec(ModelSpec):
         return self.name or self.spec
 
 
-class PoolSpec(_Strict):
+class PoolSpec(StrictModel):
     skills: Pool
     topics: Pool
 
 
-class ScoringSpec(_Strict):
+class ScoringSpec(StrictModel):
     """How gradings become points (docs/protocol.md §4, §10). `preset` fills the options left
     out (SCORING_PRESETS); `scoring: reference` is short for `{preset: reference}`."""
     preset: Preset = "improved"
@@ -240,12 +163,12 @@ class ScoringSpec(_Strict):
     def _fill_from_preset(cls, value):
         if not isinstance(value, (str, dict)) and value is not None:
             return value
-        section = _section(value)
+        section = as_section(value)
         # An unknown preset fills nothing; the `preset` field then names the bad value.
         return {**SCORING_PRESETS.get(section.get("preset", "improved"), {}), **section}
 
 
-class ProtocolSpec(_Strict):
+class ProtocolSpec(StrictModel):
     """How requests are made and replies read (docs/protocol.md §10): `preset` fills each
     model's `system_message` and `answer_rule`, each point_earned grader's `skill_criterion`
     and `catalog.whitespace` where the config leaves them out (PROTOCOL_PRESETS).
@@ -255,14 +178,14 @@ class ProtocolSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _named(cls, value):
-        return _section(value) if isinstance(value, str) else value
+        return as_section(value) if isinstance(value, str) else value
 
 
-def _apply_protocol(tree: dict) -> dict:
+def apply_protocol(tree: dict) -> dict:
     """The config tree with the protocol preset's values filled in where it gives none (a copy;
     the caller's tree is left as it is)."""
     proto = tree.get("protocol")
-    name = _section(proto).get("preset", "improved") if isinstance(proto, (str, dict, type(None))) else None
+    name = as_section(proto).get("preset", "improved") if isinstance(proto, (str, dict, type(None))) else None
     if name not in PROTOCOL_PRESETS:
         return tree                  # ProtocolSpec names the bad value, with its field
     p = PROTOCOL_PRESETS[name]
@@ -293,7 +216,7 @@ def _apply_protocol(tree: dict) -> dict:
     return tree
 
 
-class CatalogSpec(_Strict):
+class CatalogSpec(StrictModel):
     skills: str | None = None     # None: the built-in open catalog; paths are relative to the cwd
     topics: str | None = None
     train_categories: list[str] | None = None   # CSV catalogs: categories of the training split
@@ -315,7 +238,7 @@ class CatalogSpec(_Strict):
         return catalog
 
 
-class SkillPartition(_Strict):
+class SkillPartition(StrictModel):
     """How skills are split: `file` (the catalog's own split), `by_category` (these
     `train_categories` are training skills) or `random` (`train_fraction` of the skills, seeded)."""
     rule: Literal["file", "by_category", "random"] = "file"
@@ -332,14 +255,14 @@ class SkillPartition(_Strict):
         return self
 
 
-class TopicPartition(_Strict):
+class TopicPartition(StrictModel):
     """How topics are split: `file` (the catalog's own split) or `random` (seeded)."""
     rule: Literal["file", "random"] = "file"
     train_fraction: float = Field(0.5, gt=0, lt=1)
     seed: int = 0
 
 
-class PartitionSpec(_Strict):
+class PartitionSpec(StrictModel):
     """A train/held-out partition of skills and topics (`catalog.partition`; partitions.py)."""
     name: str | None = None                 # label in tables and grid run names
     skills: SkillPartition = Field(default_factory=SkillPartition)
@@ -349,7 +272,7 @@ class PartitionSpec(_Strict):
 CatalogSpec.model_rebuild()
 
 
-class SkillSubsetSpec(_Strict):
+class SkillSubsetSpec(StrictModel):
     """Evaluate on a subset of skills only (e.g. the paper's "uncommon skills"): a list of
     `names`, or a `frequency_file` (CSV `skill,frequency`, frequency in [0, 1]) with the skills
     below `max_frequency`. Combinations are drawn from each setting's skills inside the subset."""
@@ -366,7 +289,7 @@ class SkillSubsetSpec(_Strict):
         return self
 
 
-class HumanSpec(_Strict):
+class HumanSpec(StrictModel):
     """Blind human grading (`skillmix human`; human/): which texts raters see."""
     n_texts: int = Field(60, ge=1)                 # sample size, stratified by student and k
     seed: int = 0
@@ -378,14 +301,14 @@ class HumanSpec(_Strict):
     grader: str | None = None
 
 
-class SubsampleSpec(_Strict):
+class SubsampleSpec(StrictModel):
     name: Annotated[str, AfterValidator(safe_name)]      # the mix's file name
     size: int | None = Field(None, gt=0)   # None: every kept text of the k not in per_k, plus per_k
     per_k: dict[int, int] = Field(default_factory=dict)  # e.g. {3: 2000}; the rest drawn from other k
     seed: int = 0
 
 
-class DataSpec(_Strict):
+class DataSpec(StrictModel):
     """Generating D_SKILL-MIX(k) (docs/protocol.md §6)."""
     enabled: bool = True
     teacher: ModelSpec
@@ -414,19 +337,19 @@ class DataSpec(_Strict):
         return self
 
 
-class LoraSpec(_Strict):
+class LoraSpec(StrictModel):
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] | str = "all-linear"
 
 
-class PretrainSpec(_Strict):
+class PretrainSpec(StrictModel):
     corpus: str | None = "builtin"     # "builtin" (offline default), a folder of .txt, a datasets folder, or null
     ratio: float = Field(0.1, ge=0, lt=1)   # share of training tokens from the corpus
 
 
-class TrainSpec(_Strict):
+class TrainSpec(StrictModel):
     """Fine-tuning the student (docs/protocol.md §7)."""
     enabled: bool = True
     base_model: str                                  # hf alias, folder or hub id
@@ -466,7 +389,7 @@ class TrainSpec(_Strict):
     seed: int = 0
 
 
-class StudentSpec(_Strict):
+class StudentSpec(StrictModel):
     """A student: a base model, optionally with the adapter or checkpoint of a training run.
     `adapter: "@train"` means the output of this study's training stage."""
     name: Annotated[str, AfterValidator(safe_name)]      # part of its records' ids
@@ -478,7 +401,7 @@ class StudentSpec(_Strict):
     parity_min_match: float = Field(0.6, ge=0, le=1)
 
 
-class EvaluationSpec(_Strict):
+class EvaluationSpec(StrictModel):
     """Evaluating with SKILL-MIX (docs/protocol.md §8)."""
     enabled: bool = True
     students: list[StudentSpec] = Field(min_length=1)
@@ -497,202 +420,3 @@ class EvaluationSpec(_Strict):
         if any(k < 1 for k in ks):
             raise ValueError(f"every k must be at least 1, got {ks}")
         return ks
-
-
-class StudyConfig(_Strict):
-    name: Annotated[str, AfterValidator(safe_name)]      # the folder outputs/<name>
-    description: str = ""
-    output_dir: str | None = None          # default: outputs/<name>
-    catalog: CatalogSpec = Field(default_factory=CatalogSpec)
-    protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
-    scoring: ScoringSpec = Field(default_factory=ScoringSpec)
-    concurrency: int = Field(8, ge=1)
-    budget_usd: float | None = Field(None, ge=0)       # cap for the study, over all its runs
-    run_budget_usd: float | None = Field(None, ge=0)   # cap for one run of one stage
-    data: DataSpec | None = None
-    train: TrainSpec | None = None
-    evaluation: EvaluationSpec | None = None
-    grid: dict[str, list] = Field(default_factory=dict)   # dotted field -> values: one run each
-    human: HumanSpec = Field(default_factory=HumanSpec)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_credentials(cls, tree):
-        if isinstance(tree, dict):
-            found = find_credential(tree)
-            if found:
-                raise ValueError(f"{found[0]}: {found[1]}")
-        return tree
-
-    @model_validator(mode="before")
-    @classmethod
-    def _protocol_preset(cls, tree):
-        return _apply_protocol(tree) if isinstance(tree, dict) else tree
-
-    @property
-    def out(self) -> Path:
-        return Path(self.output_dir or Path("outputs") / self.name)
-
-
-def _set_dotted(tree: dict, dotted: str, value, file: str) -> None:
-    """Set `a.b.0.c` in a config tree; a path through a value or past a list's end is an error.
-
-    >>> t = {"name": "x", "data": {"graders": [{"rounds": 3}]}}
-    >>> _set_dotted(t, "data.graders.0.rounds", 1, "c.yaml"); t["data"]["graders"]
-    [{'rounds': 1}]
-    >>> _set_dotted(t, "name.sub", 1, "c.yaml")
-    Traceback (most recent call last):
-    ...
-    skillmix_utils.core.errors.SkillmixError: c.yaml: --set name.sub: name is a value ('x'), not a section with fields
-    """
-    node = tree
-    keys = dotted.split(".")
-    if not dotted or any(not k for k in keys):
-        raise SkillmixError("an empty field name", file=file, field=f"--set {dotted}")
-    for depth, key in enumerate(keys):
-        here = ".".join(keys[:depth]) or "(top level)"
-        last = depth == len(keys) - 1
-        if isinstance(node, list):
-            if not key.lstrip("-").isdigit():
-                raise SkillmixError(f"{here} is a list: use a number, not {key!r}",
-                                    file=file, field=f"--set {dotted}")
-            i = int(key)
-            if not -len(node) <= i < len(node):
-                raise SkillmixError(f"{here} has {len(node)} entr{'y' if len(node) == 1 else 'ies'}"
-                                    f" (0-{len(node) - 1}), no entry {i}",
-                                    file=file, field=f"--set {dotted}")
-            key = i
-        elif isinstance(node, dict):
-            if not last and (key not in node or node[key] is None):
-                node[key] = {}
-        else:
-            raise SkillmixError(f"{here} is a value ({node!r}), not a section with fields",
-                                file=file, field=f"--set {dotted}")
-        if last:
-            node[key] = value
-        else:
-            node = node[key]
-
-
-def refuse_credentials(tree: dict, file: str) -> None:
-    """Refuse a config holding anything that looks like a credential, naming the field: keys
-    are read from the environment only, and a config is copied into outputs and notebooks."""
-    found = find_credential(tree)
-    if found:
-        raise SkillmixError(found[1], file=file, field=found[0])
-
-
-def _pydantic_message(err: ValidationError) -> tuple[str, str]:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling against README.md, 'Study config')"
-    more = len(err.errors()) - 1
-    return field, msg + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
-
-
-def load_study_config(path: str | Path, overrides: dict | None = None) -> StudyConfig:
-    """Read and validate a study config; `overrides` maps dotted fields to values."""
-    path = Path(path)
-    if not path.exists():
-        raise SkillmixError("no such study config file", file=str(path))
-    if path.is_dir():
-        raise SkillmixError("is a folder; give a study config YAML file", file=str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SkillmixError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
-    tree = load_yaml(text, path) or {}
-    if not isinstance(tree, dict):
-        raise SkillmixError("a study config must be a mapping of fields", file=str(path))
-    own_folder = _is_folders_own_config(path, tree, text)
-    tree = copy.deepcopy(tree)
-    for dotted, value in (overrides or {}).items():
-        _set_dotted(tree, dotted, value, str(path))
-    refuse_credentials(tree, str(path))
-    try:
-        cfg = StudyConfig.model_validate(tree)
-    except ValidationError as err:
-        field, msg = _pydantic_message(err)
-        raise SkillmixError(msg, file=str(path), field=field) from None
-    # One rule for where a study writes, whoever loads it (CLI, runner, notebooks, API): a
-    # relative output_dir, or the default outputs/<name>, is anchored at the config's project.
-    out = cfg.out
-    if not out.is_absolute():
-        out = project_root(path.resolve().parent) / out
-    refuse_output_dir(out, path, allow_own_folder=own_folder)
-    return cfg.model_copy(update={"output_dir": str(out)})
-
-
-RESOLVED_HEADER = "# skillmix: the resolved config of this output folder, rewritten by every run\n"
-
-
-def _is_folders_own_config(path: Path, tree: dict, text: str) -> bool:
-    """True for the config.yaml skillmix wrote into an output folder (the resolved config, or
-    an import's): reading it back may name its own folder as output_dir."""
-    if path.name != "config.yaml":
-        return False
-    raw = tree.get("output_dir")
-    return text.startswith(RESOLVED_HEADER) or set(StudyConfig.model_fields) <= set(tree) or (
-        isinstance(raw, str) and Path(raw).is_absolute()
-        and Path(raw).resolve() == path.resolve().parent)
-
-
-def users_config_in(out: Path) -> Path | None:
-    """`<out>/config.yaml` when it is there and skillmix did not write it (a run would replace
-    it with the resolved config), else None."""
-    path = Path(out) / "config.yaml"
-    if not path.is_file():
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-        tree = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return path
-    return None if isinstance(tree, dict) and _is_folders_own_config(path, tree, text) else path
-
-
-def refuse_output_dir(out: Path, config: Path, allow_own_folder: bool = False) -> None:
-    """A study's outputs stay in a folder of their own: refuse an output_dir that is, or holds,
-    `/`, the home folder, the project root, skillmix's own checkout or the study file's folder (whose own files a
-    run would overwrite: config.yaml, data/, ...); `allow_own_folder` for a config.yaml that
-    skillmix wrote into its output folder."""
-    out = Path(out).expanduser().resolve()
-    here = Path(config).resolve().parent
-    guarded = [("the home folder", Path.home()), ("the root folder", Path("/")),
-               ("the skillmix checkout", CHECKOUT)]
-    marked = project_root(here, marked_only=True)
-    if marked is not None:         # not the current folder: a notebook may run inside `out`
-        guarded.append(("the project root", marked))
-    if not allow_own_folder:
-        guarded.insert(0, ("the study file's folder", here))
-    for what, folder in guarded:
-        folder = folder.resolve()
-        if out == folder or out in folder.parents:
-            holds = "is" if out == folder else "holds"
-            raise SkillmixError(f"{out} {holds} {what}; a study writes config.yaml, data/, eval/ "
-                                "and more into its output folder, so it must be a folder of its "
-                                "own (default outputs/<name>)", file=str(config),
-                                field="output_dir")
-
-
-def project_root(start: Path, marked_only: bool = False) -> Path | None:
-    """The nearest folder at or above `start` holding pyproject.toml or .git, else the current
-    folder (None with `marked_only`): where a study's relative `output_dir` (default
-    `outputs/<name>`) lives."""
-    for folder in [start, *start.parents]:
-        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
-            return folder
-    return None if marked_only else Path.cwd()
-
-
-def write_resolved_config(cfg: StudyConfig) -> Path:
-    """Write the resolved config (defaults filled in, output_dir absolute) to `<out>/config.yaml`:
-    what the stages, the runner and the report read back as the study's config."""
-    path = cfg.out / "config.yaml"
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tree = cfg.model_dump(mode="json")
-        path.write_text(RESOLVED_HEADER + yaml.safe_dump(tree, sort_keys=False, allow_unicode=True))
-    return path
