@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import hashlib
 from math import comb
-from typing import TYPE_CHECKING, Collection
+from typing import Collection
 
-from skillmix_utils.core.catalog import POOLS
+from skillmix_utils.core.catalog import POOLS, Catalog
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.records import Combination
-
-if TYPE_CHECKING:
-    from skillmix_utils.core.catalog import Catalog
 
 ALGORITHM = "skillmix-combination/v1"
 ALGORITHM_NAMESPACED = "skillmix-combination/v2"

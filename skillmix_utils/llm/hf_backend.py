@@ -17,7 +17,7 @@ from skillmix_utils.core.redact import describe_error
 from skillmix_utils.llm import loaded
 from skillmix_utils.llm.base import Backend
 from skillmix_utils.llm.messages import Job, Reply, check_conversations
-from skillmix_utils.llm.models import resolve_model
+from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 
 log = logging.getLogger("skillmix.llm")
 
@@ -69,8 +69,6 @@ class HFBackend(Backend):
         return loaded.hold(key, self._holder, lambda: self._load(device))
 
     def _load(self, device: str):
-        from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
-
         tok = load_tokenizer(self.path)
         tok.padding_side = "left"
         if self.quantization:
