@@ -102,5 +102,7 @@ def model_identity(spec: str, *, adapter: str | None = None, base_url: str | Non
         made["engine_options"] = dict(options.get("engine_options") or {})
     else:
         made["dtype"] = options.get("dtype") or "auto"
-        made["quantization"] = options.get("quantization")
+        # "none" is a full-precision load, the same as no quantization option.
+        made["quantization"] = None if options.get("quantization") in (None, "none") \
+            else options.get("quantization")
     return made

@@ -41,11 +41,11 @@ class HFBackend(Backend):
         self.path = resolve_model(model)
         self.adapter = str(Path(adapter).expanduser().resolve()) if adapter else None
         self.batch_size, self.device, self.dtype = max(1, batch_size), device, dtype
-        self.quantization = quantization
         # The weights as they are now: a checkpoint or adapter saved again later is another
         # backend's (new cache keys, loaded afresh).
         self.made = model_identity(self.spec, adapter=self.adapter,
                                    options={"dtype": dtype, "quantization": quantization})
+        self.quantization = self.made["quantization"]     # "none" read as no quantization
         self._holder = loaded.new_holder()
         weakref.finalize(self, loaded.release, self._holder)
 

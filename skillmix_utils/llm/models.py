@@ -128,7 +128,7 @@ def load_causal_lm(name: str, *, dtype: str = "auto", quantization: str | None =
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
-    elif quantization is not None:
+    elif quantization not in (None, "none"):
         raise SkillmixError(f"unknown quantization {quantization!r} (use nf4 or none)",
                             field="quantization")
     if device_map is not None:
