@@ -107,20 +107,28 @@ def load_tokenizer(name: str):
     return tok
 
 
+def resolve_dtype(dtype: str = "auto") -> str:
+    """The torch dtype name a model is loaded in: "auto" means bfloat16 on a CUDA GPU that
+    supports it and float32 elsewhere; any other name is returned as it is. transformers and
+    vLLM both load by this (vLLM's own "auto" would take the checkpoint's, fp16 for LLaMA-2)."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return "bfloat16" if cuda and torch.cuda.is_bf16_supported() else "float32"
+
+
 def load_causal_lm(name: str, *, dtype: str = "auto", quantization: str | None = None,
                    device_map=None, adapter: str | None = None):
     """Load a causal LM (optionally 4-bit NF4 through bitsandbytes, optionally with a LoRA adapter).
 
-    dtype "auto" means bf16 on a CUDA GPU that supports it and fp32 elsewhere.
+    dtype "auto" means bf16 on a CUDA GPU that supports it and fp32 elsewhere (`resolve_dtype`).
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    if dtype == "auto":
-        cuda = torch.cuda.is_available()
-        torch_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
-    else:
-        torch_dtype = getattr(torch, dtype)
+    torch_dtype = getattr(torch, resolve_dtype(dtype))
     kwargs = {"dtype": torch_dtype}
     if quantization == "nf4":
         from transformers import BitsAndBytesConfig
