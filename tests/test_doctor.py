@@ -40,9 +40,9 @@ def gpu_machine(tmp_path, monkeypatch):
     return folder
 
 
-def _cli(*args, env=None):
+def _cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "doctor", *args],
-                          capture_output=True, text=True, timeout=300, env=env or dict(os.environ))
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
 
 
 def _rows(out: str) -> dict[str, str]:
@@ -156,7 +156,8 @@ def test_the_acceptance_run_on_the_cpu_hook(tmp_path, embedded_model):
     """The trainer in every mode (QLoRA saved and resumed), NF4, generation and throughput,
     through the same code as on a GPU, at the CPU hook's small sizes."""
     target = tmp_path / "cpu.json"
-    done = _cli("--gpu", "--device", "cpu", "--steps", "2", "--out", str(target))
+    # eight short training runs, three of them in subprocesses: minutes on two cores
+    done = _cli("--gpu", "--device", "cpu", "--steps", "2", "--out", str(target), timeout=3000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     checks = {c["name"]: c for c in json.loads(target.read_text())["checks"]}
     for name in ("trainer lora", "trainer qlora", "trainer full", "NF4 round trip",

@@ -132,7 +132,7 @@ def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3,
     else:
         opt = torch.optim.AdamW(params, lr=1e-4)
     exs = corpus_examples(tok, n_tokens=n_tokens or (2048 if cuda else 256),
-                          chunk_len=1024 if n_tokens else None)
+                          chunk_len=min(1024, n_tokens) if n_tokens else None)
     dev = next(lm.parameters()).device
     batch = collate(exs, packed=True, flash=flash, mask_dtype=torch.bool).to(dev)
     losses, tokens, seconds = [], 0, 0.0
