@@ -152,11 +152,12 @@ def test_doctor_on_the_cpu(capsys, embedded_model):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3000)
 def test_the_acceptance_run_on_the_cpu_hook(tmp_path, embedded_model):
     """The trainer in every mode (QLoRA saved and resumed), NF4, generation and throughput,
     through the same code as on a GPU, at the CPU hook's small sizes."""
     target = tmp_path / "cpu.json"
-    # eight short training runs, three of them in subprocesses: minutes on two cores
+    # five short training runs and a few model loads: minutes on two cores
     done = _cli("--gpu", "--device", "cpu", "--steps", "2", "--out", str(target), timeout=3000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     checks = {c["name"]: c for c in json.loads(target.read_text())["checks"]}
