@@ -7,7 +7,7 @@
     skillmix grade CONFIG --records FILE                grade existing records (e.g. a second grader)
     skillmix metrics CONFIG                             recompute the metric tables from records
     skillmix run CONFIG [--stages ...] [--dry-run]      the numbered notebooks, in order, via papermill
-    skillmix doctor [--model M]                         versions + GPU checks in one table
+    skillmix doctor [--model M] [--gpu]                 versions + GPU checks in one table (--gpu: acceptance run)
     skillmix cache info | clear [llm|models|all]       the response cache and converted models
     skillmix --version
     skillmix human CONFIG [--rater NAME] [--port N]     blind human grading page on 127.0.0.1
@@ -22,6 +22,7 @@ in use, 130 interrupted: see errors.py and README "Exit status").
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -183,7 +184,9 @@ def cmd_metrics(args) -> int:
 
 def cmd_doctor(args) -> int:
 
-    return doctor(args.model, steps=args.steps)
+    if args.device == "cpu":    # the test hook: torch must not see a GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    return doctor(args.model, steps=args.steps, gpu=args.gpu, out=args.out, device=args.device)
 
 
 def cmd_run(args) -> int:
@@ -303,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="versions, and checks of training and serving on this machine")
     d.add_argument("--model", default="smollm2-135m-instruct", help="model to check with")
     d.add_argument("--steps", type=int, default=3, help="optimiser steps per training check")
+    d.add_argument("--gpu", action="store_true",
+                   help="the GPU acceptance run (about 10 minutes): CUDA, NCCL, bitsandbytes, "
+                   "the trainer in every mode against the CPU, flash-attn, vLLM, throughput")
+    d.add_argument("--out", help="with --gpu: where to write the table as JSON "
+                   "(default outputs/doctor/doctor_gpu.json)")
+    d.add_argument("--device", choices=["cpu"],
+                   help="with --gpu: run what can run on the CPU, at small sizes (a test hook)")
     d.set_defaults(func=cmd_doctor)
     r = with_config("run", cmd_run, "run the numbered notebooks with papermill")
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")

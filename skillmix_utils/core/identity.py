@@ -36,7 +36,9 @@ from skillmix_utils.core.prompts import PROMPT_VERSION
 # Options of `llm.get_backend` that do not change what a model writes.
 TRANSPORT_OPTIONS = frozenset({
     "batch", "rpm", "tpm", "timeout", "max_retries", "progress", "prices", "malformed_retries",
-    "poll_interval", "batch_timeout", "batch_size", "concurrency", "cache_dir", "use_cache"})
+    "poll_interval", "batch_timeout", "batch_size", "concurrency", "cache_dir", "use_cache",
+    # vllm: the context the engine reserves for, set by the evaluation from its own prompts
+    "max_model_len"})
 
 
 def digest(payload: dict) -> str:

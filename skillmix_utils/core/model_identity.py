@@ -7,7 +7,7 @@ write otherwise gives a new identity *and* a new cache key, never one without th
 
 - a local model (`hf:`, `vllm:`): a fingerprint of its weights when the spec names a folder (a
   checkpoint retrained in place is new), the adapter's content hash, and how it is loaded
-  (`hf:` dtype and quantization; `vllm:` engine options);
+  (`hf:` dtype and quantization; `vllm:` engine options and dtype);
 - an API model: the endpoint (host and path of the base URL, `OPENAI_BASE_URL` /
   `ANTHROPIC_BASE_URL` included), so another server is another model.
 
@@ -100,7 +100,12 @@ def model_identity(spec: str, *, adapter: str | None = None, base_url: str | Non
     made = {"weights": checkpoint_fingerprint(model), "adapter_sha": adapter_fingerprint(adapter)}
     if kind == "vllm":
         made["engine_options"] = dict(options.get("engine_options") or {})
+        # The dtype the engine is started with (llm.models.resolve_dtype), told apart from
+        # vLLM's own "auto" (the checkpoint's dtype) that engines used before.
+        made["dtype"] = made["engine_options"].get("dtype") or "auto"
     else:
         made["dtype"] = options.get("dtype") or "auto"
-        made["quantization"] = options.get("quantization")
+        # "none" is a full-precision load, the same as no quantization option.
+        made["quantization"] = None if options.get("quantization") in (None, "none") \
+            else options.get("quantization")
     return made

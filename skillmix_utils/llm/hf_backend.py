@@ -16,7 +16,7 @@ from skillmix_utils.core.model_identity import model_identity
 from skillmix_utils.core.redact import describe_error
 from skillmix_utils.llm import loaded
 from skillmix_utils.llm.base import Backend
-from skillmix_utils.llm.messages import Job, Reply, check_conversations
+from skillmix_utils.llm.messages import GreedyTrace, Job, Reply, check_conversations
 from skillmix_utils.llm.models import load_causal_lm, load_tokenizer, resolve_model
 
 log = logging.getLogger("skillmix.llm")
@@ -29,7 +29,7 @@ class HFBackend(Backend):
 
     def __init__(self, model: str, *, adapter: str | None = None, batch_size: int = 8,
                  device: str | None = None, dtype: str = "auto", quantization: str | None = None,
-                 **options):
+                 merge_adapter: bool = True, **options):
         super().__init__(model, **options)
         try:
             import torch  # noqa: F401
@@ -41,11 +41,13 @@ class HFBackend(Backend):
         self.path = resolve_model(model)
         self.adapter = str(Path(adapter).expanduser().resolve()) if adapter else None
         self.batch_size, self.device, self.dtype = max(1, batch_size), device, dtype
-        self.quantization = quantization
         # The weights as they are now: a checkpoint or adapter saved again later is another
         # backend's (new cache keys, loaded afresh).
         self.made = model_identity(self.spec, adapter=self.adapter,
                                    options={"dtype": dtype, "quantization": quantization})
+        self.quantization = self.made["quantization"]     # "none" read as no quantization
+        # False keeps the LoRA product apart, as vLLM applies it (the parity check's reference).
+        self.merge_adapter = merge_adapter
         self._holder = loaded.new_holder()
         weakref.finalize(self, loaded.release, self._holder)
 
@@ -65,7 +67,8 @@ class HFBackend(Backend):
         import torch
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        key = ("hf", self.path, self.adapter, repr(sorted(self.made.items())), device)
+        key = ("hf", self.path, self.adapter, repr(sorted(self.made.items())), device,
+               self.merge_adapter)
         return loaded.hold(key, self._holder, lambda: self._load(device))
 
     def _load(self, device: str):
@@ -77,7 +80,7 @@ class HFBackend(Backend):
                                 device_map={"": 0} if device == "cuda" else None)
         else:
             lm = load_causal_lm(self.path, dtype=self.dtype, adapter=self.adapter).to(device)
-            if self.adapter:
+            if self.adapter and self.merge_adapter:
                 # Unquantised weights: fold the LoRA product in once, so that decoding
                 # costs what the base model's does (an unmerged adapter adds two small
                 # matmuls per layer and step: the demo's tuned student took 1.8x as long).
@@ -125,6 +128,32 @@ class HFBackend(Backend):
                 out[i] = Reply(text, len(enc[i]), min(cut + 1, len(ids)) if ids else 0)
             if on_batch:
                 on_batch(len(idx))
+        return out
+
+    def greedy_traces(self, conversations, *, max_tokens: int, top_k: int) -> list[GreedyTrace]:
+        """Greedy replies with each step's `top_k` log-probabilities, one conversation at a time
+        (no padding: the same computation as an engine serving one request)."""
+        import torch
+
+        lm, tok, device = self.load()
+        stop_ids = {tok.eos_token_id, tok.pad_token_id} - {None}
+        gen_cfg = lm.generation_config.__class__(
+            max_new_tokens=max_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            output_logits=True, return_dict_in_generate=True)
+        out = []
+        for conv in check_conversations(conversations):
+            ids = tok(self.render(conv), add_special_tokens=False, return_tensors="pt").to(device)
+            with torch.no_grad():
+                gen = lm.generate(**ids, generation_config=gen_cfg)
+            tokens = gen.sequences[0, ids["input_ids"].shape[1]:].tolist()
+            top = []
+            for logits in gen.logits:
+                best = torch.log_softmax(logits[0].float(), dim=-1).topk(top_k)
+                top.append(dict(zip(best.indices.tolist(), best.values.tolist())))
+            cut = next((i + 1 for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
+            out.append(GreedyTrace(tok.decode(tokens[:cut], skip_special_tokens=True).strip(),
+                                   tokens[:cut], top[:cut]))
         return out
 
     async def _run_jobs(self, jobs: list[Job], temperature, max_tokens) -> dict[str, dict]:

@@ -36,6 +36,15 @@ class Reply:
     output_tokens: int = 0
 
 
+@dataclass
+class GreedyTrace:
+    """A greedy reply token by token, as a local engine decoded it: the token ids and, for each,
+    the `top` log-probabilities of that step ({token id: log-prob}, the engine's k best)."""
+    text: str
+    tokens: list[int]
+    top: list[dict[int, float]]
+
+
 class MalformedReply(ValueError):
     """A 200 response whose body is not a usable reply."""
 

@@ -107,22 +107,30 @@ def load_tokenizer(name: str):
     return tok
 
 
+def resolve_dtype(dtype: str = "auto") -> str:
+    """The torch dtype name a model is loaded in: "auto" means bfloat16 on a CUDA GPU that
+    supports it and float32 elsewhere; any other name is returned as it is. transformers and
+    vLLM both load by this (vLLM's own "auto" would take the checkpoint's, fp16 for LLaMA-2)."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return "bfloat16" if cuda and torch.cuda.is_bf16_supported() else "float32"
+
+
 def load_causal_lm(name: str, *, dtype: str = "auto", quantization: str | None = None,
                    device_map=None, adapter: str | None = None, compute_dtype: str | None = None):
     """Load a causal LM (optionally 4-bit NF4 through bitsandbytes, optionally with a LoRA adapter).
 
-    dtype "auto" means bf16 on a CUDA GPU that supports it and fp32 elsewhere. compute_dtype is
-    what the 4-bit layers compute in (default bf16 on CUDA, fp32 elsewhere; float16 on a GPU
-    without bf16).
+    dtype "auto" means bf16 on a CUDA GPU that supports it and fp32 elsewhere (`resolve_dtype`).
+    compute_dtype is what the 4-bit layers compute in (default bf16 on CUDA, fp32 elsewhere;
+    float16 on a GPU without bf16).
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    if dtype == "auto":
-        cuda = torch.cuda.is_available()
-        torch_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
-    else:
-        torch_dtype = getattr(torch, dtype)
+    torch_dtype = getattr(torch, resolve_dtype(dtype))
     kwargs = {"dtype": torch_dtype}
     if quantization == "nf4":
         from transformers import BitsAndBytesConfig
@@ -131,7 +139,7 @@ def load_causal_lm(name: str, *, dtype: str = "auto", quantization: str | None =
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=getattr(torch, compute_dtype) if compute_dtype
             else torch.bfloat16 if torch.cuda.is_available() else torch.float32)
-    elif quantization is not None:
+    elif quantization not in (None, "none"):
         raise SkillmixError(f"unknown quantization {quantization!r} (use nf4 or none)",
                             field="quantization")
     if device_map is not None:

@@ -20,7 +20,7 @@ from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig, writ
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.prompts import generation_turn1, sentence_limit
 from skillmix_utils.core.records import RecordStore
-from skillmix_utils.llm.vllm_backend import parity_check
+from skillmix_utils.llm.vllm_backend import context_length, parity_check
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing
 from skillmix_utils.stages.current import current_eval_records, revive
 from skillmix_utils.stages.draws import eval_items, training_keys
@@ -34,25 +34,45 @@ from skillmix_utils.stages.tables import write_metric_tables
 
 def check_vllm_parity(student: StudentSpec, spec: ModelSpec, adapter: str | None, todo,
                       catalog, run: StageRun) -> None:
-    """Before a vllm: student writes anything, its greedy outputs must match transformers +
-    peft on a few of its own turn-1 prompts (a wrong LoRA setting in vLLM is otherwise silent)."""
+    """Before a vllm: student writes anything, its greedy decodings must agree with
+    transformers + peft's on a few of its own turn-1 prompts, in the same dtype with the
+    adapter applied the same way (`llm.vllm_backend.parity_check`; a wrong LoRA setting in
+    vLLM is otherwise silent). Made the same way, every prompt agrees."""
     if not spec.spec.startswith("vllm:") or student.parity_prompts == 0 or not todo:
         return
 
     prompts = [generation_turn1([catalog.skill(s) for s in p.combination.skills],
                                 p.combination.topic) for p in todo[:student.parity_prompts]]
     # On the stage's own backend for this student: its engine then writes the texts too.
+    # At most 32 tokens: a wrong setting shows in the first few, and never more than it writes.
     result = parity_check(spec.spec.split(":", 1)[1], adapter, prompts,
+                          max_tokens=min(32, spec.max_tokens),
                           engine_options=spec.options.get("engine_options"),
                           max_lora_rank=spec.options.get("max_lora_rank"),
                           backend=run.backend(spec, adapter))
-    run.say(f"student {student.name}: vLLM vs transformers greedy parity {result['match']:.0%}")
+    run.say(f"student {student.name}: vLLM vs transformers greedy parity {result['match']:.0%}"
+            + (f" ({result['dtype']})" if result.get("dtype") else ""))
     if result["match"] < student.parity_min_match:
+        why = next((w for w in result.get("diverged") or [] if w), None)
         raise SkillmixError(
             f"vLLM and transformers + peft disagree on {1 - result['match']:.0%} of "
-            f"{len(prompts)} greedy prompts (need {student.parity_min_match:.0%} agreement); "
+            f"{len(prompts)} greedy prompts (need {student.parity_min_match:.0%} agreement"
+            + (f"; first: {why}" if why else "") + "); "
             "check the adapter and max_lora_rank, or use an hf: student",
             field=f"evaluation.students[{student.name}].parity_min_match")
+
+
+def serving_spec(spec: ModelSpec, writer: Writer, todo: list[Pending]) -> ModelSpec:
+    """A vllm: student's spec with `max_model_len`, the context its texts need (both turns and
+    both replies at `max_tokens`, `context_length`), so that the engine does not reserve memory
+    for the model's whole window (32k for Mistral-7B). Not for other students, or when the
+    config sets engine_options.max_model_len. It changes no text (`identity.TRANSPORT_OPTIONS`)."""
+    if not spec.spec.startswith("vllm:") or not todo or \
+            "max_model_len" in (spec.options.get("engine_options") or {}):
+        return spec
+    need = context_length(spec.spec.split(":", 1)[1], [writer.turns(p) for p in todo],
+                          spec.max_tokens)
+    return spec.model_copy(update={"options": {**spec.options, "max_model_len": need}})
 
 
 def selected_students(cfg: StudyConfig, names: list[str] | None) -> list[StudentSpec]:
@@ -150,6 +170,7 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
             todo = pending_items(items, existing, writer)
             if not todo:
                 continue
+            spec = serving_spec(spec, writer, todo)
             check_vllm_parity(student, spec, adapter, todo, catalog, run)
             run.say(f"student {student.name} ({spec.spec}"
                     + (f" + {adapter}" if adapter else "") + f"): writing {len(todo)} texts")

@@ -43,7 +43,8 @@ def _fake_vllm(monkeypatch, seen: list):
                          "hf_models_loaded": sum(k[0] == "hf" for k in loaded.held())})
 
         def chat(self, messages, params, lora_request=None, use_tqdm=False):
-            out = types.SimpleNamespace(text=" vllm says hi", token_ids=[1, 2, 3])
+            out = types.SimpleNamespace(text=" vllm says hi", token_ids=[1, 2, 3],
+                                        logprobs=[{t: -0.1} for t in (1, 2, 3)])
             return [types.SimpleNamespace(outputs=[out], prompt_token_ids=[1]) for _ in messages]
 
     vllm = types.ModuleType("vllm")
@@ -99,3 +100,18 @@ def test_engine_options_reach_the_engine_through_get_backend(monkeypatch, tmp_pa
                           engine_options={"tensor_parallel_size": 2})
     backend.engine()
     assert seen[0]["tensor_parallel_size"] == 2 and seen[0]["enable_lora"] is False
+
+
+def test_the_engine_is_told_its_dtype_and_the_context_to_reserve(monkeypatch):
+    from skillmix_utils.llm.models import resolve_dtype
+
+    seen: list = []
+    _fake_vllm(monkeypatch, seen)
+    # nothing configured: the dtype transformers loads in (never vLLM's "auto", the
+    # checkpoint's), and the context the evaluation asks for (never the model's whole window)
+    get_backend("vllm:smollm2-135m-instruct", use_cache=False, max_model_len=1536).engine()
+    assert seen[0]["dtype"] == resolve_dtype("auto") and seen[0]["max_model_len"] == 1536
+    # the config's engine options win
+    get_backend("vllm:smollm2-135m-instruct", use_cache=False, max_model_len=1536,
+                engine_options={"dtype": "float16", "max_model_len": 4096}).engine()
+    assert seen[1]["dtype"] == "float16" and seen[1]["max_model_len"] == 4096

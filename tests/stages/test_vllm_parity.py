@@ -37,7 +37,8 @@ def fake_parity(match, seen):
     def parity_check(base, adapter, prompts, max_tokens=32, engine_options=None,
                      max_lora_rank=None, backend=None):
         seen.append((base, adapter, prompts, backend))
-        return {"match": match, "pairs": []}
+        return {"match": match, "pairs": [], "dtype": "bfloat16",
+                "diverged": ["step 3: token 5 vs 9, not among the best of the other"]}
     return parity_check
 
 
@@ -45,7 +46,7 @@ def test_disagreement_stops_the_run(monkeypatch):
     seen = []
     monkeypatch.setattr("skillmix_utils.stages.evaluate.parity_check", fake_parity(1 / 3, seen))
     s = student()
-    with pytest.raises(SkillmixError, match="disagree") as info:
+    with pytest.raises(SkillmixError, match="disagree.*first: step 3") as info:
         evaluate.check_vllm_parity(s, s.model, "/ad", todo(), load_catalog(), Say())
     assert info.value.field == "evaluation.students[tuned].parity_min_match"
     base, adapter, prompts, backend = seen[0]
@@ -67,3 +68,30 @@ def test_agreement_passes_and_other_students_are_not_checked(monkeypatch):
     off = student(parity_prompts=0)
     evaluate.check_vllm_parity(off, off.model, None, todo(), load_catalog(), run)
     assert len(seen) == 1
+
+
+def test_one_disagreeing_prompt_stops_the_run_by_default(monkeypatch):
+    # made the same way every prompt agrees (rounding is allowed for), so the default asks all
+    monkeypatch.setattr("skillmix_utils.stages.evaluate.parity_check", fake_parity(2 / 3, []))
+    s = student()
+    with pytest.raises(SkillmixError, match="need 100% agreement"):
+        evaluate.check_vllm_parity(s, s.model, "/ad", todo(), load_catalog(), Say())
+
+
+def test_a_vllm_student_reserves_the_context_its_texts_need():
+    from skillmix_utils.stages.generate import Writer
+
+    items = todo()
+    s = student(spec="vllm:smollm2-135m-instruct")
+    spec = s.model.model_copy(update={"max_tokens": 512})
+    writer = Writer(spec, load_catalog())
+    served = evaluate.serving_spec(spec, writer, items)
+    # both turns and two 512-token replies: far from the model's 8k window
+    assert 1024 < served.options["max_model_len"] <= 2048
+    assert served.options["max_model_len"] % 256 == 0
+    # the texts are the same texts: no record is rewritten for it
+    assert Writer(served, load_catalog()).identity(items[0]) == writer.identity(items[0])
+    told = spec.model_copy(update={"options": {"engine_options": {"max_model_len": 4096}}})
+    assert evaluate.serving_spec(told, writer, items) == told
+    hf = student("hf:smollm2-135m-instruct").model
+    assert evaluate.serving_spec(hf, writer, items) == hf

@@ -395,10 +395,12 @@ class StudentSpec(StrictModel):
     name: Annotated[str, AfterValidator(safe_name)]      # part of its records' ids
     model: ModelSpec
     adapter: str | None = None
-    # vllm: students only. Before a full run, greedy outputs of vLLM and transformers + peft
-    # are compared on this many prompts; the run stops if fewer than `parity_min_match` agree.
+    # vllm: students only. Before a full run, greedy decodings of vLLM and transformers + peft
+    # (same dtype, adapter unmerged on both) are compared on this many prompts; the run stops
+    # if fewer than `parity_min_match` agree. Agreement allows for rounding (a near tie may
+    # flip), so the same model agrees on every prompt: the default asks for all.
     parity_prompts: int = Field(3, ge=0)
-    parity_min_match: float = Field(0.6, ge=0, le=1)
+    parity_min_match: float = Field(1.0, ge=0, le=1)
 
 
 class EvaluationSpec(StrictModel):

@@ -1,24 +1,28 @@
-"""`skillmix doctor`: is this machine ready to train and serve the student? One table.
+"""The checks of a plain `skillmix doctor`: is this machine ready to train and serve? One table.
 
     skillmix doctor [--model smollm2-135m-instruct] [--steps 3]
 
 Versions first (torch, CUDA, flash-attn, bitsandbytes, vllm, deepspeed, ...), then checks, each
-PASS, FAIL or SKIP with the reason:
-- flash-attn 2: the student loads with attn_implementation="flash_attention_2" (GPU);
+PASS, WARN, FAIL or SKIP with the reason:
+- CUDA and driver vs runtime (`doctor.cuda`): NVIDIA GPUs that torch cannot use FAIL;
+- flash-attn 2: the student loads with attn_implementation="flash_attention_2" (GPU; absent is
+  a WARN, installed but broken a FAIL naming the error);
 - packed loss: a packed micro-batch's loss equals the examples' losses one at a time (no
   cross-example leakage; on a GPU through the kernel training uses, flash-attn's varlen path);
 - LoRA steps / QLoRA steps: a few optimiser steps, tokens/s, model-FLOPs utilisation (against
   the GPU's dense bf16 peak) and peak memory against the estimate (GPU; QLoRA needs CUDA);
 - vLLM parity: vLLM and transformers + peft agree on greedy outputs (GPU with vllm).
 On a CPU it runs what it can (packed loss, a LoRA step) and says what it skipped. The exit
-status is 1 when any check failed.
+status is 1 when any check failed. `skillmix doctor --gpu` is the longer acceptance run
+(`doctor.gpu`).
 """
 from __future__ import annotations
 
-import importlib.metadata
+import importlib.util
 import time
-from dataclasses import dataclass
 
+from skillmix_utils.doctor.cuda import check_cuda, check_driver, flash_attn_state
+from skillmix_utils.doctor.report import Check, guarded
 from skillmix_utils.llm.models import load_causal_lm, load_tokenizer
 from skillmix_utils.llm.vllm_backend import parity_check
 from skillmix_utils.stages.train.memory import estimate_memory, model_shape
@@ -29,59 +33,42 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4":
                "A10": 125.0, "RTX 4090": 165.0, "RTX 3090": 71.0, "V100": 125.0}
 
 
-@dataclass
-class Check:
-    name: str
-    status: str      # PASS, FAIL, SKIP
-    detail: str
+def corpus_examples(tok, n_tokens: int = 96, chunk_len: int | None = None):
+    """About `n_tokens` of the built-in corpus as examples of `chunk_len` tokens (loss on all)."""
+    return pretrain_examples(builtin_corpus(), tok, n_tokens=n_tokens,
+                             chunk_len=chunk_len or n_tokens // 3)
 
 
-def versions() -> dict[str, str]:
-    """Installed versions of what training and serving depend on."""
-    out = {}
-    for pkg in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "flash-attn",
-                "deepspeed", "vllm"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    import torch
-
-    out["CUDA"] = (f"{torch.version.cuda} ({torch.cuda.get_device_name(0)}, "
-                   f"{torch.cuda.get_device_properties(0).total_memory / 1024 ** 3:.0f} GiB)"
-                   if torch.cuda.is_available() else "no CUDA device")
-    return out
-
-
-def _examples(tok, n_tokens: int = 96):
-
-    return pretrain_examples(builtin_corpus(), tok, n_tokens=n_tokens, chunk_len=n_tokens // 3)
-
-
-def check_packed_loss(model_name: str, cuda: bool) -> Check:
-    """Packed loss == one-at-a-time loss, through the attention kernel training would use."""
+def packed_losses(model_name: str, cuda: bool, flash: bool) -> tuple[float, float]:
+    """(summed loss of a packed micro-batch, sum of the same examples' losses one at a time):
+    bf16 on the GPU (flash-attn's varlen path when `flash`, else sdpa with a block mask),
+    fp32 on the CPU."""
     import torch
 
     from skillmix_utils.stages.train.packing import collate, summed_loss  # heavy: torch
 
     tok = load_tokenizer(model_name)
     lm = load_causal_lm(model_name, dtype="bfloat16" if cuda else "float32")
-    flash = False
     if cuda:
         lm = lm.to("cuda")
-        try:
-            lm.set_attn_implementation("flash_attention_2")
-            flash = True
-        except (ImportError, ValueError):
-            pass
+    if flash:
+        lm.set_attn_implementation("flash_attention_2")
     lm.eval()
-    exs = _examples(tok)
+    exs = corpus_examples(tok)
     dev = next(lm.parameters()).device
     with torch.no_grad():
         one = sum(summed_loss(lm(**collate([e], flash=flash).to(dev).model_inputs()).logits,
                               collate([e]).labels.to(dev)).item() for e in exs)
         b = collate(exs, packed=True, flash=flash, mask_dtype=torch.bool).to(dev)
         packed = summed_loss(lm(**b.model_inputs()).logits, b.labels).item()
+    return packed, one
+
+
+def check_packed_loss(model_name: str, cuda: bool) -> Check:
+    """Packed loss == one-at-a-time loss, through the attention kernel training would use
+    (flash-attn's varlen path on a GPU that has it, else sdpa with a block-diagonal mask)."""
+    flash = cuda and flash_attn_state()[0] == "PASS"
+    packed, one = packed_losses(model_name, cuda, flash)
     rel = abs(packed - one) / max(abs(one), 1e-9)
     tol = 2e-2 if cuda else 1e-4       # bf16 kernels differ in summation order
     kind = "flash-attn varlen" if flash else "sdpa + block mask"
@@ -90,27 +77,27 @@ def check_packed_loss(model_name: str, cuda: bool) -> Check:
 
 
 def check_flash(model_name: str, cuda: bool) -> Check:
+    """The student loads with flash-attention 2 (absent: WARN; broken: FAIL naming the error)."""
     if not cuda:
         return Check("flash-attn 2 load", "SKIP", "needs a CUDA GPU")
-
-    try:
-        import flash_attn  # noqa: F401
-    except ImportError:
-        return Check("flash-attn 2 load", "FAIL",
-                     "flash-attn is not installed (pip install flash-attn --no-build-isolation)")
+    status, detail = flash_attn_state()
+    if status != "PASS":
+        return Check("flash-attn 2 load", status, detail)
     lm = load_causal_lm(model_name, dtype="bfloat16").to("cuda")
     lm.set_attn_implementation("flash_attention_2")
     impl = lm.config._attn_implementation
     return Check("flash-attn 2 load", "PASS" if "flash" in impl else "FAIL", f"attention {impl}")
 
 
-def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3) -> Check:
-    """A few optimiser steps of `mode` on packed micro-batches: tokens/s, MFU, peak memory."""
+def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3,
+                n_tokens: int | None = None, name: str | None = None) -> Check:
+    """A few optimiser steps of `mode` on one packed micro-batch of `n_tokens` (2,048 on a GPU,
+    256 on the CPU): tokens/s, MFU, peak memory against the estimate."""
     import torch
 
     from skillmix_utils.stages.train.packing import collate, summed_loss  # heavy: torch
 
-    name = f"{'QLoRA' if mode == 'qlora' else 'LoRA'} steps"
+    name = name or f"{'QLoRA' if mode == 'qlora' else 'LoRA'} steps"
     if mode == "qlora" and not cuda:
         return Check(name, "SKIP", "QLoRA's paged 8-bit optimiser needs CUDA "
                      "(tests/train/test_modes.py covers NF4 on the CPU)")
@@ -123,17 +110,17 @@ def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3) -> Check
         from peft import prepare_model_for_kbit_training
 
         lm = load_causal_lm(model_name, quantization="nf4", device_map={"": 0})
-        lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=True)
+        # Non-reentrant, as the trainer: the reentrant kind needs an input that requires grad.
+        lm = prepare_model_for_kbit_training(
+            lm, use_gradient_checkpointing=True,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
     else:
         lm = load_causal_lm(model_name, dtype="bfloat16" if cuda else "float32")
         lm = lm.to("cuda" if cuda else "cpu")
     flash = False
-    if cuda:
-        try:
-            lm.set_attn_implementation("flash_attention_2")
-            flash = True
-        except (ImportError, ValueError):
-            pass
+    if cuda and flash_attn_state()[0] == "PASS":
+        lm.set_attn_implementation("flash_attention_2")
+        flash = True
     lm = get_peft_model(lm, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
                                        task_type="CAUSAL_LM"))
     lm.train()
@@ -144,7 +131,8 @@ def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3) -> Check
         opt = bnb.optim.PagedAdamW8bit(params, lr=1e-4)
     else:
         opt = torch.optim.AdamW(params, lr=1e-4)
-    exs = _examples(tok, n_tokens=2048 if cuda else 256)
+    exs = corpus_examples(tok, n_tokens=n_tokens or (2048 if cuda else 256),
+                          chunk_len=min(1024, n_tokens) if n_tokens else None)
     dev = next(lm.parameters()).device
     batch = collate(exs, packed=True, flash=flash, mask_dtype=torch.bool).to(dev)
     losses, tokens, seconds = [], 0, 0.0
@@ -176,19 +164,22 @@ def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3) -> Check
     return Check(name, "PASS" if ok else "FAIL", detail)
 
 
-def check_vllm(model_name: str, cuda: bool) -> Check:
+def check_vllm(model_name: str, cuda: bool, adapter: str | None = None) -> Check:
+    """vLLM and transformers (+ peft) agree on greedy decodings (`parity_check`: same dtype,
+    adapter unmerged, within the dtype's rounding): every prompt must agree."""
+    name = "vLLM parity" + (" (LoRA)" if adapter else "")
     if not cuda:
-        return Check("vLLM parity", "SKIP", "needs a CUDA GPU")
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        return Check("vLLM parity", "SKIP", "vllm is not installed (pip install 'skillmix[vllm]')")
-
+        return Check(name, "SKIP", "needs a CUDA GPU")
+    if importlib.util.find_spec("vllm") is None:
+        return Check(name, "SKIP", "vllm is not installed (pip install 'skillmix[vllm]')")
     prompts = ["Write one sentence about bees.", "Name three colours.", "What is 2 + 2?"]
-    r = parity_check(model_name, None, prompts, max_tokens=24,
-                     engine_options={"gpu_memory_utilization": 0.5})
-    return Check("vLLM parity", "PASS" if r["match"] >= 0.6 else "FAIL",
-                 f"{r['match']:.0%} of {len(prompts)} greedy outputs equal")
+    r = parity_check(model_name, adapter, prompts, max_tokens=24,
+                     engine_options={"gpu_memory_utilization": 0.5, "enforce_eager": True,
+                                     "max_model_len": 1024})
+    why = next((w for w in r["diverged"] if w), None)
+    return Check(name, "PASS" if r["match"] == 1.0 else "FAIL",
+                 f"{r['match']:.0%} of {len(prompts)} greedy decodings agree ({r['dtype']})"
+                 + (f"; {why}" if why else ""))
 
 
 def run_checks(model_name: str, steps: int = 3) -> list[Check]:
@@ -196,35 +187,9 @@ def run_checks(model_name: str, steps: int = 3) -> list[Check]:
     import torch
 
     cuda = torch.cuda.is_available()
-    out = []
-    for fn, args in ((check_flash, (model_name, cuda)), (check_packed_loss, (model_name, cuda)),
-                     (check_steps, (model_name, "lora", cuda, steps)),
-                     (check_steps, (model_name, "qlora", cuda, steps)),
-                     (check_vllm, (model_name, cuda))):
-        try:
-            out.append(fn(*args))
-        except Exception as exc:  # noqa: BLE001 - a broken check is reported, the rest still run
-            label = {check_flash: "flash-attn 2 load", check_packed_loss: "packed loss",
-                     check_vllm: "vLLM parity"}.get(fn) or f"{args[1]} steps"
-            out.append(Check(label, "FAIL", f"{type(exc).__name__}: {exc}"[:300]))
-    return out
-
-
-def table(vers: dict[str, str], checks: list[Check]) -> str:
-    """Versions and checks as one plain-text table."""
-    rows = [(k, "", v) for k, v in vers.items()] + [(c.name, c.status, c.detail) for c in checks]
-    w0 = max(len(r[0]) for r in rows)
-    lines = [f"{'item':<{w0}}  {'check':<5}  detail", f"{'-' * w0}  -----  ------"]
-    lines += [f"{a:<{w0}}  {b:<5}  {c}" for a, b, c in rows]
-    return "\n".join(lines)
-
-
-def main(model_name: str = "smollm2-135m-instruct", steps: int = 3) -> int:
-    """Print the table; 1 if any check failed, else 0."""
-    vers = versions()
-    checks = run_checks(model_name, steps)
-    print(table(vers, checks))
-    skipped = [c.name for c in checks if c.status == "SKIP"]
-    if skipped:
-        print(f"skipped: {', '.join(skipped)} (see detail)")
-    return 1 if any(c.status == "FAIL" for c in checks) else 0
+    return [guarded("CUDA", check_cuda), guarded("driver vs runtime", check_driver),
+            guarded("flash-attn 2 load", check_flash, model_name, cuda),
+            guarded("packed loss", check_packed_loss, model_name, cuda),
+            guarded("LoRA steps", check_steps, model_name, "lora", cuda, steps),
+            guarded("QLoRA steps", check_steps, model_name, "qlora", cuda, steps),
+            guarded("vLLM parity", check_vllm, model_name, cuda)]
