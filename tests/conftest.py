@@ -1,7 +1,10 @@
 """Shared test fixtures.
 
 The embedded model is converted once per machine into SKILLMIX_CACHE (default: .cache/ in the
-repository, so a CI run converts it once and every test reuses it).
+repository, so a CI run converts it once and every test reuses it). The tests' responses go to a
+cache of their own (`<cache>/tests/`, its `models/` a link to the converted model): sampled
+texts depend on the batch they were made in, so a response cached by a test must never become
+the answer `make demo` gets for the same request.
 """
 from __future__ import annotations
 
@@ -14,7 +17,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("SKILLMIX_CACHE", str(ROOT / ".cache"))
+
+
+def _tests_cache(user_cache: Path) -> Path:
+    folder = user_cache / "tests"
+    (user_cache / "models").mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
+    link = folder / "models"
+    if not link.is_symlink() and not link.exists():
+        link.symlink_to(user_cache / "models", target_is_directory=True)
+    return folder
+
+
+os.environ["SKILLMIX_CACHE"] = str(_tests_cache(Path(os.environ.get("SKILLMIX_CACHE") or ROOT / ".cache")))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
