@@ -40,7 +40,7 @@ marks ✓ / ✗ (read as 1 / 0). A fraction is normalised by its denominator.
 
 Bounds: every reading is linear in the reply's length (no regex here or in `grader_replies`
 can backtrack; at most MAX_ROWS rows of one reading are matched), so any reply of 16 KB is read
-in milliseconds; tests/test_parse_bounds.py checks it. A "|" inside a skill or topic name is
+in milliseconds; tests/core/test_parse_bounds.py checks it. A "|" inside a skill or topic name is
 read as part of the name, not as a cell border.
 
 The length verdict of a grader is later replaced by `count_sentences`, and the explicit-name

@@ -100,7 +100,7 @@ def check_steps(model_name: str, mode: str, cuda: bool, steps: int = 3,
     name = name or f"{'QLoRA' if mode == 'qlora' else 'LoRA'} steps"
     if mode == "qlora" and not cuda:
         return Check(name, "SKIP", "QLoRA's paged 8-bit optimiser needs CUDA "
-                     "(tests/train/test_modes.py covers NF4 on the CPU)")
+                     "(tests/stages/train/test_modes.py covers NF4 on the CPU)")
     from peft import LoraConfig, get_peft_model
 
     tok = load_tokenizer(model_name)

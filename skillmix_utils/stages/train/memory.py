@@ -5,7 +5,7 @@
     print(format_estimate(e))
 
 docs/memory.md derives every term by hand for LLaMA-2-13B and Mistral-7B and puts the two side
-by side; tests/train/test_memory.py checks the estimate against the peak memory measured on the
+by side; tests/stages/train/test_memory.py checks the estimate against the peak memory measured on the
 CPU with the embedded model. The terms, in bytes (P parameters, h hidden, i MLP width, h_kv
 key/value width, L layers, V vocabulary, T tokens per micro-batch on the device, G processes):
 

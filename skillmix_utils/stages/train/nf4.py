@@ -8,13 +8,13 @@ back through the frozen 4-bit weight (torch only warns "may lead to silently inc
 behavior"). The trainer evaluates in eval mode (the probe, the held-out loss) before and between
 steps, so on such a CPU QLoRA trained with wrong gradients: on the embedded model the LoRA
 gradients after one evaluation pass were off by 99% of their norm (cosine 0.12 with the
-reference), and two steps of tests/train/test_modes.py lowered the loss by 0.03 instead of
+reference), and two steps of tests/stages/train/test_modes.py lowered the loss by 0.03 instead of
 0.47. The repacking is lossy too: it keeps the block scales in bf16, and `state_dict()`
 quantises them again.
 
 Without the repacking the layer dequantises its weights to the compute dtype and calls
 `F.linear`, forward and backward (`MatMul4Bit`), on every CPU, exactly the computation on a
-dequantised copy of the weights (tests/train/test_nf4_gradients.py). CUDA inputs never take the
+dequantised copy of the weights (tests/stages/train/test_nf4_gradients.py). CUDA inputs never take the
 repacking branch, so GPUs are unaffected.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 never raises. A 2 KB grader reply of "Points earned" and spaces used to take longer than 20 s
 (812 characters: 85 s) through catastrophic regex backtracking, and failed parses are read again
 on every run. The limits below are generous (the machine is shared); a backtracking parser
-misses them by orders of magnitude. `python tests/test_parse_bounds.py` prints the timings
+misses them by orders of magnitude. `python tests/core/test_parse_bounds.py` prints the timings
 (CPU time per call)."""
 from __future__ import annotations
 

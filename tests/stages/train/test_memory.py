@@ -11,7 +11,7 @@ import pytest
 
 from skillmix_utils.stages.train.memory import LLAMA2_13B, MISTRAL_7B, estimate_memory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _doc_rows() -> list[list[str]]:
@@ -59,7 +59,7 @@ def test_estimate_within_25_percent_of_measured_cpu_peak(mode, tokens, ckpt, emb
 
     from skillmix_utils.stages.train.memory import model_shape
 
-    out = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "measure_memory.py"),
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "stages" / "train" / "measure_memory.py"),
                           mode, str(tokens), str(ckpt)], capture_output=True, text=True,
                          timeout=900, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]

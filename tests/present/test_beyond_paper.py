@@ -12,7 +12,7 @@ from skillmix_utils.core.config import PartitionSpec, load_study_config
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = {"spec": "hf:smollm2-135m-instruct"}
 
 

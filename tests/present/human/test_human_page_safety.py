@@ -21,7 +21,7 @@ from skillmix_utils.present.human.access import rater_tokens
 from skillmix_utils.present.human.sample import grades_dir
 from skillmix_utils.present.human.server import TOKEN_HEADER, create_app
 
-from tests.human.conftest import STUDENTS, make_study
+from .conftest import STUDENTS, make_study
 
 
 def _page_data(html: str, name: str):

@@ -1,6 +1,6 @@
 """Peak memory of training steps of the embedded model on the CPU, for test_memory.py.
 
-    python tests/train/measure_memory.py MODE TOKENS CHECKPOINTING   -> one JSON line
+    python tests/stages/train/measure_memory.py MODE TOKENS CHECKPOINTING   -> one JSON line
 
 Runs in its own process so that the resident-set size it samples is its own: the model is
 loaded, then two optimiser steps of two packed micro-batches of TOKENS tokens each run while a

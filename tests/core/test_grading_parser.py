@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from skillmix_utils.core.grading import GradeParse, parse_grade, rubric_items
 
-REPLIES = Path(__file__).parent / "data" / "grader_replies"
+REPLIES = Path(__file__).resolve().parents[1] / "data" / "grader_replies"
 CASES = sorted(REPLIES.glob("*.yaml"))
 
 

@@ -163,7 +163,7 @@ def test_templates_match_protocol_file_when_present():
     import re
     from pathlib import Path
 
-    protocol = Path(__file__).resolve().parents[1].parent / "shared" / "PROTOCOL.md"
+    protocol = Path(__file__).resolve().parents[2].parent / "shared" / "PROTOCOL.md"
     if not protocol.exists():
         pytest.skip("no ../shared/PROTOCOL.md beside this checkout")
     text = protocol.read_text(encoding="utf-8")

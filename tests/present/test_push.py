@@ -15,7 +15,7 @@ import pytest
 import yaml
 from hub_server import HubServer  # tests/ is on sys.path (pytest rootdir import)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_" + "FakeTokenForTheLoopbackHub0123456789"
 USER = "ada"
 CONFIG = """\

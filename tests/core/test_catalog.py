@@ -24,7 +24,7 @@ from skillmix_utils.core.catalog import (
 )
 from skillmix_utils.core.errors import SkillmixError
 
-DATA = Path(__file__).parent / "data" / "catalog"
+DATA = Path(__file__).resolve().parents[1] / "data" / "catalog"
 
 PUBLISHED_SKILLS = {
     "self serving bias": "reasoning",

@@ -24,7 +24,7 @@ def test_killed_run_resumes_on_the_same_curve(make_study, tmp_path):
     cfg = make_study(tmp_path / "killed", **spec)
     root = run_dir(cfg)
     cmd = launch_command(cfg, write_config_json(cfg, root))
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     env = {**os.environ, "PYTHONPATH": repo}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
