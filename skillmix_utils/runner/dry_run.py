@@ -1,4 +1,5 @@
-"""`skillmix run --dry-run`: what every notebook's stage would ask, priced once per request across a grid."""
+"""`skillmix run --dry-run`: what every notebook's stage would ask, priced once per request across
+a grid, and what its local work needs: GPUs, memory per GPU and GPU-hours (stages/compute.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,6 +9,7 @@ from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.cost import format_usd
 from skillmix_utils.runner.markers import Stage
 from skillmix_utils.stages import datagen, evaluate
+from skillmix_utils.stages.compute import Compute, plan_compute, training_compute
 
 
 @dataclass
@@ -18,6 +20,7 @@ class DryRunTotal:
     usd: float = 0.0
     unpriced: bool = False
     seen: set = field(default_factory=set)
+    compute: list[Compute] = field(default_factory=list)     # local work: training, local models
 
 
 def stage_plan(cfg: StudyConfig, st: Stage, seen: set | None = None):
@@ -29,18 +32,43 @@ def stage_plan(cfg: StudyConfig, st: Stage, seen: set | None = None):
     return None
 
 
+def _quantization(cfg: StudyConfig) -> dict:
+    """{spec: options.quantization} of the models the config calls (4-bit weights are smaller)."""
+    specs = []
+    if cfg.data:
+        specs += [cfg.data.teacher, *cfg.data.graders]
+    if cfg.evaluation:
+        specs += [s.model for s in cfg.evaluation.students] + list(cfg.evaluation.graders)
+    return {m.spec: m.options.get("quantization") for m in specs if m.options.get("quantization")}
+
+
+def stage_compute(cfg: StudyConfig, st: Stage, plan=None) -> list[Compute]:
+    """The local work of a stage: its training run (03), its local models' share of `plan`."""
+    if st.id == "03" and cfg.train is not None and cfg.train.enabled:
+        return [training_compute(cfg)]
+    return plan_compute(plan, _quantization(cfg)) if plan is not None else []
+
+
 def dry_run_costs(cfg: StudyConfig, st: Stage, total: DryRunTotal) -> None:
-    """Print a stage's own dry-run plan and add it to `total`."""
+    """Print a stage's own dry-run plan and its local compute, and add them to `total`."""
     try:
         plan = stage_plan(cfg, st, total.seen)
     except (ImportError, SkillmixError) as exc:
         print(f"    (no cost estimate: {exc})")
-        return
+        plan = None
     if plan is not None:
         print(plan.render())
         usd, unpriced = plan.total()
         total.usd += usd
         total.unpriced |= unpriced
+    try:
+        compute = stage_compute(cfg, st, plan)
+    except (ImportError, SkillmixError) as exc:
+        print(f"    (no GPU estimate: {exc})")
+        return
+    for c in compute:
+        print(f"    GPUs: {c.line()}")
+    total.compute += compute
 
 
 def quiet_estimate(cfg: StudyConfig, st: Stage) -> float:
@@ -58,3 +86,10 @@ def print_total(total: DryRunTotal, grid: bool = False) -> None:
     print(f"dry run: estimated API cost of what would run: {format_usd(total.usd)}"
           f"{' + unpriced models' if total.unpriced else ''} (an upper bound: output at "
           f"max_tokens, cache not consulted{note})")
+    if total.compute:
+        train = sum(c.gpu_hours for c in total.compute if c.training)
+        local = sum(c.gpu_hours for c in total.compute) - train
+        widest = max(total.compute, key=lambda c: (c.gpus, c.gib_per_gpu))
+        print(f"dry run: local compute: {train + local:,.1f} GPU-hours (training {train:,.1f}, "
+              f"local models {local:,.1f}; upper bounds at 312 TFLOP/s per GPU); the most at once: "
+              f"{widest.gpus} GPU{'s' * (widest.gpus != 1)} x {widest.gib_per_gpu:.1f} GiB")
