@@ -21,6 +21,7 @@ class DryRunTotal:
     unpriced: bool = False
     seen: set = field(default_factory=set)
     compute: list[Compute] = field(default_factory=list)     # local work: training, local models
+    runs: dict = field(default_factory=dict)     # grid run label -> {"usd": ..., "compute": [...]}
 
 
 def stage_plan(cfg: StudyConfig, st: Stage, seen: set | None = None):
@@ -49,8 +50,10 @@ def stage_compute(cfg: StudyConfig, st: Stage, plan=None) -> list[Compute]:
     return plan_compute(plan, _quantization(cfg)) if plan is not None else []
 
 
-def dry_run_costs(cfg: StudyConfig, st: Stage, total: DryRunTotal) -> None:
-    """Print a stage's own dry-run plan and its local compute, and add them to `total`."""
+def dry_run_costs(cfg: StudyConfig, st: Stage, total: DryRunTotal, label: str = "") -> None:
+    """Print a stage's own dry-run plan and its local compute, and add them to `total` (and to
+    grid run `label`'s line)."""
+    run = total.runs.setdefault(label, {"usd": 0.0, "compute": []}) if label else {"usd": 0.0, "compute": []}
     try:
         plan = stage_plan(cfg, st, total.seen)
     except (ImportError, SkillmixError) as exc:
@@ -60,6 +63,7 @@ def dry_run_costs(cfg: StudyConfig, st: Stage, total: DryRunTotal) -> None:
         print(plan.render())
         usd, unpriced = plan.total()
         total.usd += usd
+        run["usd"] += usd
         total.unpriced |= unpriced
     try:
         compute = stage_compute(cfg, st, plan)
@@ -69,6 +73,7 @@ def dry_run_costs(cfg: StudyConfig, st: Stage, total: DryRunTotal) -> None:
     for c in compute:
         print(f"    GPUs: {c.line()}")
     total.compute += compute
+    run["compute"] += compute
 
 
 def quiet_estimate(cfg: StudyConfig, st: Stage) -> float:
@@ -93,3 +98,12 @@ def print_total(total: DryRunTotal, grid: bool = False) -> None:
         print(f"dry run: local compute: {train + local:,.1f} GPU-hours (training {train:,.1f}, "
               f"local models {local:,.1f}; upper bounds at 312 TFLOP/s per GPU); the most at once: "
               f"{widest.gpus} GPU{'s' * (widest.gpus != 1)} x {widest.gib_per_gpu:.1f} GiB")
+    if grid and total.runs:
+        print("dry run per grid run (training; local-model GPU-hours; API dollars counted in this run):")
+        for label, run in total.runs.items():
+            train = [c for c in run["compute"] if c.training]
+            what = "; ".join(f"{c.what.removeprefix('train ')}: {c.needs()}" for c in train) \
+                or "none"
+            local = sum(c.gpu_hours for c in run["compute"] if not c.training)
+            print(f"  {label}: train {what}; local models {local:,.1f} GPU-hours; "
+                  f"API {format_usd(run['usd'])}")

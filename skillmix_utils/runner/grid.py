@@ -6,6 +6,10 @@
         - [[1, 2, 3], null]
         - [[1, 2, 3], sub8000]
 
+      "size: train.base_model,train.mode":               # a named axis: runs labelled
+        - [qwen2.5-0.5b-instruct, qlora]                  # size=<first field's value>
+        - [qwen2.5-72b-instruct, full]
+
 Keys are dotted config fields; the runs are the cross product over keys. A run's label is
 `field=value` joined by "_" (last part of each field name), and its outputs go to
 `outputs/<study>/grid/<label>/`, and its budget ledger is the study's (`link_study_ledger`), so
@@ -42,6 +46,23 @@ def _value_label(value) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", str(value)).strip("-") or "x"
 
 
+def grid_fields(key: str) -> tuple[str | None, list[str]]:
+    """A grid key's axis name (None unless written "name: field,field") and its fields.
+
+    >>> grid_fields("size: train.base_model, train.mode"), grid_fields("train.mode")
+    (('size', ['train.base_model', 'train.mode']), (None, ['train.mode']))
+    """
+    name, sep, rest = key.partition(":")
+    if sep:
+        return name.strip(), [f.strip() for f in rest.split(",")]
+    return None, [f.strip() for f in key.split(",")]
+
+
+def _named_axis_field(field: str, grid: dict) -> bool:
+    """Whether `field` belongs to a named axis (whose label its first field's value gives)."""
+    return any(axis and field in fields for axis, fields in map(grid_fields, grid))
+
+
 def grid_points(grid: dict) -> list[tuple[str, dict]]:
     """Every run of a grid as (label, overrides).
 
@@ -49,10 +70,15 @@ def grid_points(grid: dict) -> list[tuple[str, dict]]:
     ['data_mix=1_mode=lora', 'data_mix=1-2_mode=lora']
     >>> grid_points({"train.data_mix,train.subsample": [[[1, 2, 3], "sub8000"]]})[0]
     ('data_mix=1-2-3_subsample=sub8000', {'train.data_mix': [1, 2, 3], 'train.subsample': 'sub8000'})
+    >>> grid_points({"size: train.base_model,train.mode": [["m-7b", "qlora"]]})[0][0]
+    'size=m-7b'
     """
     axes = []
+    names = {}
     for key, values in grid.items():
-        fields = [f.strip() for f in key.split(",")]
+        axis, fields = grid_fields(key)
+        if axis:
+            names[fields[0]] = axis
         options = []
         for value in values:
             if len(fields) > 1:
@@ -66,7 +92,8 @@ def grid_points(grid: dict) -> list[tuple[str, dict]]:
     points = []
     for combo in itertools.product(*axes):
         over = {k: v for part in combo for k, v in part.items()}
-        label = "_".join(f"{k.split('.')[-1]}={_value_label(v)}" for k, v in over.items())
+        label = "_".join(f"{names.get(k, k.split('.')[-1])}={_value_label(v)}"
+                         for k, v in over.items() if k in names or not _named_axis_field(k, grid))
         points.append((label, over))
     labels = [p[0] for p in points]
     if len(set(labels)) != len(labels):
@@ -183,7 +210,7 @@ def study_layout(config_path, overrides: dict | None = None) -> StudyLayout:
             runs.append(GridRun(label, run_over, notebook_config(str(config_path), run_over)))
         except SkillmixError as exc:
             raise SkillmixError(f"grid run {label}: {exc}", field="grid") from None
-    shared = not any(k.strip().startswith(SHARED_PREFIXES) for key in cfg.grid for k in key.split(","))
+    shared = not any(k.startswith(SHARED_PREFIXES) for key in cfg.grid for k in grid_fields(key)[1])
     return StudyLayout(config_path, overrides, cfg, runs, shared)
 
 

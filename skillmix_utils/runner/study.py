@@ -117,7 +117,7 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
             continue
         if dry_run:
             print(f"{progress} {st.name}: would run ({reason}) -> {cfg.out / 'notebooks' / st.path.name}")
-            dry_run_costs(cfg, st, costs)
+            dry_run_costs(cfg, st, costs, label)
             continue
         estimate = quiet_estimate(cfg, st)
         note = f"; estimated API cost at most ${estimate:,.2f}" if estimate else ""

@@ -51,10 +51,14 @@ class Compute:
         >>> Compute("train x", 4, 57.25, 61.0).line()
         'train x: 4 GPUs x 57.2 GiB of 80 (22.8 GiB headroom), 61.0 GPU-hours'
         """
+        return f"{self.what}: {self.needs()}"
+
+    def needs(self) -> str:
+        """GPUs, memory per GPU with its headroom, GPU-hours."""
         room = self.device_gib - self.gib_per_gpu
         fit = f"{room:.1f} GiB headroom" if room >= 0 else f"WILL NOT FIT: {-room:.1f} GiB over"
-        return (f"{self.what}: {self.gpus} GPU{'s' * (self.gpus != 1)} x {self.gib_per_gpu:.1f} GiB "
-                f"of {self.device_gib:g} ({fit}), {self.gpu_hours:.1f} GPU-hours")
+        return (f"{self.gpus} GPU{'s' * (self.gpus != 1)} x {self.gib_per_gpu:.1f} GiB of "
+                f"{self.device_gib:g} ({fit}), {self.gpu_hours:.1f} GPU-hours")
 
 
 def training_compute(cfg: StudyConfig, *, device_gib: float = DEVICE_GIB,
