@@ -227,7 +227,12 @@ def _watch(watch: _Watch) -> None:
     poll, every = _every("SKILLMIX_SLURM_POLL", 15), _every("SKILLMIX_PROGRESS_EVERY", 60)
     last_count = time.monotonic()
     while watch.live:
-        now = queue.queued(watch.live.values())
+        try:
+            now = queue.queued(watch.live.values())
+        except SkillmixError as exc:      # slurmctld busy or restarting: the jobs go on
+            print(f"[slurm] {exc.reason}; asking again in {poll:g} s", flush=True)
+            time.sleep(poll)
+            continue
         for part, job_id in list(watch.live.items()):
             st = now.get(job_id)
             if st is None:

@@ -76,9 +76,3 @@ def states(job_ids) -> dict[str, JobState]:
     """Every job of `job_ids` by id: in the queue, or how it ended."""
     now = queued(job_ids)
     return {str(j): now.get(str(j)) or ended(j) for j in job_ids}
-
-
-def cancel(job_ids) -> None:
-    """scancel these jobs (a failed shared stage's dependents are cancelled by SLURM itself)."""
-    if job_ids:
-        _run(["scancel", *[str(j) for j in job_ids]])
