@@ -91,12 +91,14 @@ def print_total(total: DryRunTotal, grid: bool = False) -> None:
     print(f"dry run: estimated API cost of what would run: {format_usd(total.usd)}"
           f"{' + unpriced models' if total.unpriced else ''} (an upper bound: output at "
           f"max_tokens, cache not consulted{note})")
-    if total.compute:
+    if not total.compute:
+        print("dry run: local compute: none in what would run (no training, no local model)")
+    else:
         train = sum(c.gpu_hours for c in total.compute if c.training)
         local = sum(c.gpu_hours for c in total.compute) - train
         widest = max(total.compute, key=lambda c: (c.gpus, c.gib_per_gpu))
         print(f"dry run: local compute: {train + local:,.1f} GPU-hours (training {train:,.1f}, "
-              f"local models {local:,.1f}; upper bounds at 312 TFLOP/s per GPU); the most at once: "
+              f"local models {local:,.1f}; estimated for A100-class GPUs, stages/compute.py); the most at once: "
               f"{widest.gpus} GPU{'s' * (widest.gpus != 1)} x {widest.gib_per_gpu:.1f} GiB")
     if grid and total.runs:
         print("dry run per grid run (training; local-model GPU-hours; API dollars counted in this run):")
