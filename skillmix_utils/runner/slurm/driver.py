@@ -186,7 +186,8 @@ def _submit_or_attach(layout, jobs, book, watch, all_stages, stages, force, note
         if old and known.get(old) and known[old].in_flight:
             watch.live[job.part] = old
             watch.say(job.part, f"re-attached ({known[old].state.lower()})")
-            submitted.append(old)
+            if job.part != SHARED:
+                submitted.append(old)
             continue
         if up_to_date(job, layout, all_stages, force):
             watch.done.append(job.part)
