@@ -64,3 +64,18 @@ def test_one_node_or_no_slurm_is_the_plain_launch(tmp_path, monkeypatch):
     assert launch_command(cfg, tmp_path / "c.json", cuda=True)[1:3] == ["-m", "accelerate.commands.launch"]
     monkeypatch.setenv("SLURM_JOB_NUM_NODES", "1")
     assert launch_command(cfg, tmp_path / "c.json", cuda=True)[0] != "srun"
+
+
+def test_only_the_first_node_of_a_job_runs_the_study(tmp_path, monkeypatch):
+    """submitit starts the job's function once per node; the study itself runs once."""
+    from skillmix_utils.runner.slurm.job import PartJob
+
+    calls = []
+    job = PartJob(lambda *a, **k: calls.append(a) or 0, "c.yaml", "shared", None, {}, False, None,
+                  str(tmp_path), str(tmp_path))
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    assert job() == 0 and calls == []
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    assert job() == 0 and len(calls) == 1
+    assert (tmp_path / "77.status.json").exists()

@@ -38,6 +38,10 @@ class PartJob(Checkpointable):
     folder: str              # where the status file goes (cluster/<part>/)
 
     def __call__(self) -> int:
+        if int(os.environ.get("SLURM_PROCID") or 0) != 0:
+            # The other nodes of a multi-node job: the study runs on the first; training starts
+            # its processes on every node itself (stages/train/nodes.py).
+            return 0
         held = os.environ.get(HELD_ENV, "")
         os.environ[HELD_ENV] = os.pathsep.join(p for p in (held, self.study_out) if p)
         start = time.time()
