@@ -184,9 +184,8 @@ def run_part(config_path, part: str, stages=None, overrides: dict | None = None,
     layout = study_layout(config_path, overrides)
     all_stages = discover(notebooks_dir)
     wanted = wanted_stages(stages, all_stages)
-    _, run_wanted = layout.part_stages(part, all_stages, wanted)
-    own = [s for s in layout.part_stages(part, all_stages, wanted)[0]
-           if run_wanted is None or s.id in run_wanted]
+    stages_here, run_wanted = layout.part_stages(part, all_stages, wanted)
+    own = [s for s in stages_here if run_wanted is None or s.id in run_wanted]
     print(f"skillmix run: study {layout.cfg.name!r}, part {part} -> {layout.part_config(part)[0].out}",
           flush=True)
     return _run_part(layout, part, all_stages, wanted, False, force, [0], len(own), DryRunTotal())
