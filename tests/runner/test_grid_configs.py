@@ -3,8 +3,8 @@ data stage, each grid run trained (on a mix that is not empty) and evaluated, an
 cross-run outputs written.
 
 To stay within a 2-core CI the configs are cut further with --set: the data keeps the k = 1
-texts (8 of them; the embedded judge keeps about 1 in 4, and few of the longer k) and one or two
-of each other k; evaluation asks one combination at one or two k; training takes two steps; only
+texts (24; the embedded judge keeps about 1 in 8, and fewer of the longer k) and one or two of
+each other k; evaluation asks one combination at one or two k; training takes two steps; only
 the notebooks that make the numbers run (02-04; notebook 05's per-run report is tested on
 configs/ci.yaml): what the grid summary draws comes from the runs' metric tables.
 uncommon-skills is one study whose figure comes from notebook 05, so it runs 05.
@@ -28,14 +28,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 SMALL = ["train.steps=2", "train.checkpoint_every=2", "evaluation.n_combinations=1",
          "evaluation.settings=[held_out]"]
 CASES = {
-    "k4-addition": (["data.counts={1: 8, 2: 1, 3: 1, 4: 2}", "evaluation.ks=[3, 4]"],
+    "k4-addition": (["data.counts={1: 24, 2: 1, 3: 1, 4: 2}", "evaluation.ks=[3, 4]"],
                     ["02", "03", "04"],
                     ["tables/table2_full_marks.md", "figures/grid_figure2_full_marks.png"]),
-    "partitions": (["data.counts={1: 8, 2: 1, 3: 1}", "evaluation.ks=[2]"], ["02", "03", "04"],
+    "partitions": (["data.counts={1: 24, 2: 1, 3: 1}", "evaluation.ks=[2]"], ["02", "03", "04"],
                    ["tables/partition_gain.csv"]),
-    "scaling": (["data.counts={1: 12, 2: 1, 3: 2}", "evaluation.ks=[2, 3]"], ["02", "03", "04"],
+    "scaling": (["data.counts={1: 24, 2: 1, 3: 2}", "evaluation.ks=[2, 3]"], ["02", "03", "04"],
                 ["tables/scaling.csv"]),
-    "uncommon-skills": (["data.counts={1: 8, 2: 1, 3: 1}", "evaluation.ks=[2, 3]"],
+    "uncommon-skills": (["data.counts={1: 24, 2: 1, 3: 1}", "evaluation.ks=[2, 3]"],
                         ["02", "03", "04", "05"],
                         ["figures/uncommon_skills.png", "tables/parrot_line.csv"]),
 }
