@@ -52,7 +52,7 @@ def test_the_config_runs_end_to_end(name, tmp_path, embedded_model):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     cfg = load_study_config(ROOT / "configs" / f"{name}.yaml", {"output_dir": str(out)})
-    runs = [out / "grid" / label for label, _ in grid_points(cfg.grid)] or [out]
+    runs = [out / "grid" / label for label, _ in grid_points(cfg.grid)] if cfg.grid else [out]
     for run in runs:
         summaries = list(run.glob("train/*/train_summary.json"))
         assert summaries, f"{run.name}: no training"
