@@ -192,7 +192,7 @@ def cmd_doctor(args) -> int:
 def cmd_run(args) -> int:
 
     return run_study(args.config, stages=args.stages, dry_run=args.dry_run,
-                     overrides=_parse_sets(args.set), force=args.force)
+                     overrides=_parse_sets(args.set), force=args.force, executor=args.executor)
 
 
 def _size(path: Path) -> int:
@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")
     r.add_argument("--dry-run", action="store_true", help="say what would run and its API cost")
     r.add_argument("--force", action="store_true", help="re-run stages whose outputs are complete")
+    r.add_argument("--executor", choices=["local", "slurm"],
+                   help="here, or each grid run as a SLURM job (default: the config's "
+                        "cluster.executor, else local; README 'On a cluster')")
     k = sub.add_parser("cache", help="show or clear the response cache and converted models")
     k.add_argument("action", choices=["info", "clear"])
     k.add_argument("what", nargs="?", choices=["llm", "models", "all"], default="models",
