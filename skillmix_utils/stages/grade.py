@@ -30,6 +30,7 @@ from skillmix_utils.core.grader_methods import method as method_of
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.grading import parse_grade
 from skillmix_utils.core.identity import grading_identity
+from skillmix_utils.core.numbers import plural
 from skillmix_utils.core.prompts import rubric_items
 from skillmix_utils.core.records import Grading, RecordStore, TextRecord, Usage
 from skillmix_utils.stages import local_judge
@@ -202,7 +203,7 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
         entry = method_of(grader.method)
         if entry.needs == "yes_no_probabilities":
             local_judge.check_backend(backend, grader.spec)
-        run.say(f"grading {len(pairs)} text-rounds with {grader.label} ({grader.method})")
+        run.say(f"grading {plural(len(pairs), 'text-round')} with {grader.label} ({grader.method})")
         phase = run.progress.phase(f"grader {grader.label}: grade", len(pairs), unit="gradings")
         for start in range(0, len(pairs), chunk_size):
             chunk = pairs[start:start + chunk_size]

@@ -5,7 +5,9 @@
 eval/tables/:
 - metrics.csv: one row per student x setting x k x grader: the three metrics of
   docs/protocol.md §5 (`metrics.skillmix_metrics`: vote over rounds, max over generations, mean
-  over combinations, with SEM and bootstrap interval) and the counts. `n_parse_failures` counts
+  over combinations, with SEM and a 95% interval: Wilson's where every combination scores 0 or
+  1, else a bootstrap) and the counts; `grader_model` is the grader's model spec, so that a
+  table can say who graded (`numbers.judge_phrase`). `n_parse_failures` counts
   gradings whose reply could not be read (status parse_failed); failed calls are in
   parse_failures.csv. `n_train_overlap` counts the row's combinations that are also training
   combinations (same skill set and topic; it must be 0) and `n_excluded_draws` how many draws
@@ -52,7 +54,7 @@ from skillmix_utils.stages.train.run import run_dir
 METRIC_COLUMNS = [f"{m}{s}" for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction")
                   for s in ("", "_sem", "_ci_low", "_ci_high")]
 COLUMNS = (["study", "student", "base_model", "adapter", "train_data", "setting", "k", "grader",
-            "grader_method",
+            "grader_method", "grader_model",
             "n_combinations"] + METRIC_COLUMNS
            + ["n_excluded_generations", "n_excluded_combinations", "n_parse_failures",
               "n_train_overlap", "n_excluded_draws"])
@@ -179,6 +181,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     train = overlap_keys(cfg, catalog)
     labels = grader_labels(cfg, records)
     methods = {lb: _method(records, lb) for lb in labels}
+    specs = {g.label: g.spec for g in graders}
 
     metric_rows, cat_rows, fail_rows, agree_rows = [], [], [], []
     pooled: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -197,6 +200,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
             metric_rows.append({**head, "base_model": recs[0].model, "adapter": recs[0].adapter or "",
                                 "train_data": _train_data(cfg, student),
                                 "grader": label, "grader_method": method,
+                                "grader_model": specs.get(label, ""),
                                 **{c: m[c] for c in ["n_combinations"] + METRIC_COLUMNS
                                    + ["n_excluded_generations", "n_excluded_combinations"]},
                                 "n_parse_failures": statuses.count("parse_failed"),
