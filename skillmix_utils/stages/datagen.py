@@ -89,8 +89,8 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
         existing = read_existing(path)
     other = written_by_others(items, existing, writer)
     if other:   # ids name neither the teacher nor its settings: never mix two ways of making
-        run.say(f"{plural(other, 'existing text was', 'existing texts were')} made otherwise (another teacher, sampling "
-                "setting, prompt or catalog entry); rewriting them")
+        run.say(f"{plural(other, 'existing text was', 'existing texts were')} made otherwise "
+                "(another teacher, sampling setting, prompt or catalog entry); rewriting them")
     try:
         todo = pending_items(items, existing, writer)
         if todo:

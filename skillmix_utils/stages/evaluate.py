@@ -166,8 +166,9 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
                 existing = read_existing(path)
             stale = written_by_others(items, existing, writer)
             if stale:
-                run.say(f"student {student.name}: {plural(stale, 'text was', 'texts were')} made otherwise (other "
-                        "weights, sampling settings, prompt or catalog entries); rewriting them")
+                run.say(f"student {student.name}: {plural(stale, 'text was', 'texts were')} made "
+                        "otherwise (other weights, sampling settings, prompt or catalog "
+                        "entries); rewriting them")
             todo = pending_items(items, existing, writer)
             if not todo:
                 continue
