@@ -37,6 +37,7 @@ from skillmix_utils.llm.models import cache_dir
 from skillmix_utils.present.hub import check_pieces, push
 from skillmix_utils.present.human import write_agreement
 from skillmix_utils.present.human.server import serve
+from skillmix_utils.present.results import results_text
 from skillmix_utils.runner import run_study
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
@@ -95,6 +96,13 @@ def _locked(cfg, args):
 def _print_paths(paths) -> None:
     for name, path in (paths or {}).items():
         print(f"{name}: {path}")
+
+
+def _print_results(out) -> None:
+    """The results table and the report's path, the last thing a run prints (results.py)."""
+    text = results_text(out)
+    if text:
+        print("\n" + text)
 
 
 def cmd_catalog(args) -> int:
@@ -179,6 +187,7 @@ def cmd_metrics(args) -> int:
 
     with _locked(cfg, args):
         _print_paths(write_metric_tables(cfg))
+    _print_results(cfg.out)
     return 0
 
 
@@ -191,8 +200,12 @@ def cmd_doctor(args) -> int:
 
 def cmd_run(args) -> int:
 
-    return run_study(args.config, stages=args.stages, dry_run=args.dry_run,
-                     overrides=_parse_sets(args.set), force=args.force)
+    rc = run_study(args.config, stages=args.stages, dry_run=args.dry_run,
+                   overrides=_parse_sets(args.set), force=args.force)
+    if rc == 0 and not args.dry_run and (not args.stages or {"04", "05"} & {
+            str(s).zfill(2)[:2] for s in args.stages}):
+        _print_results(load_study_config(args.config, overrides=_parse_sets(args.set)).out)
+    return rc
 
 
 def _size(path: Path) -> int:

@@ -50,12 +50,17 @@ def format_estimate(mean, low=None, high=None, n=None, sem=None, digits: int = 2
 
 
 def row_estimate(row, metric: str, digits: int = 2, with_n: bool = True,
-                 with_sem: bool = True) -> str:
+                 with_sem: bool = True, with_interval: bool = True) -> str:
     """`format_estimate` of one metric of a metrics.csv row (a dict or a pandas row): the mean,
-    `<metric>_sem`, `n_combinations`, `<metric>_ci_low` / `_ci_high`. `with_n=False` leaves
-    out n and the interval (a column of its own says n), `with_sem=False` the SEM."""
+    `<metric>_sem`, `n_combinations`, `<metric>_ci_low` / `_ci_high`; a part is left out when
+    its `with_` flag is off (a table whose n has a column of its own, say).
+
+    >>> row_estimate({"m": 0.5, "m_ci_low": 0.2, "m_ci_high": 0.8, "n_combinations": 8}, "m",
+    ...              with_n=False)
+    '0.50 [0.20, 0.80]'
+    """
     get = row.get if hasattr(row, "get") else (lambda key, default=None: getattr(row, key, default))
-    return format_estimate(get(metric), get(f"{metric}_ci_low") if with_n else None,
+    return format_estimate(get(metric), get(f"{metric}_ci_low") if with_interval else None,
                            get(f"{metric}_ci_high"), get("n_combinations") if with_n else None,
                            get(f"{metric}_sem") if with_sem else None, digits)
 

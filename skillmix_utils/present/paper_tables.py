@@ -99,7 +99,8 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
     if g is not None:
         df = df[df["grader"].astype(str) == g]
     df = df.assign(_row=student_label(df) if rows == "student" else df[rows].astype(str))
-    df = df.assign(_cell=[row_estimate(r, metric, with_n=with_n) for r in df.to_dict("records")])
+    df = df.assign(_cell=[row_estimate(r, metric, with_n=with_n, with_interval=with_n)
+                          for r in df.to_dict("records")])
     wide = df.pivot_table(index=["_row", "setting"], columns="k", values="_cell", aggfunc="first", sort=False)
     wide = wide.reindex(columns=sorted(wide.columns))
     wide.columns = [f"k={k}" for k in wide.columns]

@@ -1,0 +1,53 @@
+"""Results people can read at a glance: every number with its n and 95% interval, the judge
+named, and the main table printed at the end of `skillmix metrics` and `skillmix run`."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from skillmix_utils import cli
+from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.present import paper_tables
+from skillmix_utils.stages.evaluate import run_evaluation
+
+from .scripted import study_tree
+
+
+@pytest.fixture()
+def evaluated(api_env, scripted_server):
+    tree = study_tree(scripted_server, api_env / "out")
+    config = api_env / "scripted.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    run_evaluation(StudyConfig.model_validate(tree))
+    return config, api_env / "out"
+
+
+def test_metrics_cli_ends_with_the_results_table(evaluated, capsys):
+    config, out = evaluated
+    capsys.readouterr()
+    assert cli.main(["metrics", str(config)]) == 0
+    printed = capsys.readouterr().out
+    results = printed[printed.index("Results, "):].splitlines()
+    assert results[0] == "Results, graded by gpt (openai:gpt-4o, table)."
+    header, row = results[3], results[4]
+    assert header.split() == ["student", "setting", "k", "n", "full", "marks", "all", "skills",
+                              "skills", "fraction"]
+    # gpt: full marks 1 of 3 combinations, Wilson [0.06, 0.79]
+    assert row.split()[:8] == ["stud", "held_out", "2", "3", "0.33", "[0.06,", "0.79]", "0.33"]
+    assert "other graders (claude)" in printed
+    assert printed.rstrip().endswith(f"report: not built yet (notebook 05 writes {out / 'report.html'})")
+
+
+def test_exported_tables_carry_n_interval_and_judge(evaluated):
+    _, out = evaluated
+    tables = out / "eval" / "tables"
+    written = paper_tables.write_paper_tables(tables / "metrics.csv", out / "tables")
+    md = written["table2_full_marks.md"].read_text()
+    assert "graded by gpt (openai:gpt-4o, table)" in md.splitlines()[0]
+    assert "| stud | held_out | 0.33 ± 0.33 (n=3) [0.06, 0.79] |" in md
+    tex = written["table2_full_marks.tex"].read_text()
+    assert r"0.33 $\pm$ 0.33 (n=3) [0.06, 0.79]" in tex
+    csv = pd.read_csv(written["table2_full_marks.csv"], comment="#")
+    assert csv.loc[0, "k=2"] == "0.33 ± 0.33 (n=3) [0.06, 0.79]"
+    assert "(n=3) [" in written["table5_graders.md"].read_text()
