@@ -51,3 +51,15 @@ def test_exported_tables_carry_n_interval_and_judge(evaluated):
     csv = pd.read_csv(written["table2_full_marks.csv"], comment="#")
     assert csv.loc[0, "k=2"] == "0.33 ± 0.33 (n=3) [0.06, 0.79]"
     assert "(n=3) [" in written["table5_graders.md"].read_text()
+
+
+@pytest.mark.timeout(600)
+def test_run_cli_ends_with_the_results_table_and_the_report(evaluated, capsys):
+    config, out = evaluated
+    capsys.readouterr()
+    assert cli.main(["run", str(config), "--stages", "05"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("05") < printed.index("Results, graded by gpt (openai:gpt-4o, table).")
+    assert "stud     held_out  2  3" in printed
+    assert printed.rstrip().endswith(f"report: {out / 'report.html'}")
+    assert (out / "report.html").exists()
