@@ -31,7 +31,6 @@ from skillmix_utils.core.catalog import load_catalog, summary_table
 from skillmix_utils.core.config import load_study_config
 from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError, disk_full
 from skillmix_utils.core.folder_lock import output_lock
-from skillmix_utils.core.records import RecordStore
 from skillmix_utils.doctor import main as doctor
 from skillmix_utils.llm.models import cache_dir
 from skillmix_utils.present.hub import check_pieces, push
@@ -49,7 +48,7 @@ from skillmix_utils.stages.preflight import (
     check_training_data,
 )
 from skillmix_utils.stages.reference_import import import_reference
-from skillmix_utils.stages.tables import write_metric_tables
+from skillmix_utils.stages.tables import check_evaluated, write_metric_tables
 from skillmix_utils.stages.train import run_training
 from skillmix_utils.stages.train.plan import dry_run_report
 
@@ -176,14 +175,7 @@ def cmd_grade(args) -> int:
 
 def cmd_metrics(args) -> int:
     cfg = _config(args)
-    records = cfg.out / "eval" / "records.jsonl"
-    if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
-        raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
-                            file=str(records))
-    if not RecordStore(records).load(warn=False):    # every line damaged or of another version
-        raise SkillmixError("no readable evaluation record (every line is damaged or of another "
-                            "schema version); re-run `skillmix evaluate` to make them again",
-                            file=str(records))
+    check_evaluated(cfg)            # never exit 0 with empty tables
 
     with _locked(cfg, args):
         _print_paths(write_metric_tables(cfg))

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from skillmix_utils.core.config import StudyConfig, write_resolved_config
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.metrics import grader_agreement, skillmix_metrics
 from skillmix_utils.core.records import RecordStore, TextRecord
@@ -143,6 +144,20 @@ def _category_of(catalog, rec: TextRecord, i: int) -> str:
         return catalog.skill(rec.combination.skills[i]).category
     except Exception:
         return "unknown"
+
+
+def check_evaluated(cfg: StudyConfig) -> None:
+    """Refuse to tabulate a study whose evaluation has no readable record, naming what to run,
+    before anything is written (empty tables and a report of nothing read as a result)."""
+    records = cfg.out / "eval" / "records.jsonl"
+    if not records.exists() or not records.stat().st_size:
+        raise SkillmixError("no evaluation records yet: run notebooks 02-04 first "
+                            "(`skillmix run CONFIG --stages 02 03 04`), or `skillmix evaluate "
+                            "CONFIG` for the evaluation alone", file=str(records))
+    if not RecordStore(records).load(warn=False):    # every line damaged or of another version
+        raise SkillmixError("no readable evaluation record (every line is damaged or of another "
+                            "schema version); re-run notebook 04 (`skillmix evaluate CONFIG`) to "
+                            "make them again", file=str(records))
 
 
 def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:

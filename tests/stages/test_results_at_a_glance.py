@@ -63,3 +63,18 @@ def test_run_cli_ends_with_the_results_table_and_the_report(evaluated, capsys):
     assert "stud     held_out  2  3" in printed
     assert printed.rstrip().endswith(f"report: {out / 'report.html'}")
     assert (out / "report.html").exists()
+
+
+@pytest.mark.timeout(600)
+def test_figures_notebook_on_a_study_with_no_records_says_what_to_run(api_env, scripted_server,
+                                                                      capsys):
+    out = api_env / "out"
+    config = api_env / "scripted.yaml"
+    config.write_text(yaml.safe_dump(study_tree(scripted_server, out)))
+    assert cli.main(["run", str(config), "--stages", "05"]) == 2       # bad input, not "done"
+    err = capsys.readouterr().err
+    assert "no evaluation records yet: run notebooks 02-04 first" in err
+    assert not (out / "eval" / "tables").exists() and not (out / "figures").exists()
+    assert not (out / "tables").exists() and not (out / "report.html").exists()
+    assert cli.main(["metrics", str(config)]) == 2
+    assert "run notebooks 02-04 first" in capsys.readouterr().err
