@@ -52,7 +52,7 @@ def dry_run_plan(cfg, seen: set | None = None) -> Plan:
     written = [existing[p.id] for p in items if p.id not in pending]
     plan_gradings(plan, cfg.data.graders, written, todo, keys, catalog,
                   answer_tokens=30 * sentence_limit(max(cfg.data.counts)), label="data")
-    plan.notes.append(f"{len(items)} combinations, {len(items) - len(todo)} already written")
+    plan.notes.append(f"{plural(len(items), 'combination')}, {len(items) - len(todo)} already written")
     return plan
 
 

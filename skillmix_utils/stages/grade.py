@@ -298,8 +298,9 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         plan = Plan(f"skillmix grade {cfg.name}: dry run on {path} (nothing is written)")
         owed = plan_gradings(plan, graders, records, [], {}, catalog, 0, stage)
         others = len(store.records()) - len(records)
-        plan.notes.extend(f"{label}: {n} gradings owed on {len(records)} records"
-                          + (f" ({others} records not current are never graded)" if others else "")
+        plan.notes.extend(f"{label}: {plural(n, 'grading')} owed on {plural(len(records), 'record')}"
+                          + (f" ({plural(others, 'record')} not current, never graded)" if others
+                             else "")
                           for label, n in owed.items())
         print(plan.render())
         return {}

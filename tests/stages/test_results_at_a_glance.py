@@ -78,3 +78,19 @@ def test_figures_notebook_on_a_study_with_no_records_says_what_to_run(api_env, s
     assert not (out / "tables").exists() and not (out / "report.html").exists()
     assert cli.main(["metrics", str(config)]) == 2
     assert "run notebooks 02-04 first" in capsys.readouterr().err
+
+
+def test_one_missing_text_is_one_text(evaluated, capsys):
+    """A resumed evaluation with one text to write said "writing 1 texts"."""
+    import json
+
+    config, out = evaluated
+    path = out / "eval" / "records.jsonl"
+    lines = path.read_text().splitlines()
+    last = json.loads(lines[-1])["id"]
+    path.write_text("".join(line + "\n" for line in lines if json.loads(line)["id"] != last))
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(config)]) == 0
+    said = capsys.readouterr()
+    said = said.out + said.err
+    assert "writing 1 text\n" in said and "1 texts" not in said

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from skillmix_utils.core.config import StudyConfig
-from skillmix_utils.core.numbers import CELL_NOTE, judge_phrase, row_estimate
+from skillmix_utils.core.numbers import CELL_NOTE, judge_phrase, plural, row_estimate
 from skillmix_utils.llm.models import model_aliases
 
 
@@ -129,7 +129,7 @@ Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only 
 
 {evaluation}
 ## Data
-- training mix: `{summary['data']}`{where}: {summary['rows']} rows, {summary['skillmix_examples']} kept,
+- training mix: `{summary['data']}`{where}: {plural(summary['rows'], 'row')}, {summary['skillmix_examples']} kept,
   {summary['truncated']} truncated on a turn boundary, {summary['dropped']} dropped (max_length {t.max_length})
 - pre-training mix: corpus `{summary['pretrain_corpus']}`, ratio {t.pretrain.ratio},
   {summary['pretrain_examples']} chunks, {summary['pretrain_tokens']} tokens
@@ -138,7 +138,7 @@ Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only 
 ## Run
 - effective batch {summary['effective_batch']} = {summary['per_device_batch_size']} per device x
   {summary['accumulation_steps']} accumulation x {summary['processes']} process(es)
-- {summary['steps']} steps on {summary['device']} ({summary['distributed_type']}), attention {summary['attention']},
+- {plural(summary['steps'], 'step')} on {summary['device']} ({summary['distributed_type']}), attention {summary['attention']},
   optimiser {summary['optimizer']}; final loss {summary['final_loss']}
 - code version (git): `{summary['code_version']}`
 
