@@ -334,13 +334,15 @@ def write_paper_tables(metrics, out_dir, agreement=None, grader: str | None = No
     g = main_grader(df, grader)
     by = "; " + judge_of(df, g) if g else ""
     cells = CELL_NOTE
+    judges = "".join("; " + judge_of(df, x) for x in dict.fromkeys(df["grader"].astype(str))) \
+        if g else ""
     tables = {
         "table2_full_marks": (metric_table(df, "ratio_full_marks", g), f"Ratio of Full Marks, {cells}{by}"),
         "table3_skills_fraction": (metric_table(df, "skills_fraction", g), f"Skills Fraction, {cells}{by}"),
         "table4_data_efficiency": (data_efficiency_table(df, "ratio_full_marks", g),
                                    f"Data efficiency: fine-tuned students by training data, Ratio of "
                                    f"Full Marks, {cells}{by}"),
-        "table5_graders": (grader_table(df), f"Ratio of Full Marks by grader, {cells}"),
+        "table5_graders": (grader_table(df), f"Ratio of Full Marks by grader, {cells}{judges}"),
         "table6_agreement": (agreement_table(agreement) if agreement is not None else pd.DataFrame(),
                              "Agreement between graders"),
         "paper_comparison": (paper_comparison_table(df, g),
