@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench bench-full clean
+.PHONY: setup demo test test-all test-fast bench bench-full clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,11 +33,17 @@ setup: $(BIN)/.installed $(EMBEDDED)
 demo: setup
 	$(BIN)/skillmix run configs/demo.yaml
 
+# One worker per core (at most 4); a file's tests stay on one worker (tests/conftest.py).
+XDIST := -n auto --maxprocesses 4 --dist loadgroup
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST) -m "not long"
+
+# Everything, with every shipped grid config run end to end (about half an hour on 2 cores).
+test-all: setup
+	$(BIN)/python -m pytest $(XDIST)
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -m "not slow and not browser and not long"
 
 # Short runs of every benchmark (bounded time on 2 cores); bench-full for the longer ones.
 # Both print one table and write benchmarks/RESULTS.md.

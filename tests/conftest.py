@@ -74,3 +74,15 @@ def headless_chromium():
             shutil.rmtree(profile, ignore_errors=True)
 
     return start
+
+
+def pytest_collection_modifyitems(config, items):
+    """For `make test` (pytest-xdist, `--dist loadgroup`): a file's tests run on one worker, so a
+    module's shared set-up (an end-to-end study, a trained run, a cluster) is made once; files
+    marked with one `xdist_group` share a worker (they touch the same thing, e.g. the checkout).
+    Slow files go first, so that the longest work starts while the quick files fill the gaps."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)   # stable

@@ -23,7 +23,7 @@ from skillmix_utils.core.config import load_study_config
 from skillmix_utils.runner import grid_points
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(3000)]
 
 SMALL = ["train.steps=2", "train.checkpoint_every=2", "evaluation.n_combinations=1",
          "evaluation.settings=[held_out]"]
@@ -41,7 +41,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# Each config its own xdist group: they share nothing, and together they are the longest file.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"grid-config-{n}"))
+                                  for n in sorted(CASES)])
 def test_the_config_runs_end_to_end(name, tmp_path, embedded_model):
     more, stages, outputs = CASES[name]
     out = tmp_path / name
