@@ -157,6 +157,7 @@ class Backend:
                     res.cached = False
                     continue
                 res.texts.append(o["text"])
+                res.finish_reasons.append(o.get("finish_reason"))   # old cache entries: None
                 res.input_tokens += o.get("input_tokens", 0)
                 res.output_tokens += o.get("output_tokens", 0)
                 res.cost_usd = round(res.cost_usd + o.get("cost_usd", 0.0), 10)
@@ -186,8 +187,10 @@ class Backend:
         usd = request_cost(self.price, reply.input_tokens, reply.output_tokens, batch)
         # Charged first: the money is spent whatever happens to this call afterwards.
         self.budget.charge(usd)
+        # The finish reason goes in the cached value, never the key: old entries stay valid.
         value = {"text": reply.text, "input_tokens": reply.input_tokens,
-                 "output_tokens": reply.output_tokens, "cost_usd": usd, "model": self.spec}
+                 "output_tokens": reply.output_tokens, "cost_usd": usd, "model": self.spec,
+                 "finish_reason": reply.finish_reason}
         self.cache.put(job.key, value)
         return {**value, "cached": False}
 
