@@ -280,8 +280,9 @@ def catalog_counts(catalog, out_dir, name: str = "catalog_counts") -> list[Path]
 
 
 def keep_rate(data_card: dict, out_dir, name: str = "keep_rate") -> list[Path]:
-    """The keep rate (kept / graded teacher texts) per k with ±1 SEM, each bar labelled with
-    its counts, from data/data_card.json (as a dict)."""
+    """The keep rate (kept / graded teacher texts) per k with its 95% Wilson interval (never
+    empty: 0 kept of 2 is not a certain 0), each bar labelled with its counts, from
+    data/data_card.json (as a dict)."""
     per_k = pd.DataFrame(data_card.get("per_k", {})).T
     if per_k.empty or "graded" not in per_k.columns:
         return []
@@ -290,16 +291,20 @@ def keep_rate(data_card: dict, out_dir, name: str = "keep_rate") -> list[Path]:
     df["graded"] = df["graded"].astype(int)
     df["kept"] = df["kept"].astype(int)
     df["rate"] = [k / g if g else float("nan") for k, g in zip(df["kept"], df["graded"])]
-    df["sem"] = [(r * (1 - r) / g) ** 0.5 if g else float("nan") for r, g in zip(df["rate"], df["graded"])]
+    bounds = [wilson_interval(k, g) if g else (math.nan, math.nan)
+              for k, g in zip(df["kept"], df["graded"])]
+    yerr = [[r - lo for r, (lo, _) in zip(df["rate"], bounds)],
+            [hi - r for r, (_, hi) in zip(df["rate"], bounds)]]
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(4.5, 3))
     colour = sns.color_palette("colorblind")[0]
-    ax.bar(df["k"].astype(str), df["rate"], yerr=df["sem"], capsize=3, color=colour)
+    ax.bar(df["k"].astype(str), df["rate"], yerr=yerr, capsize=3, color=colour)
     for i, r in df.iterrows():
-        ax.annotate(f"{r['kept']}/{r['graded']}", (i, (r["rate"] if r["rate"] == r["rate"] else 0) + 0.03),
-                    ha="center", fontsize=8)
+        # beside the bar's interval line, not on it
+        ax.annotate(f"{r['kept']}/{r['graded']}", (i + 0.06, (r["rate"] if r["rate"] == r["rate"] else 0) + 0.03),
+                    ha="left", fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.set_xlabel("k")
     ax.set_ylabel("keep rate (kept / graded)")
-    ax.set_title("teacher texts kept (full marks), ±1 SEM")
+    ax.set_title("teacher texts kept (full marks), 95% Wilson interval")
     return save_figure(fig, out_dir, name)

@@ -52,7 +52,7 @@ FIGURE_CAPTIONS = {
     "catalog_counts": "How many skills each category holds, coloured by split (training skills "
                       "vs held-out skills)",
     "keep_rate": "Share of the teacher's graded texts kept for training (full marks) per k, with "
-                 "the kept / graded counts",
+                 "the kept / graded counts and a 95% Wilson interval",
     "partition_gain": "Held-out gain (tuned minus base) per partition of skills and topics, 95% "
                       "paired bootstrap interval",
     "scaling_success_vs_k": "Ratio of Full Marks on held-out skills and topics against k, one "
