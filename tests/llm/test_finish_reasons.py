@@ -43,7 +43,7 @@ class _Cut(Backend):
         return Reply("Bees hum and", 3, max_tokens, "length")
 
 
-def test_the_reason_is_cached_beside_the_text_and_old_entries_read_unknown(tmp_path):
+def test_the_reason_is_cached_beside_the_text_and_old_entries_read_from_their_usage(tmp_path):
     backend = _Cut("m", cache_dir=tmp_path, progress=False)
     key = backend.key(CONVS[0], 0.7, 4, None, 0)
     first = backend.chat(CONVS[:1], max_tokens=4)[0]
@@ -57,4 +57,7 @@ def test_the_reason_is_cached_beside_the_text_and_old_entries_read_unknown(tmp_p
     backend.cache.put(key, old)
     hit = backend.chat(CONVS[:1], max_tokens=4)[0]
     assert hit.cached and hit.text == "An old reply" and hit.finish_reason is None
+    # an old reply that used every token it was allowed was cut off
+    backend.cache.put(key, {**old, "output_tokens": 4})
+    assert backend.chat(CONVS[:1], max_tokens=4)[0].finish_reason == "length"
     backend.close()
