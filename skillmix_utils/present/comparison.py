@@ -115,6 +115,10 @@ def what_it_says(n: int, gain: dict | None, pairs: list[dict], grader: str | Non
         else:
             line += f"; full marks differ on {differ} of {len(pairs)}."
         out.append(line)
+        cut = sum(p.get("base_cut", False) or p.get("tuned_cut", False) for p in pairs)
+        if cut:
+            out.append(f"In {cut} of {len(pairs)} pairs max_tokens cut a text off (finish reason "
+                       "\"length\"): those texts may be unfinished, and so graded as unfinished.")
     if local:
         out.append(f"The grader, {grader}, is a local model, not the paper's GPT-4: its points "
                    "show how the numbers are computed, not whether a model composes skills.")

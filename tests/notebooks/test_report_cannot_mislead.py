@@ -53,6 +53,7 @@ def test_base_and_tuned_side_by_side_with_identical_count_gain_interval_and_cave
     says = _text(page, "#paired .says")
     assert "4 of 5 tuned answers are byte-identical" in says
     assert "cannot tell no gain" in says and "not the paper's GPT-4" in says
+    assert "In 1 of 5 pairs max_tokens cut a text off" in says
     rows = page.find_elements(By.CSS_SELECTOR, "#paired table.pairs tr.differ")
     assert len(rows) == 1 and CUT in rows[0].text and "cut off by max_tokens" in rows[0].text
 
