@@ -81,13 +81,15 @@ SENTENCE_NOTE = ("sentences: the reference counter's count (docs/protocol.md §4
 
 def records_frame(records, limit: int | None = None) -> pd.DataFrame:
     """Records as a table for a notebook: id, student, setting, k, skills, topic, answer, kept,
-    and each grader's voted points."""
+    why each reply ended ("finish": "stop", "length" when max_tokens cut it off, "unknown" for
+    a record from before skillmix kept it), and each grader's voted points."""
     rows = []
     for rec in list(records)[:limit]:
         c = rec.combination
         row = {"id": rec.id, "student": rec.student or rec.model, "setting": c.setting, "k": c.k,
                "skills": ", ".join(c.skills), "topic": c.topic, "answer": rec.answer,
-               "status": rec.status, "kept": rec.kept, "sentences": rec.derived.sentence_count}
+               "status": rec.status, "kept": rec.kept, "sentences": rec.derived.sentence_count,
+               "finish": ", ".join(f or "unknown" for f in rec.finish_reasons) or "unknown"}
         for grader, points in rec.derived.voted_points.items():
             row[f"points: {grader}"] = " ".join("?" if p is None else f"{p:g}" for p in points)
         rows.append(row)
