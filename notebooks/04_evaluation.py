@@ -31,7 +31,9 @@
 # * **Skills Fraction**: the fraction of skill points earned, if all 3 other points are earned.
 #
 # Per combination the best of the G generations counts; the table reports the mean over
-# combinations with its standard error and a bootstrap interval (the paper printed no error bars).
+# combinations with its standard error and a 95% interval (Wilson's score interval where every
+# combination scores 0 or 1, as both ratios do; a bootstrap for a fractional Skills Fraction;
+# the paper printed no error bars).
 # A grader reply that cannot be read is **parse_failed**: kept, counted, excluded from the vote,
 # never silently a zero.
 
@@ -80,16 +82,18 @@ if not have_results:
 
 # %% [markdown]
 # ## Results
-# Ratio of Full Marks and Skills Fraction, mean ± SEM over n combinations (n in brackets), for
-# the first grader of the config. Each combination counts the best of its generation rounds.
+# Ratio of Full Marks and Skills Fraction, mean ± SEM over n combinations (n in parentheses, the
+# 95% interval in brackets), for the first grader of the config (named above each table). Each
+# combination counts the best of its generation rounds.
 
 # %%
 if have_results:
     metrics = pd.read_csv(tables / "metrics.csv")
     display(Markdown(views.METRIC_DEFINITIONS_MD))
-    display(Markdown("**Ratio of Full Marks**"))
+    judge = paper_tables.judge_of(metrics, paper_tables.main_grader(metrics))
+    display(Markdown(f"**Ratio of Full Marks**, {judge}"))
     display(paper_tables.metric_table(metrics, "ratio_full_marks", with_n=True))
-    display(Markdown("**Skills Fraction**"))
+    display(Markdown(f"**Skills Fraction**, {judge}"))
     display(paper_tables.metric_table(metrics, "skills_fraction", with_n=True))
 
 # %%

@@ -22,12 +22,13 @@
 #   per setting, error bars = ±1 standard error of the mean (SEM) over the n combinations. When a student is one of the paper's models, the
 #   numbers the paper quotes appear as stars (hollow: base, filled: fine-tuned).
 # * **Tables 2–3**: each student (or data mix, in a grid) × setting × k, Ratio of Full Marks and
-#   Skills Fraction with standard errors.
+#   Skills Fraction, each cell "mean ± SEM (n=combinations) [95% interval]", the caption naming
+#   the grader.
 # * **Table 4** (data efficiency, when a grid trains on sub-samples), **Table 5** (graders
 #   compared) and **Table 6** (agreement between graders), when the study has them.
 # * A heat map of skill points earned per skill category.
 #
-# Tables are written as Markdown and LaTeX (`tables/`), figures as PNG and PDF (`figures/`), and
+# Tables are written as Markdown, LaTeX and CSV (`tables/`), figures as PNG and PDF (`figures/`), and
 # everything is gathered into `report.html`, a single file that opens from disk with a browser
 # for every generated text and each grader's reply.
 
@@ -41,10 +42,12 @@ from IPython.display import Image, Markdown, display
 
 from skillmix_utils.present import figures, paper_tables, report, views
 from skillmix_utils.runner import notebook_config
-from skillmix_utils.stages.tables import write_metric_tables
+from skillmix_utils.stages.tables import check_evaluated, write_metric_tables
 
 cfg = notebook_config(config_path, overrides, output_dir)
 print(f"study {cfg.name!r}, outputs in {cfg.out}")
+if cfg.evaluation is not None and cfg.evaluation.enabled:
+    check_evaluated(cfg)   # no evaluation record: says to run notebooks 02-04, writes nothing
 if views.judge_banner(cfg):
     display(Markdown(views.judge_banner(cfg)))
 

@@ -31,12 +31,12 @@ from skillmix_utils.core.catalog import load_catalog, summary_table
 from skillmix_utils.core.config import load_study_config
 from skillmix_utils.core.errors import EXIT_INTERRUPTED, SkillmixError, disk_full
 from skillmix_utils.core.folder_lock import output_lock
-from skillmix_utils.core.records import RecordStore
 from skillmix_utils.doctor import main as doctor
 from skillmix_utils.llm.models import cache_dir
 from skillmix_utils.present.hub import check_pieces, push
 from skillmix_utils.present.human import write_agreement
 from skillmix_utils.present.human.server import serve
+from skillmix_utils.present.results import results_text
 from skillmix_utils.runner import run_study
 from skillmix_utils.stages.datagen import run_datagen
 from skillmix_utils.stages.evaluate import resolve_student, run_evaluation, selected_students
@@ -48,7 +48,7 @@ from skillmix_utils.stages.preflight import (
     check_training_data,
 )
 from skillmix_utils.stages.reference_import import import_reference
-from skillmix_utils.stages.tables import write_metric_tables
+from skillmix_utils.stages.tables import check_evaluated, write_metric_tables
 from skillmix_utils.stages.train import run_training
 from skillmix_utils.stages.train.plan import dry_run_report
 
@@ -95,6 +95,13 @@ def _locked(cfg, args):
 def _print_paths(paths) -> None:
     for name, path in (paths or {}).items():
         print(f"{name}: {path}")
+
+
+def _print_results(out) -> None:
+    """The results table and the report's path, the last thing a run prints (results.py)."""
+    text = results_text(out)
+    if text:
+        print("\n" + text)
 
 
 def cmd_catalog(args) -> int:
@@ -168,17 +175,11 @@ def cmd_grade(args) -> int:
 
 def cmd_metrics(args) -> int:
     cfg = _config(args)
-    records = cfg.out / "eval" / "records.jsonl"
-    if not records.exists() or not records.stat().st_size:   # never exit 0 with empty tables
-        raise SkillmixError("no evaluation records yet; run `skillmix evaluate` first",
-                            file=str(records))
-    if not RecordStore(records).load(warn=False):    # every line damaged or of another version
-        raise SkillmixError("no readable evaluation record (every line is damaged or of another "
-                            "schema version); re-run `skillmix evaluate` to make them again",
-                            file=str(records))
+    check_evaluated(cfg)            # never exit 0 with empty tables
 
     with _locked(cfg, args):
         _print_paths(write_metric_tables(cfg))
+    _print_results(cfg.out)
     return 0
 
 
@@ -190,9 +191,12 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_run(args) -> int:
-
-    return run_study(args.config, stages=args.stages, dry_run=args.dry_run,
-                     overrides=_parse_sets(args.set), force=args.force)
+    rc = run_study(args.config, stages=args.stages, dry_run=args.dry_run,
+                   overrides=_parse_sets(args.set), force=args.force, executor=args.executor)
+    if rc == 0 and not args.dry_run and (not args.stages or {"04", "05"} & {
+            str(s).zfill(2)[:2] for s in args.stages}):
+        _print_results(load_study_config(args.config, overrides=_parse_sets(args.set)).out)
+    return rc
 
 
 def _size(path: Path) -> int:
@@ -318,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", nargs="+", help="only these notebooks, e.g. 02 03")
     r.add_argument("--dry-run", action="store_true", help="say what would run and its API cost")
     r.add_argument("--force", action="store_true", help="re-run stages whose outputs are complete")
+    r.add_argument("--executor", choices=["local", "slurm"],
+                   help="here, or each grid run as a SLURM job (default: the config's "
+                        "cluster.executor, else local; README 'On a cluster')")
     k = sub.add_parser("cache", help="show or clear the response cache and converted models")
     k.add_argument("action", choices=["info", "clear"])
     k.add_argument("what", nargs="?", choices=["llm", "models", "all"], default="models",

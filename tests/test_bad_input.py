@@ -183,7 +183,7 @@ CASES = {  # id: (setup, command and arguments, what the one line must name)
                          ["grade", "--records", "recs.jsonl", "--grader", "nobody"],
                          "--grader: no grader 'nobody'"),
     "train, no data mix": (with_train(), ["train"], "train.data_mix: training mix not found"),
-    "train, empty data mix": (with_train(""), ["train"], "train.data_mix: the training mix is empty"),
+    "train, empty data mix": (with_train(""), ["train"], "train.data_mix: the training mix k1-2-3 is empty"),
     "train --device-gib -1": (with_train(), ["train", "--dry-run", "--device-gib", "-1"],
                               "--device-gib: must be more than 0"),
     "metrics, every record damaged": (eval_records("garbage", "{\"id\": 3}"), ["metrics"],

@@ -179,15 +179,16 @@ def cohen_kappa(a, b) -> float:
     """Cohen's kappa between two raters' labels (pairs with a NaN or None are dropped).
 
     Degenerate case: when chance agreement is 1 (both raters gave one and the same label to
-    every item) kappa is 0/0; we return 1.0 if they agree on every item (they do, then), and
-    NaN when there are no pairs at all.
+    every item) kappa is 0/0, **undefined**: NaN, as when there are no pairs at all. (It used to
+    be 1.0, which a reader took for perfect agreement beyond chance when there was no chance
+    to disagree; `constant_labels` tells the two NaNs apart.)
 
     >>> cohen_kappa([1, 1, 0, 0], [1, 1, 0, 0]), cohen_kappa([1, 0, 1, 0], [0, 1, 0, 1])
     (1.0, -1.0)
     >>> round(cohen_kappa([1, 1, 1, 0], [1, 1, 0, 0]), 3)
     0.5
     >>> cohen_kappa([1, 1, 1], [1, 1, 1])
-    1.0
+    nan
     """
     x = np.asarray([np.nan if v is None else v for v in a], dtype=float)
     y = np.asarray([np.nan if v is None else v for v in b], dtype=float)
@@ -201,8 +202,21 @@ def cohen_kappa(a, b) -> float:
     labels = np.union1d(x, y)
     expected = float(sum((x == c).mean() * (y == c).mean() for c in labels))
     if expected >= 1.0 - 1e-12:
-        return 1.0 if observed >= 1.0 - 1e-12 else float("nan")
+        return float("nan")
     return (observed - expected) / (1.0 - expected)
+
+
+def constant_labels(a, b) -> bool:
+    """Whether two raters gave one and the same label to every item they both rated (kappa is
+    undefined then, `cohen_kappa`).
+
+    >>> constant_labels([1, 1, None], [1, 1, 0]), constant_labels([1, 0], [1, 0])
+    (True, False)
+    """
+    x = np.asarray([np.nan if v is None else v for v in a], dtype=float)
+    y = np.asarray([np.nan if v is None else v for v in b], dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    return bool(keep.any()) and len(np.union1d(x[keep], y[keep])) == 1
 
 
 def grader_agreement(points_a, points_b, k: int) -> dict[str, float | int]:

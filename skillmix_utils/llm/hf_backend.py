@@ -191,8 +191,11 @@ class HFBackend(Backend):
         return out
 
     # --- the local judge ---------------------------------------------------------------------
-    def yes_no_probabilities(self, conversations, batch_size: int | None = None) -> list[float]:
-        """P(Yes) / (P(Yes) + P(No)) for the next token after each chat-templated prompt.
+    def yes_no_probabilities(self, conversations, batch_size: int | None = None,
+                             with_tokens: bool = False):
+        """P(Yes) / (P(Yes) + P(No)) for the next token after each chat-templated prompt; with
+        `with_tokens`, (probabilities, each prompt's token count) so that the judge's usage is
+        recorded like any grader's (the cost table counted 0 input tokens for it).
 
         Both "Yes"/"No" and their leading-space variants count. Consecutive prompts that share a
         long beginning (the k + 3 questions about one text differ only in their last line) are
@@ -216,7 +219,7 @@ class HFBackend(Backend):
             p_yes = probs[:, yes].sum(-1)
             p_no = probs[:, no].sum(-1)
             out.extend((p_yes / (p_yes + p_no).clamp_min(1e-30)).tolist())
-        return out
+        return (out, [len(x) for x in ids]) if with_tokens else out
 
     def _last_logits_shared(self, seqs: list[list[int]], device):
         """Next-token logits after each sequence; the sequences' common prefix is run once."""

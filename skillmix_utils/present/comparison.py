@@ -14,10 +14,11 @@ paragraph on what the numbers can and cannot say at this n and with this grader.
 from __future__ import annotations
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.numbers import is_local_judge, judge_phrase
 from skillmix_utils.core.records import TextRecord, truncated
 from skillmix_utils.present.paper_tables import paper_numbers
 from skillmix_utils.present.partitions import base_and_tuned, gain_rows
-from skillmix_utils.present.views import local_judges
+from skillmix_utils.stages.scoring import study_graders
 
 PAIR_LIMIT = 60     # pairs shown per setting and k (the records hold them all)
 
@@ -67,22 +68,24 @@ def paper_marks(setting: str, k: int) -> list[str]:
             for r in here.itertuples()]
 
 
-def what_it_says(n: int, gain: dict | None, pairs: list[dict], grader: str | None,
-                 local: bool) -> str:
+def what_it_says(n: int, gain: dict | None, pairs: list[dict], judge: str | None = None,
+                 local: bool = False) -> str:
     """A plain paragraph: what the paired numbers can and cannot say at this n and with this
-    grader (the interval, the identical answers, how much one text moves a ratio, the judge).
+    grader (the interval, the identical answers, how much one text moves a ratio, cut-off texts,
+    and `judge`, the grader as `numbers.judge_phrase` writes it; `local`: not a GPT-4-class API).
 
     >>> pairs = [{"identical": True, "base_full": False, "tuned_full": False}] * 10 + [
     ...     {"identical": False, "base_full": False, "tuned_full": True},
     ...     {"identical": False, "base_full": False, "tuned_full": False}]
     >>> print(what_it_says(12, {"gain": 0.083, "gain_ci_low": 0.0, "gain_ci_high": 0.25}, pairs,
-    ...                    "smollm2-yes-no", local=True))   # doctest: +NORMALIZE_WHITESPACE
+    ...                    judge_phrase("judge", "hf:smollm2-135m-instruct"), local=True))
+    ... # doctest: +NORMALIZE_WHITESPACE
     On 12 combinations one text moves a ratio by 1/12 = 0.08. The paired gain is +0.08 with a
     95% interval from +0.00 to +0.25: it cannot tell no gain from a gain of +0.25. 10 of 12
     tuned answers are byte-identical to the base answer on the same combination, so every
-    difference rests on the other 2; full marks differ on 1 of them. The grader, smollm2-yes-no,
-    is a local model, not the paper's GPT-4: its points show how the numbers are computed, not
-    whether a model composes skills.
+    difference rests on the other 2; full marks differ on 1 of them. The points were graded by
+    judge (hf:smollm2-135m-instruct): a local model, not the paper's GPT-4; they show how the
+    numbers are computed, not whether a model composes skills.
     """
     out = []
     if n:
@@ -119,18 +122,18 @@ def what_it_says(n: int, gain: dict | None, pairs: list[dict], grader: str | Non
         if cut:
             out.append(f"In {cut} of {len(pairs)} pairs max_tokens cut a text off (finish reason "
                        "\"length\"): those texts may be unfinished, and so graded as unfinished.")
-    if local:
-        out.append(f"The grader, {grader}, is a local model, not the paper's GPT-4: its points "
-                   "show how the numbers are computed, not whether a model composes skills.")
-    elif grader:
-        out.append(f"The grader is {grader}; the paper's numbers were graded by GPT-4.")
+    if judge and local:
+        out.append(f"The points were {judge}; they show how the numbers are computed, not "
+                   "whether a model composes skills.")
+    elif judge:
+        out.append(f"The points were {judge}; the paper's numbers were graded by GPT-4.")
     return " ".join(out)
 
 
 def paired_comparison(cfg, records, grader: str | None = None,
                       pair_limit: int = PAIR_LIMIT) -> list[dict]:
     """Per setting and k where the base and the tuned student both wrote (`grader`'s points;
-    a local grader, `views.local_judges`, is said to be one): {setting, k, base,
+    a local grader is said to be one, `numbers.judge_phrase`): {setting, k, base,
     tuned (student names), base_mean, tuned_mean, gain, gain_ci_low, gain_ci_high, n (paired
     combinations), identical, n_pairs, paper (marks), says (the paragraph), pairs (at most
     `pair_limit`)}; [] without a base and a tuned student."""
@@ -140,7 +143,9 @@ def paired_comparison(cfg, records, grader: str | None = None,
         return []
     records = list(records)
     pairs = text_pairs(records, base, tuned, grader)
-    local = grader is not None and grader in local_judges(cfg)
+    spec = next((g for g in study_graders(cfg, "eval") if g.label == grader), None)
+    judge = judge_phrase(grader, spec.spec, spec.method) if spec else grader and f"graded by {grader}"
+    local = spec is not None and is_local_judge(spec.spec, spec.method)
     out = []
     for setting in dict.fromkeys(p["setting"] for p in pairs):
         gains = {r["k"]: r for r in gain_rows(cfg, setting=setting, base=base, tuned=tuned,
@@ -157,6 +162,6 @@ def paired_comparison(cfg, records, grader: str | None = None,
                         "gain_ci_high": g["gain_ci_high"] if g else None,
                         "n": n, "identical": sum(p["identical"] for p in here), "n_pairs": len(here),
                         "paper": paper_marks(setting, k),
-                        "says": what_it_says(n, g, here, grader, local),
+                        "says": what_it_says(n, g, here, judge, local),
                         "pairs": here[:pair_limit]})
     return out

@@ -6,7 +6,7 @@
 | function | what |
 |---|---|
 | `figure2_full_marks` | Figure 2: Ratio of Full Marks by k, base vs fine-tuned, one panel per setting, error bars = SEM (the 95% Wilson interval where the SEM is 0: a point is never drawn as certain); the paper's quoted numbers for the same setting and k as reference marks, whatever the student |
-| `category_heatmap` | per skill category (rows) x student and k (columns) |
+| `category_heatmap` | per skill category (rows) x student and k (columns), each cell with its n skill points |
 | `loss_curve` | training loss per step, one line per run |
 
 Each returns the paths it wrote. Inputs are DataFrames or CSV/JSON paths. What each figure
@@ -196,13 +196,22 @@ def category_heatmap(per_category, out_dir, value: str | None = None, grader: st
         else df.groupby("category")[[value]].mean()
     if wide.empty:
         return []
+    # Each cell says how many skill points it rests on: 1.00 from 2 points is not 1.00 from 200.
+    count = next((c for c in ("n_skill_points", "n") if c in df.columns), None)
+    if count is not None:
+        counts = (df.pivot_table(index="category", columns=cols or None, values=count, aggfunc="sum")
+                  if cols else df.groupby("category")[[count]].sum()).reindex_like(wide)
+        annot = wide.map(lambda v: "" if pd.isna(v) else f"{v:.2f}") + counts.map(
+            lambda n: "" if pd.isna(n) else f"\nn={int(n)}")
+    else:
+        annot = True
     if isinstance(wide.columns, pd.MultiIndex):
         wide.columns = [" k=".join(str(x) for x in c) if len(cols) == 2 else str(c[0]) for c in wide.columns]
     sns.set_theme(style="white", context="paper")
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * wide.shape[1], 1.0 + 0.4 * wide.shape[0]))
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * wide.shape[1], 1.0 + 0.5 * wide.shape[0]))
     label = {"fraction_earned": "fraction of skill points earned"}.get(value, value)
-    sns.heatmap(wide, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", ax=ax,
-                cbar_kws={"label": label})
+    sns.heatmap(wide, annot=annot if annot is True else annot.to_numpy(), fmt=".2f" if annot is True else "",
+                vmin=0, vmax=1, cmap="viridis", ax=ax, cbar_kws={"label": label})
     ax.set_xlabel("")
     ax.set_ylabel("skill category")
     ax.set_title(f"{label} by skill category" + (f" (grader: {g})" if g else ""))
@@ -245,6 +254,12 @@ def loss_curve(loss_files, out_dir, name: str = "loss_curve") -> list[Path]:
     if not drawn:
         plt.close(fig)
         return []
+    from matplotlib.ticker import MaxNLocator
+
+    # Steps are whole numbers (a 3-step run drew 1.25, 1.5, ...), and a loss that moves little
+    # gets a few round ticks, not one every 0.005.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (answer tokens)")
     ax.legend(frameon=False)

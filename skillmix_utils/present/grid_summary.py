@@ -1,6 +1,6 @@
 """A grid's cross-run outputs: the runs' metric tables stacked into `outputs/<study>/grid/metrics.csv`
 (with `run`, `train_data`, `n_train_texts`), the cross-run paper tables (Tables 2-4), Figure 2,
-and the partition-gain and scaling outputs where the grid is of that kind."""
+and the partition-gain, scaling and model-size outputs where the grid is of that kind."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from skillmix_utils.core.config import StudyConfig
-from skillmix_utils.present import figures, paper_tables, partitions, scaling
+from skillmix_utils.present import figures, model_scale, paper_tables, partitions, scaling
 
 
 def _train_data_label(cfg: StudyConfig) -> str:
@@ -51,9 +51,11 @@ def summarize_grid(out: Path, runs: list[tuple[str, StudyConfig]]) -> dict[str, 
 
 
 def beyond_paper_grid(out: Path, runs: list[tuple[str, StudyConfig]], metrics) -> dict[str, Path]:
-    """The cross-run outputs of grids over partitions (partitions.py) and of scaling grids
-    (scaling.py); each writes nothing when the grid is not of its kind."""
+    """The cross-run outputs of grids over partitions (partitions.py), of scaling grids
+    (scaling.py) and of model sizes (model_scale.py); each writes nothing when the grid is not
+    of its kind."""
 
     paths = partitions.write_partition_gain(out, runs)
     paths.update(scaling.write_scaling(out, metrics))
+    paths.update(model_scale.write_model_scale(out, runs, metrics))
     return paths

@@ -4,8 +4,11 @@
     write_paper_tables("outputs/demo/eval/tables/metrics.csv", "outputs/demo/tables")
 
 Input is `eval/tables/metrics.csv` (one row per student x setting x k x grader, written by
-`stages.tables.write_metric_tables`), optionally `agreement.csv`. Every cell is "mean ± SEM";
-the paper printed no error bars, we always do. Which paper table each file mirrors:
+`stages.tables.write_metric_tables`), optionally `agreement.csv`. Every cell is
+"mean ± SEM (n=N) [95% interval]" (`numbers.format_estimate`): the paper printed no error bars,
+we print the number of combinations and the interval with every number, and each caption names
+the grader (and says so when it is a local judge, not GPT-4). Each table is written as Markdown,
+LaTeX and CSV. Which paper table each file mirrors:
 
 | file | paper | rows x columns |
 |---|---|---|
@@ -27,6 +30,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from skillmix_utils.core.numbers import CELL_NOTE, judge_phrase, row_estimate
+
 SETTING_ORDER = ["train", "held_out", "all", "custom"]
 METRIC_LABELS = {"ratio_full_marks": "Ratio of Full Marks", "ratio_all_skills": "Ratio of All Skills",
                  "skills_fraction": "Skills Fraction"}
@@ -45,19 +50,14 @@ def read_table(data) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def fmt_mean_sem(mean, sem=None, digits: int = 2) -> str:
-    """One table cell.
-
-    >>> fmt_mean_sem(0.372, 0.048)
-    '0.37 ± 0.05'
-    >>> fmt_mean_sem(float("nan"))
-    '–'
-    """
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if sem is None or (isinstance(sem, float) and math.isnan(sem)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {sem:.{digits}f}"
+def judge_of(df: pd.DataFrame, grader: str | None) -> str:
+    """"graded by ..." for a table's grader, from its metrics rows (model and method when the
+    table has them; `numbers.judge_phrase`); "" when the table names no grader."""
+    if grader is None or "grader" not in df.columns:
+        return ""
+    rows = df[df["grader"].astype(str) == grader]
+    first = rows.iloc[0] if len(rows) else {}
+    return judge_phrase(grader, first.get("grader_model"), first.get("grader_method"))
 
 
 def is_tuned(adapter) -> bool:
@@ -88,10 +88,10 @@ def ordered_settings(values) -> list[str]:
 
 
 def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None = None,
-                 rows: str = "student", with_n: bool = False) -> pd.DataFrame:
-    """Wide table of "mean ± SEM": one row per (student or `rows` column, setting), one column per k.
-    `with_n=True` adds the number of combinations behind each cell and, where the table has it,
-    the 95% interval: "0.00 ± 0.00 (n=12) [0.00, 0.24]" (a SEM of 0 alone would look certain)."""
+                 rows: str = "student", with_n: bool = True) -> pd.DataFrame:
+    """Wide table: one row per (student or `rows` column, setting), one column per k, each cell
+    "0.08 ± 0.08 (n=12) [0.01, 0.35]" (`numbers.row_estimate`: a SEM of 0 alone would look
+    certain). `with_n=False` leaves out n and the interval."""
     df = read_table(metrics)
     if df.empty:
         return pd.DataFrame()
@@ -99,14 +99,8 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
     if g is not None:
         df = df[df["grader"].astype(str) == g]
     df = df.assign(_row=student_label(df) if rows == "student" else df[rows].astype(str))
-    df = df.assign(_cell=[fmt_mean_sem(m, s) for m, s in zip(df[metric], df.get(f"{metric}_sem", [None] * len(df)))])
-    if with_n and "n_combinations" in df.columns:
-        df = df.assign(_cell=[c if pd.isna(n) else f"{c} (n={int(n)})"
-                              for c, n in zip(df["_cell"], df["n_combinations"])])
-        lo, hi = df.get(f"{metric}_ci_low"), df.get(f"{metric}_ci_high")
-        if lo is not None and hi is not None:
-            df = df.assign(_cell=[c if pd.isna(a) or pd.isna(b) else f"{c} [{a:.2f}, {b:.2f}]"
-                                  for c, a, b in zip(df["_cell"], lo, hi)])
+    df = df.assign(_cell=[row_estimate(r, metric, with_n=with_n, with_interval=with_n)
+                          for r in df.to_dict("records")])
     wide = df.pivot_table(index=["_row", "setting"], columns="k", values="_cell", aggfunc="first", sort=False)
     wide = wide.reindex(columns=sorted(wide.columns))
     wide.columns = [f"k={k}" for k in wide.columns]
@@ -121,12 +115,13 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
 
 
 def grader_table(metrics, metric: str = "ratio_full_marks") -> pd.DataFrame:
-    """Table 5: one column per grader (mean ± SEM), rows student x setting x k; empty if one grader."""
+    """Table 5: one column per grader (mean ± SEM (n) [interval]), rows student x setting x k;
+    empty if one grader."""
     df = read_table(metrics)
     if df.empty or "grader" not in df.columns or df["grader"].nunique() < 2:
         return pd.DataFrame()
     df = df.assign(student=student_label(df),
-                   _cell=[fmt_mean_sem(m, s) for m, s in zip(df[metric], df[f"{metric}_sem"])])
+                   _cell=[row_estimate(r, metric) for r in df.to_dict("records")])
     wide = df.pivot_table(index=["student", "setting", "k"], columns="grader", values="_cell",
                           aggfunc="first", sort=False)
     wide = wide.reindex(columns=list(dict.fromkeys(df["grader"])))
@@ -269,8 +264,7 @@ def paper_comparison_table(metrics, grader: str | None = None) -> pd.DataFrame:
             note = " (data mix not recorded)"
 
         def cell(d):
-            return fmt_mean_sem(d["ratio_full_marks"].iloc[0], d["ratio_full_marks_sem"].iloc[0]) \
-                if len(d) else "–"
+            return row_estimate(d.iloc[0], "ratio_full_marks") if len(d) else "–"
 
         rows.append({"model": r.label,
                      "setting": r.setting if isinstance(r.setting, str) else "not stated (ours: all)",
@@ -318,13 +312,16 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
 
 
 def write_table(df: pd.DataFrame, out_dir, name: str, caption: str = "") -> list[Path]:
-    """Write `name.md` (caption as a heading line) and `name.tex`; returns both paths."""
+    """Write `name.md` (caption as a heading line), `name.tex` and `name.csv` (the same cells;
+    the caption as a first `#` line, which `pd.read_csv(path, comment="#")` skips); returns
+    the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, tex = out_dir / f"{name}.md", out_dir / f"{name}.tex"
+    md, tex, csv = (out_dir / f"{name}.{ext}" for ext in ("md", "tex", "csv"))
     md.write_text((f"**{caption}**\n\n" if caption else "") + to_markdown(df) + "\n")
     tex.write_text(to_latex(df, caption, f"tab:{name}"))
-    return [md, tex]
+    csv.write_text((f"# {caption}\n" if caption else "") + df.to_csv(index=False))
+    return [md, tex, csv]
 
 
 def write_paper_tables(metrics, out_dir, agreement=None, grader: str | None = None) -> dict[str, Path]:
@@ -335,17 +332,22 @@ def write_paper_tables(metrics, out_dir, agreement=None, grader: str | None = No
     """
     df = read_table(metrics)
     g = main_grader(df, grader)
-    by = f" (grader: {g})" if g else ""
+    by = "; " + judge_of(df, g) if g else ""
+    cells = CELL_NOTE
+    judges = "".join("; " + judge_of(df, x) for x in dict.fromkeys(df["grader"].astype(str))) \
+        if g else ""
     tables = {
-        "table2_full_marks": (metric_table(df, "ratio_full_marks", g), f"Ratio of Full Marks, mean ± SEM{by}"),
-        "table3_skills_fraction": (metric_table(df, "skills_fraction", g), f"Skills Fraction, mean ± SEM{by}"),
+        "table2_full_marks": (metric_table(df, "ratio_full_marks", g), f"Ratio of Full Marks, {cells}{by}"),
+        "table3_skills_fraction": (metric_table(df, "skills_fraction", g), f"Skills Fraction, {cells}{by}"),
         "table4_data_efficiency": (data_efficiency_table(df, "ratio_full_marks", g),
-                                   f"Data efficiency: fine-tuned students by training data, Ratio of Full Marks{by}"),
-        "table5_graders": (grader_table(df), "Ratio of Full Marks by grader, mean ± SEM"),
+                                   f"Data efficiency: fine-tuned students by training data, Ratio of "
+                                   f"Full Marks, {cells}{by}"),
+        "table5_graders": (grader_table(df), f"Ratio of Full Marks by grader, {cells}{judges}"),
         "table6_agreement": (agreement_table(agreement) if agreement is not None else pd.DataFrame(),
                              "Agreement between graders"),
         "paper_comparison": (paper_comparison_table(df, g),
-                             "Ratio of Full Marks quoted in the paper (GPT-4 grader) beside this study's"),
+                             "Ratio of Full Marks quoted in the paper (GPT-4 grader) beside this "
+                             f"study's, {cells}{by}"),
     }
     written = {}
     for name, (table, caption) in tables.items():

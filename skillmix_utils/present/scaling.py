@@ -7,7 +7,8 @@ k compositions (`data.subsamples`, `per_k`). After the grid, `write_scaling` rea
 `grid/metrics.csv` (columns `run`, `train_data`, `n_train_texts`) and draws
 
 - figures/scaling_success_vs_k.png: Ratio of Full Marks against k on the held-out setting, one
-  line per training mix (the base student once, dashed), 95% bootstrap intervals;
+  line per training mix (the base student once, dashed), metrics.csv's 95% intervals (Wilson's
+  for this ratio);
 - figures/scaling_data_efficiency.png: the same against the number of training texts, one line
   per k (the paper's Section 4.3 curve), from the tuned students only;
 

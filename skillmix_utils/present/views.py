@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from skillmix_utils.core.numbers import is_local_judge
+
 METRIC_DEFINITIONS = {
     "Ratio of Full Marks": "share of combinations whose best generation earned all k + 3 points "
                            "(every skill, the topic, makes sense, the length limit)",
@@ -113,7 +115,7 @@ def local_judges(cfg) -> list[str]:
     out = []
     for section in (cfg.data, cfg.evaluation):
         for g in (section.graders if section is not None else []):
-            if (g.spec.startswith(("hf:", "vllm:")) or g.method == "yes_no_logprob") and g.label not in out:
+            if is_local_judge(g.spec, g.method) and g.label not in out:
                 out.append(g.label)
     return out
 

@@ -20,16 +20,22 @@ marker; the re-run executes the notebook again and the stages inside resume from
 **Grids** (`runner/grid.py`). `grid:` maps dotted fields to lists of values; every combination is one run in
 `outputs/<study>/grid/<label>/` (label like `data_mix=1-2-3_subsample=sub8000`). A key naming
 several fields, comma-separated, takes one list of values per run (zipped, not crossed):
-`"train.data_mix,train.subsample": [[[1], null], [[1, 2, 3], sub8000]]`. When no grid field
+`"train.data_mix,train.subsample": [[[1], null], [[1, 2, 3], sub8000]]`. A key written
+`"size: train.base_model,train.mode"` names its axis: runs are labelled `size=<first value>`. When no grid field
 touches data generation (`data.`, `catalog.`, `scoring.`), notebooks 01 and 02 run once in
 `outputs/<study>/` and every grid run links to that `data/`. Every grid run's budget ledger is a
 link to the study's, so `budget_usd` caps the whole grid. After the runs the per-run metric
 tables are stacked into `outputs/<study>/grid/metrics.csv` (columns `run`, `train_data`) and
 the cross-run tables and figures go to `outputs/<study>/tables/` and `figures/`.
 
+**On SLURM** (`--executor slurm`, or `cluster: {executor: slurm}`): each part of the study (the
+study, or the shared notebooks and each grid run) is one job submitted through submitit and
+watched from here; Ctrl-C detaches, the same command re-attaches (runner/slurm/, README
+"On a cluster").
+
 The parts: `runner/notebook_config.py` (what a notebook's first cell calls), `markers.py`
 (stages and done-markers), `study.py` (running them), `dry_run.py`, `training.py` (notebook 03's
-launcher), `grid.py` (a grid's runs).
+launcher), `grid.py` (a grid's runs and the parts of a study), `slurm/` (jobs).
 """
 from __future__ import annotations
 

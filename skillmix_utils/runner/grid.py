@@ -6,6 +6,10 @@
         - [[1, 2, 3], null]
         - [[1, 2, 3], sub8000]
 
+      "size: train.base_model,train.mode":               # a named axis: runs labelled
+        - [qwen2.5-0.5b-instruct, qlora]                  # size=<first field's value>
+        - [qwen2.5-72b-instruct, full]
+
 Keys are dotted config fields; the runs are the cross product over keys. A run's label is
 `field=value` joined by "_" (last part of each field name), and its outputs go to
 `outputs/<study>/grid/<label>/`, and its budget ledger is the study's (`link_study_ledger`), so
@@ -17,10 +21,19 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.llm.cost import BudgetLedger
+from skillmix_utils.runner.markers import SHARED_PREFIXES, Stage
+from skillmix_utils.runner.notebook_config import notebook_config
+
+# The parts of a study that run one after another here, or as one SLURM job each: the whole
+# study (no grid), the notebooks a grid's runs share, and each grid run (by its label).
+STUDY, SHARED = "study", "shared"
+SHARED_STAGES = ("01", "02")
 
 
 def _value_label(value) -> str:
@@ -33,6 +46,23 @@ def _value_label(value) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", str(value)).strip("-") or "x"
 
 
+def grid_fields(key: str) -> tuple[str | None, list[str]]:
+    """A grid key's axis name (None unless written "name: field,field") and its fields.
+
+    >>> grid_fields("size: train.base_model, train.mode"), grid_fields("train.mode")
+    (('size', ['train.base_model', 'train.mode']), (None, ['train.mode']))
+    """
+    name, sep, rest = key.partition(":")
+    if sep:
+        return name.strip(), [f.strip() for f in rest.split(",")]
+    return None, [f.strip() for f in key.split(",")]
+
+
+def _named_axis_field(field: str, grid: dict) -> bool:
+    """Whether `field` belongs to a named axis (whose label its first field's value gives)."""
+    return any(axis and field in fields for axis, fields in map(grid_fields, grid))
+
+
 def grid_points(grid: dict) -> list[tuple[str, dict]]:
     """Every run of a grid as (label, overrides).
 
@@ -40,10 +70,15 @@ def grid_points(grid: dict) -> list[tuple[str, dict]]:
     ['data_mix=1_mode=lora', 'data_mix=1-2_mode=lora']
     >>> grid_points({"train.data_mix,train.subsample": [[[1, 2, 3], "sub8000"]]})[0]
     ('data_mix=1-2-3_subsample=sub8000', {'train.data_mix': [1, 2, 3], 'train.subsample': 'sub8000'})
+    >>> grid_points({"size: train.base_model,train.mode": [["m-7b", "qlora"]]})[0][0]
+    'size=m-7b'
     """
     axes = []
+    names = {}
     for key, values in grid.items():
-        fields = [f.strip() for f in key.split(",")]
+        axis, fields = grid_fields(key)
+        if axis:
+            names[fields[0]] = axis
         options = []
         for value in values:
             if len(fields) > 1:
@@ -57,7 +92,8 @@ def grid_points(grid: dict) -> list[tuple[str, dict]]:
     points = []
     for combo in itertools.product(*axes):
         over = {k: v for part in combo for k, v in part.items()}
-        label = "_".join(f"{k.split('.')[-1]}={_value_label(v)}" for k, v in over.items())
+        label = "_".join(f"{names.get(k, k.split('.')[-1])}={_value_label(v)}"
+                         for k, v in over.items() if k in names or not _named_axis_field(k, grid))
         points.append((label, over))
     labels = [p[0] for p in points]
     if len(set(labels)) != len(labels):
@@ -91,3 +127,99 @@ def link_study_ledger(study_out: Path, run_out: Path) -> None:
                 fh.write(paid if paid.endswith(b"\n") else paid + b"\n")
         link.unlink()
     link.symlink_to(os.path.relpath(target, run_out))
+
+
+@dataclass
+class GridRun:
+    """One run of a grid: its label, its overrides (output_dir included) and its config."""
+    label: str
+    overrides: dict
+    cfg: StudyConfig
+
+
+@dataclass
+class StudyLayout:
+    """What a study runs: its config, its grid runs (none without a grid) and whether they share
+    notebooks 01-02 (no grid field touches data generation)."""
+    config_path: Path
+    overrides: dict
+    cfg: StudyConfig
+    runs: list[GridRun]
+    shared: bool
+
+    @property
+    def base_overrides(self) -> dict:
+        return {**self.overrides, "grid": {}}
+
+    def parts(self) -> list[str]:
+        """The parts in the order they run: `study`; or `shared` (when shared) and each label."""
+        if not self.runs:
+            return [STUDY]
+        return ([SHARED] if self.shared else []) + [r.label for r in self.runs]
+
+    def run(self, label: str) -> GridRun:
+        for r in self.runs:
+            if r.label == label:
+                return r
+        raise SkillmixError(f"no grid run {label!r} (runs: {', '.join(r.label for r in self.runs)})",
+                            field="grid")
+
+    def shared_cfg(self) -> StudyConfig:
+        """The config of the shared notebooks: the study's, in the study's folder, no grid."""
+        return notebook_config(str(self.config_path), {**self.base_overrides,
+                                                       "output_dir": str(self.cfg.out)})
+
+    def split(self, stages: list[Stage]) -> tuple[list[Stage], list[Stage]]:
+        """(the shared notebooks, the rest): the first empty when the runs share nothing."""
+        front = [s for s in stages if s.id in SHARED_STAGES] if self.runs and self.shared else []
+        return front, [s for s in stages if s not in front]
+
+    def part_config(self, part: str) -> tuple[StudyConfig, dict]:
+        """The config and overrides a part runs with."""
+        if part == SHARED:
+            return self.shared_cfg(), {**self.base_overrides, "output_dir": str(self.cfg.out)}
+        if part == STUDY:
+            return self.cfg, self.overrides
+        run = self.run(part)
+        return run.cfg, run.overrides
+
+    def part_stages(self, part: str, stages: list[Stage], wanted: set[str] | None
+                    ) -> tuple[list[Stage], set[str] | None]:
+        """The notebooks of one part and the ids of those it runs (None: all). A grid run's
+        list starts with the shared notebooks, whose fingerprints feed its later ones (so that
+        new data re-runs them), but it runs only its own."""
+        front, rest = self.split(stages)
+        if part == SHARED:
+            return front, wanted
+        if part == STUDY:
+            return stages, wanted
+        own = {s.id for s in rest}
+        return front + rest, {s for s in (wanted if wanted is not None else own) if s in own}
+
+
+def study_layout(config_path, overrides: dict | None = None) -> StudyLayout:
+    """A study's layout from its config file and overrides; a grid run whose config does not
+    validate raises SkillmixError naming the run."""
+    config_path = Path(config_path).resolve()
+    overrides = dict(overrides or {})
+    cfg = notebook_config(str(config_path), overrides)
+    runs = []
+    for label, point in grid_points(cfg.grid) if cfg.grid else []:
+        run_over = {**overrides, "grid": {}, **point, "output_dir": str(cfg.out / "grid" / label)}
+        try:
+            runs.append(GridRun(label, run_over, notebook_config(str(config_path), run_over)))
+        except SkillmixError as exc:
+            raise SkillmixError(f"grid run {label}: {exc}", field="grid") from None
+    shared = not any(k.startswith(SHARED_PREFIXES) for key in cfg.grid for k in grid_fields(key)[1])
+    return StudyLayout(config_path, overrides, cfg, runs, shared)
+
+
+def write_grid_summary(layout: StudyLayout) -> None:
+    """The grid's cross-run tables and figures (present/grid_summary.py), once every run finished."""
+    # heavy: the summary draws figures (matplotlib, seaborn, scipy), only at a grid's end
+    from skillmix_utils.present.grid_summary import summarize_grid
+
+    out = layout.cfg.out
+    written = summarize_grid(out, [(r.label, r.cfg) for r in layout.runs])
+    if written:
+        print(f"grid summary: {out / 'grid' / 'metrics.csv'}, tables in {out / 'tables'}", flush=True)

@@ -39,7 +39,7 @@ SHARED_PREFIXES = ("data.", "catalog.", "scoring.")
 
 # Config fields that change neither what a stage makes nor where: left out of fingerprints.
 NOT_FINGERPRINTED = {"description", "concurrency", "budget_usd", "run_budget_usd", "output_dir",
-                     "grid"}
+                     "grid", "cluster"}
 
 
 @dataclass
@@ -59,6 +59,19 @@ def discover(notebooks_dir: Path | None = None) -> list[Stage]:
     if not paths:
         raise SkillmixError("no numbered notebooks (NN_*.ipynb) found", file=str(folder))
     return [Stage(p.name[:2], p) for p in paths]
+
+
+def wanted_stages(stages, all_stages: list[Stage]) -> set[str] | None:
+    """The notebook ids `--stages` asks for (None: all); an unknown one raises SkillmixError."""
+    if not stages:
+        return None
+    wanted = {str(s).zfill(2)[:2] for s in stages}
+    unknown = wanted - {s.id for s in all_stages}
+    if unknown:
+        known = ", ".join(s.id for s in all_stages)
+        raise SkillmixError(f"no notebook numbered {', '.join(sorted(unknown))} (have {known})",
+                            field="--stages")
+    return wanted
 
 
 def _notebook_hash(path: Path) -> str:

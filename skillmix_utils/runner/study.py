@@ -11,10 +11,17 @@ from skillmix_utils.core.config import StudyConfig, write_resolved_config
 from skillmix_utils.core.errors import SkillmixError, exit_status_of
 from skillmix_utils.core.folder_lock import output_lock
 from skillmix_utils.runner.dry_run import DryRunTotal, dry_run_costs, print_total, quiet_estimate
-from skillmix_utils.runner.grid import grid_points, link_shared_data, link_study_ledger
+from skillmix_utils.runner.grid import (
+    SHARED,
+    STUDY,
+    StudyLayout,
+    link_shared_data,
+    link_study_ledger,
+    study_layout,
+    write_grid_summary,
+)
 from skillmix_utils.runner.markers import (
     KERNEL,
-    SHARED_PREFIXES,
     STAGE_SECTION,
     Stage,
     disabled,
@@ -22,8 +29,9 @@ from skillmix_utils.runner.markers import (
     fingerprints,
     marker_path,
     status,
+    wanted_stages,
 )
-from skillmix_utils.runner.notebook_config import notebook_config
+from skillmix_utils.runner.slurm import print_jobs, run_on_slurm
 from skillmix_utils.stages.preflight import check_study
 from skillmix_utils.stages.progress import watch_file
 
@@ -109,7 +117,7 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
             continue
         if dry_run:
             print(f"{progress} {st.name}: would run ({reason}) -> {cfg.out / 'notebooks' / st.path.name}")
-            dry_run_costs(cfg, st, costs)
+            dry_run_costs(cfg, st, costs, label)
             continue
         estimate = quiet_estimate(cfg, st)
         note = f"; estimated API cost at most ${estimate:,.2f}" if estimate else ""
@@ -122,108 +130,88 @@ def _run_list(label: str, cfg: StudyConfig, config_path: Path, overrides: dict, 
 
 
 def run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
-              force: bool = False, notebooks_dir=None) -> int:
+              force: bool = False, notebooks_dir=None, executor: str | None = None) -> int:
     """Execute the numbered notebooks for a study config; returns the exit status (0 ok, else
     the status of the first notebook's error: errors.py). Bad config, overrides, paths, pools,
     keys or adapters raise SkillmixError before anything runs or is written; a folder in use by
-    another run raises FolderInUse (status 5).
+    another run raises FolderInUse (status 5). `executor` ("local" or "slurm"; default the
+    config's `cluster.executor`) says where: here, or each grid run as a SLURM job
+    (runner/slurm/).
 
     Example: ``run_study("configs/demo.yaml", stages=["04", "05"])``.
     """
-
-    cfg = notebook_config(str(Path(config_path).resolve()), dict(overrides or {}))
+    layout = study_layout(config_path, overrides)
+    cfg = layout.cfg
     wanted = {str(s).zfill(2)[:2] for s in stages} if stages else set(STAGE_SECTION)
     sections = [STAGE_SECTION[s] for s in sorted(wanted) if s in STAGE_SECTION]
-    runs = [cfg]
-    for label, point in grid_points(cfg.grid) if cfg.grid else []:
-        try:
-            runs.append(notebook_config(str(Path(config_path).resolve()),
-                                        {**(overrides or {}), "grid": {}, **point}))
-        except SkillmixError as exc:
-            raise SkillmixError(f"grid run {label}: {exc}", field="grid") from None
-    for c in runs:
+    for c in [cfg] + [r.cfg for r in layout.runs]:
         enabled = [s for s in sections if getattr(c, s) is not None and getattr(c, s).enabled]
         check_study(c, config_path, enabled, keys=not dry_run)
+    slurm = (executor or cfg.cluster.executor) == "slurm"
+    if slurm and not dry_run:
+        # Each job runs its part with run_part (passed, not imported there: the jobs' module
+        # sits below this one).
+        return run_on_slurm(layout, stages, force, notebooks_dir, run_part=run_part)
     if dry_run:
+        if slurm:
+            print_jobs(layout, stages, notebooks_dir)
         return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
     with output_lock(cfg.out, command=f"skillmix run {config_path}"):
         return _run_study(config_path, stages, dry_run, overrides, force, notebooks_dir)
 
 
+def _run_part(layout: StudyLayout, part: str, all_stages: list[Stage], wanted: set[str] | None,
+              dry_run: bool, force: bool, counter: list[int], total: int, costs: DryRunTotal) -> int:
+    """Run one part (the study, the shared notebooks, or one grid run) in order."""
+    cfg, over = layout.part_config(part)
+    if not dry_run:
+        if part not in (STUDY, SHARED):
+            if layout.shared:
+                link_shared_data(layout.cfg.out, cfg.out)
+            link_study_ledger(layout.cfg.out, cfg.out)     # budget_usd caps the grid, not each run
+        write_resolved_config(cfg)
+    stages_here, run_wanted = layout.part_stages(part, all_stages, wanted)
+    label = "" if part == STUDY else part
+    return _run_list(label, cfg, layout.config_path, over, stages_here, run_wanted, dry_run, force,
+                     counter, total, costs)
+
+
+def run_part(config_path, part: str, stages=None, overrides: dict | None = None,
+             force: bool = False, notebooks_dir=None) -> int:
+    """Run one part of a study here (what a SLURM job does: runner/slurm/job.py): `study`,
+    `shared` or a grid run's label. The caller holds the study's folder lock. Returns the exit
+    status, as run_study."""
+    layout = study_layout(config_path, overrides)
+    all_stages = discover(notebooks_dir)
+    wanted = wanted_stages(stages, all_stages)
+    stages_here, run_wanted = layout.part_stages(part, all_stages, wanted)
+    own = [s for s in stages_here if run_wanted is None or s.id in run_wanted]
+    print(f"skillmix run: study {layout.cfg.name!r}, part {part} -> {layout.part_config(part)[0].out}",
+          flush=True)
+    return _run_part(layout, part, all_stages, wanted, False, force, [0], len(own), DryRunTotal())
+
+
 def _run_study(config_path, stages=None, dry_run: bool = False, overrides: dict | None = None,
                force: bool = False, notebooks_dir=None) -> int:
     """run_study's work, once its checks passed and its lock is held."""
-    config_path = Path(config_path).resolve()
-    overrides = dict(overrides or {})
-    cfg = notebook_config(str(config_path), overrides)          # validates; raises SkillmixError
+    layout = study_layout(config_path, overrides)          # validates; raises SkillmixError
     all_stages = discover(notebooks_dir)
-    wanted = None
-    if stages:
-        wanted = {str(s).zfill(2)[:2] for s in stages}
-        unknown = wanted - {s.id for s in all_stages}
-        if unknown:
-            known = ", ".join(s.id for s in all_stages)
-            raise SkillmixError(f"no notebook numbered {', '.join(sorted(unknown))} (have {known})",
-                                field="--stages")
-    out = cfg.out
-    print(f"skillmix run: study {cfg.name!r} -> {out}{' (dry run)' if dry_run else ''}", flush=True)
-
-    if not cfg.grid:
-        if not dry_run:
-            write_resolved_config(cfg)
-        total = len([s for s in all_stages if wanted is None or s.id in wanted])
-        costs = DryRunTotal()
-        rc = _run_list("", cfg, config_path, overrides, all_stages, wanted, dry_run, force, [0], total, costs)
-        if dry_run:
-            print_total(costs)
-        return rc
-
-    points = grid_points(cfg.grid)
-    shared = not any(k.strip().startswith(SHARED_PREFIXES) for key in cfg.grid for k in key.split(","))
-    base_over = {**overrides, "grid": {}}
-    runs = []
-    for label, point in points:
-        run_over = {**base_over, **point, "output_dir": str(out / "grid" / label)}
-        try:
-            runs.append((label, run_over, notebook_config(str(config_path), run_over)))
-        except SkillmixError as exc:
-            raise SkillmixError(f"grid run {label}: {exc}", field="grid") from None
-    front = [s for s in all_stages if s.id in ("01", "02")] if shared else []
-    rest = [s for s in all_stages if s not in front]
+    wanted = wanted_stages(stages, all_stages)
+    out = layout.cfg.out
+    print(f"skillmix run: study {layout.cfg.name!r} -> {out}{' (dry run)' if dry_run else ''}", flush=True)
     count = lambda sts: len([s for s in sts if wanted is None or s.id in wanted])
-    total = count(front) + count(rest) * len(runs)
-    print(f"grid: {len(runs)} runs ({', '.join(l for l, _, _ in runs)})"
-          f"{'; notebooks 01-02 shared' if front else ''}", flush=True)
+    front, rest = layout.split(all_stages)
+    total = count(front) + count(rest) * max(1, len(layout.runs))
+    if layout.runs:
+        print(f"grid: {len(layout.runs)} runs ({', '.join(r.label for r in layout.runs)})"
+              f"{'; notebooks 01-02 shared' if front else ''}", flush=True)
     counter, costs = [0], DryRunTotal()
-    if front:
-        top = notebook_config(str(config_path), {**base_over, "output_dir": str(out)})
-        if not dry_run:
-            write_resolved_config(top)
-        rc = _run_list("shared", top, config_path, {**base_over, "output_dir": str(out)}, front,
-                       wanted, dry_run, force, counter, total, costs)
-        if rc:
-            return rc
-    for label, run_over, run_cfg in runs:
-        if not dry_run:
-            if front:
-                link_shared_data(out, run_cfg.out)
-            link_study_ledger(out, run_cfg.out)     # budget_usd caps the grid, not each run
-            write_resolved_config(run_cfg)
-        # The shared stages' fingerprints feed the later ones, so that new data re-runs them.
-        stages_here = front + rest if front else rest
-        fps_wanted = wanted if wanted is not None else {s.id for s in rest}
-        rc = _run_list(label, run_cfg, config_path, run_over, stages_here,
-                       {s for s in fps_wanted if s in {r.id for r in rest}}, dry_run, force, counter, total,
-                       costs)
+    for part in layout.parts():
+        rc = _run_part(layout, part, all_stages, wanted, dry_run, force, counter, total, costs)
         if rc:
             return rc
     if dry_run:
-        print_total(costs, grid=True)
-    else:
-        # heavy: the summary draws figures (matplotlib, seaborn, scipy), only at a grid's end
-        from skillmix_utils.present.grid_summary import summarize_grid
-
-        written = summarize_grid(out, [(label, c) for label, _, c in runs])
-        if written:
-            print(f"grid summary: {out / 'grid' / 'metrics.csv'}, tables in {out / 'tables'}", flush=True)
+        print_total(costs, grid=bool(layout.runs))
+    elif layout.runs:
+        write_grid_summary(layout)
     return 0

@@ -9,6 +9,7 @@ import sys
 from skillmix_utils.core.config import StudyConfig, write_resolved_config
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.stages.progress import StageProgress, in_kernel
+from skillmix_utils.stages.train.preflight import check_mix
 
 _STEP_LINE = re.compile(r"\[train\] step (\d+)/(\d+) loss ([0-9.naninf]+)")
 
@@ -19,6 +20,8 @@ def launch_training(cfg: StudyConfig, restart: bool = False, echo: bool | None =
     "[train]" notes; `echo=True` (default outside a notebook) streams every line as well.
     Raises SkillmixError naming the log, with its last lines, when it fails. Returns 0."""
 
+    if cfg.train.enabled:
+        check_mix(cfg)     # an empty mix is said here, not by a trainer after loading a model
     config = write_resolved_config(cfg)
     log = cfg.out / "train" / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from skillmix_utils.core.config import ModelSpec, StudyConfig
 from skillmix_utils.core.errors import BudgetSpent, ItemsFailed
 from skillmix_utils.core.folder_lock import output_lock
+from skillmix_utils.core.numbers import plural
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.llm import get_backend
 from skillmix_utils.llm.cost import Budget, BudgetLedger, format_usd
@@ -160,8 +161,8 @@ class StageRun:
                     if g.status == "error" and g.grader in set(grader_labels)]
         if texts or gradings:
             first = (texts[0].error if texts else gradings[0].error) or "?"
-            raise ItemsFailed(f"{what}: {len(texts)} of {len(records)} texts and {len(gradings)} "
-                              f"gradings failed after the retries (first: {first[:200]}); they are "
+            raise ItemsFailed(f"{what}: {len(texts)} of {plural(len(records), 'text')} and "
+                              f"{plural(len(gradings), 'grading')} failed after the retries (first: {first[:200]}); they are "
                               f"recorded in {records_path}; re-run the same command to retry only "
                               "them")
         unreadable = self.unreadable(records, grader_labels)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from skillmix_utils.core.config import write_resolved_config
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.numbers import plural
 from skillmix_utils.core.prompts import sentence_limit
 from skillmix_utils.core.records import RecordStore, TextRecord
 from skillmix_utils.stages.context import BudgetExhausted, StageRun, read_existing
@@ -51,7 +52,7 @@ def dry_run_plan(cfg, seen: set | None = None) -> Plan:
     written = [existing[p.id] for p in items if p.id not in pending]
     plan_gradings(plan, cfg.data.graders, written, todo, keys, catalog,
                   answer_tokens=30 * sentence_limit(max(cfg.data.counts)), label="data")
-    plan.notes.append(f"{len(items)} combinations, {len(items) - len(todo)} already written")
+    plan.notes.append(f"{plural(len(items), 'combination')}, {len(items) - len(todo)} already written")
     return plan
 
 
@@ -88,12 +89,12 @@ def run_datagen(cfg, dry_run: bool = False) -> dict[str, Path]:
         existing = read_existing(path)
     other = written_by_others(items, existing, writer)
     if other:   # ids name neither the teacher nor its settings: never mix two ways of making
-        run.say(f"{other} existing texts were made otherwise (another teacher, sampling "
-                "setting, prompt or catalog entry); rewriting them")
+        run.say(f"{plural(other, 'existing text was', 'existing texts were')} made otherwise "
+                "(another teacher, sampling setting, prompt or catalog entry); rewriting them")
     try:
         todo = pending_items(items, existing, writer)
         if todo:
-            run.say(f"teacher {cfg.data.teacher.spec}: writing {len(todo)} texts")
+            run.say(f"teacher {cfg.data.teacher.spec}: writing {plural(len(todo), 'text')}")
             generate_texts(run, cfg.data.teacher, todo, catalog, store, stage="datagen")
         records = current_data_records(cfg, catalog, store, items)
         grade_records(run, records, cfg.data.graders, catalog, store, finish=finish)

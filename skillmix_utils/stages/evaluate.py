@@ -18,6 +18,7 @@ from pathlib import Path
 
 from skillmix_utils.core.config import ModelSpec, StudentSpec, StudyConfig, write_resolved_config
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.numbers import plural
 from skillmix_utils.core.prompts import generation_turn1, sentence_limit
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.llm.vllm_backend import context_length, parity_check
@@ -124,7 +125,7 @@ def dry_run_plan(cfg: StudyConfig, students: list[str] | None = None,
                       answer_tokens=min(writer.spec.max_tokens,
                                         30 * sentence_limit(max(cfg.evaluation.ks))),
                       label="eval")
-        plan.notes.append(f"student {student.name}: {len(items)} texts planned, "
+        plan.notes.append(f"student {student.name}: {plural(len(items), 'text')} planned, "
                           f"{len(items) - len(todo)} already written")
     return plan
 
@@ -165,15 +166,16 @@ def run_evaluation(cfg: StudyConfig, students: list[str] | None = None, dry_run:
                 existing = read_existing(path)
             stale = written_by_others(items, existing, writer)
             if stale:
-                run.say(f"student {student.name}: {stale} texts were made otherwise (other "
-                        "weights, sampling settings, prompt or catalog entries); rewriting them")
+                run.say(f"student {student.name}: {plural(stale, 'text was', 'texts were')} made "
+                        "otherwise (other weights, sampling settings, prompt or catalog "
+                        "entries); rewriting them")
             todo = pending_items(items, existing, writer)
             if not todo:
                 continue
             spec = serving_spec(spec, writer, todo)
             check_vllm_parity(student, spec, adapter, todo, catalog, run)
             run.say(f"student {student.name} ({spec.spec}"
-                    + (f" + {adapter}" if adapter else "") + f"): writing {len(todo)} texts")
+                    + (f" + {adapter}" if adapter else "") + f"): writing {plural(len(todo), 'text')}")
             generate_texts(run, spec, todo, catalog, store, stage="eval", student=student.name,
                            adapter=adapter, weights=weights)
             run.release(spec, adapter)   # free a local student before the next one loads

@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 from skillmix_utils.core.errors import writing
+from skillmix_utils.core.metrics import wilson_interval
+from skillmix_utils.core.numbers import format_estimate, judge_phrase, plural
 from skillmix_utils.core.records import TextRecord
 from skillmix_utils.stages.draws import overlap_report
 
@@ -219,8 +221,8 @@ def card_markdown(card: dict) -> str:
     c = card["contamination_check"]
     lines = [f"# Data card: D_SKILL-MIX for study `{card['study']}`", "",
              f"Teacher: `{card['teacher']['spec']}` (temperature {card['teacher']['temperature']}, "
-             f"max_tokens {card['teacher']['max_tokens']}). Graders: "
-             + ", ".join(f"`{g['label']}` ({g['method']}, {g['rounds']} rounds)"
+             f"max_tokens {card['teacher']['max_tokens']}). Texts "
+             + "; ".join(judge_phrase(f"`{g['label']}`", g.get("spec"), g["method"], g["rounds"])
                          for g in card["graders"]) + ".", "",
              f"Keep rule: {card['keep_rule']}.", "",
              f"Catalog: {card['catalog']['source']}"
@@ -229,7 +231,9 @@ def card_markdown(card: dict) -> str:
              "| k | planned | written | graded | kept | keep rate | skills | topics |",
              "|---|---|---|---|---|---|---|---|"]
     for k, v in card["per_k"].items():
-        rate = "-" if v["keep_rate"] is None else f"{v['keep_rate']:.1%}"
+        # A keep rate is a proportion of the graded texts: its n and Wilson interval go with it.
+        rate = "-" if v["keep_rate"] is None else format_estimate(
+            v["keep_rate"], *wilson_interval(v["kept"], v["graded"]), n=v["graded"], digits=3)
         lines.append(f"| {k} | {v['planned']} | {v['written']} | {v['graded']} | {v['kept']} | "
                      f"{rate} | {v['skills_used']} | {v['topics_used']} |")
     t = card["total"]
@@ -238,7 +242,7 @@ def card_markdown(card: dict) -> str:
                  + (f" ({card['stopped']})" if card["stopped"] else "") + "."), "",
               "## Mixes", ""]
     for name, m in {**card["mixes"], **card["subsamples"]}.items():
-        lines.append(f"- `{name}`: {m['rows']} rows, per k {m['per_k']}"
+        lines.append(f"- `{name}`: {plural(m['rows'], 'row')}, per k {m['per_k']}"
                      + (f", {m['missing']} short of the requested size" if m.get("missing") else ""))
     lines += ["", "## Contamination check", "",
               f"{'PASSED' if c['passed'] else 'FAILED'}: {c['rule']}; {c['n_violations']} "

@@ -30,6 +30,7 @@ from skillmix_utils.core.grader_methods import method as method_of
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.grading import parse_grade
 from skillmix_utils.core.identity import grading_identity
+from skillmix_utils.core.numbers import plural
 from skillmix_utils.core.prompts import rubric_items
 from skillmix_utils.core.records import Grading, RecordStore, TextRecord, Usage
 from skillmix_utils.stages import local_judge
@@ -203,7 +204,7 @@ def grade_records(run: StageRun, records: list[TextRecord], graders: list[Grader
         entry = method_of(grader.method)
         if entry.needs == "yes_no_probabilities":
             local_judge.check_backend(backend, grader.spec)
-        run.say(f"grading {len(pairs)} text-rounds with {grader.label} ({grader.method})")
+        run.say(f"grading {plural(len(pairs), 'text-round')} with {grader.label} ({grader.method})")
         phase = run.progress.phase(f"grader {grader.label}: grade", len(pairs), unit="gradings")
         for start in range(0, len(pairs), chunk_size):
             chunk = pairs[start:start + chunk_size]
@@ -298,8 +299,9 @@ def grade_file(cfg: StudyConfig, records_path: str | Path, grader_names: list[st
         plan = Plan(f"skillmix grade {cfg.name}: dry run on {path} (nothing is written)")
         owed = plan_gradings(plan, graders, records, [], {}, catalog, 0, stage)
         others = len(store.records()) - len(records)
-        plan.notes.extend(f"{label}: {n} gradings owed on {len(records)} records"
-                          + (f" ({others} records not current are never graded)" if others else "")
+        plan.notes.extend(f"{label}: {plural(n, 'grading')} owed on {plural(len(records), 'record')}"
+                          + (f" ({plural(others, 'record')} not current, never graded)" if others
+                             else "")
                           for label, n in owed.items())
         print(plan.render())
         return {}

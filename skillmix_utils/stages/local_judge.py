@@ -16,7 +16,7 @@ import json
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.prompts import judge_prompts as render
-from skillmix_utils.core.records import Grading
+from skillmix_utils.core.records import Grading, Usage
 
 METHOD = "yes_no_logprob"
 THRESHOLD = 0.5
@@ -43,7 +43,8 @@ def judge(backend, label: str, items: list[tuple[list, str, str]]) -> list[Gradi
         spans.append((len(questions), len(questions) + len(qs)))
         questions.extend(qs)
     try:
-        probs = backend.yes_no_probabilities([[{"role": "user", "content": q}] for q in questions])
+        probs, tokens = backend.yes_no_probabilities(
+            [[{"role": "user", "content": q}] for q in questions], with_tokens=True)
     except Exception as exc:  # a local failure is recorded and retried, never scored 0
         return [Grading(grader=label, method=METHOD, round=0, status="error",
                         error=f"{type(exc).__name__}: {exc}") for _ in items]
@@ -53,5 +54,8 @@ def judge(backend, label: str, items: list[tuple[list, str, str]]) -> list[Gradi
         out.append(Grading(
             grader=label, method=METHOD, round=0, prompt=questions[a],
             raw_reply=json.dumps({"p_yes": [round(x, 6) for x in p], "threshold": THRESHOLD}),
-            points=[1.0 if x >= THRESHOLD else 0.0 for x in p], status="ok"))
+            points=[1.0 if x >= THRESHOLD else 0.0 for x in p], status="ok",
+            # The k + 3 prompts read (their shared beginning is computed once, but each prompt
+            # is what the judge reads); nothing is written, so no output token.
+            usage=Usage(input_tokens=sum(tokens[a:b]))))
     return out

@@ -26,6 +26,7 @@ from skillmix_utils.llm import parse_spec
 from skillmix_utils.llm.cache import check_writable
 from skillmix_utils.llm.models import cache_dir
 from skillmix_utils.stages.train.formatting import find_mix
+from skillmix_utils.stages.train.preflight import check_mix
 
 KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
@@ -171,9 +172,5 @@ def check_training_data(cfg: StudyConfig, file) -> Path:
     t = cfg.train
     path = find_mix(cfg.out, t.data_mix, t.subsample)
     if path.is_file():
-        with open(path, "rb") as fh:
-            if not any(line.strip() for line in fh):
-                raise SkillmixError("the training mix is empty: data generation kept no text for "
-                                    "it (see data/data_card.md)", file=str(path),
-                                    field="train.subsample" if t.subsample else "train.data_mix")
+        check_mix(cfg)      # an empty mix, said with the data card's counts and what to change
     return path

@@ -52,6 +52,7 @@ import yaml
 from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grading import parse_grade, rubric_items
+from skillmix_utils.core.numbers import plural, row_estimate
 from skillmix_utils.core.records import Combination, Grading, RecordStore, TextRecord, record_id
 from skillmix_utils.stages.scoring import score
 from skillmix_utils.stages.tables import IMPORTED, write_metric_tables
@@ -260,9 +261,10 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
         "graders": sorted(graders), "skipped_text_0_gradings": skipped}, indent=2) + "\n")
     paths = {"records": store_path, "config": out / "config.yaml"}
     paths.update(write_metric_tables(cfg))
-    print(f"imported {len(records)} texts of {len(students)} student(s), "
-          f"{sum(len(r.gradings) for r in records)} gradings by {len(graders)} grader(s)"
-          + (f"; {skipped} graded folder(s) of text_0 skipped" if skipped else ""))
+    print(f"imported {plural(len(records), 'text')} of {plural(len(students), 'student')}, "
+          f"{plural(sum(len(r.gradings) for r in records), 'grading')} by "
+          f"{plural(len(graders), 'grader')}"
+          + (f"; {plural(skipped, 'graded folder')} of text_0 skipped" if skipped else ""))
     print(f"scored with the {scoring!r} scoring preset; {paths['metrics']}:")
     print(metric_table(paths["metrics"]))
     return paths
@@ -270,12 +272,17 @@ def import_reference(folder, out_dir, name: str | None = None, setting: str = "a
 
 def metric_table(path: Path) -> str:
     """The metric table of `metrics.csv` as text: per student, setting, k and grader, the three
-    metrics over how many combinations, and the unreadable gradings."""
+    metrics, each "mean [95% interval]" (`numbers.row_estimate`), over how many combinations,
+    and the unreadable gradings."""
     import pandas as pd  # heavy: only for printing the table
 
-    cols = ["student", "setting", "k", "grader", "grader_method", "n_combinations",
-            "ratio_full_marks", "ratio_all_skills", "skills_fraction", "n_parse_failures"]
     df = pd.read_csv(path)
     if df.empty:
         return "(no graded text)"
-    return df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}")
+    cols = ["student", "setting", "k", "grader", "grader_method", "n_combinations"]
+    table = df[cols].copy()
+    for metric in ("ratio_full_marks", "ratio_all_skills", "skills_fraction"):
+        table[metric] = [row_estimate(r, metric, digits=3, with_n=False, with_sem=False)
+                         for r in df.to_dict("records")]
+    table["n_parse_failures"] = df["n_parse_failures"]
+    return table.to_string(index=False)

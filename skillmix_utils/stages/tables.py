@@ -5,7 +5,9 @@
 eval/tables/:
 - metrics.csv: one row per student x setting x k x grader: the three metrics of
   docs/protocol.md §5 (`metrics.skillmix_metrics`: vote over rounds, max over generations, mean
-  over combinations, with SEM and bootstrap interval) and the counts. `n_parse_failures` counts
+  over combinations, with SEM and a 95% interval: Wilson's where every combination scores 0 or
+  1, else a bootstrap) and the counts; `grader_model` is the grader's model spec, so that a
+  table can say who graded (`numbers.judge_phrase`). `n_parse_failures` counts
   gradings whose reply could not be read (status parse_failed); failed calls are in
   parse_failures.csv. `n_train_overlap` counts the row's combinations that are also training
   combinations (same skill set and topic; it must be 0) and `n_excluded_draws` how many draws
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from skillmix_utils.core.config import StudyConfig, write_resolved_config
+from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.grader_methods import rounds_of
 from skillmix_utils.core.metrics import grader_agreement, skillmix_metrics
 from skillmix_utils.core.records import RecordStore, TextRecord
@@ -52,7 +55,7 @@ from skillmix_utils.stages.train.run import run_dir
 METRIC_COLUMNS = [f"{m}{s}" for m in ("ratio_full_marks", "ratio_all_skills", "skills_fraction")
                   for s in ("", "_sem", "_ci_low", "_ci_high")]
 COLUMNS = (["study", "student", "base_model", "adapter", "train_data", "setting", "k", "grader",
-            "grader_method",
+            "grader_method", "grader_model",
             "n_combinations"] + METRIC_COLUMNS
            + ["n_excluded_generations", "n_excluded_combinations", "n_parse_failures",
               "n_train_overlap", "n_excluded_draws"])
@@ -143,6 +146,20 @@ def _category_of(catalog, rec: TextRecord, i: int) -> str:
         return "unknown"
 
 
+def check_evaluated(cfg: StudyConfig) -> None:
+    """Refuse to tabulate a study whose evaluation has no readable record, naming what to run,
+    before anything is written (empty tables and a report of nothing read as a result)."""
+    records = cfg.out / "eval" / "records.jsonl"
+    if not records.exists() or not records.stat().st_size:
+        raise SkillmixError("no evaluation records yet: run notebooks 02-04 first "
+                            "(`skillmix run CONFIG --stages 02 03 04`), or `skillmix evaluate "
+                            "CONFIG` for the evaluation alone", file=str(records))
+    if not RecordStore(records).load(warn=False):    # every line damaged or of another version
+        raise SkillmixError("no readable evaluation record (every line is damaged or of another "
+                            "schema version); re-run notebook 04 (`skillmix evaluate CONFIG`) to "
+                            "make them again", file=str(records))
+
+
 def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     """Recompute eval/tables/*.csv from eval/records.jsonl; returns the paths written.
 
@@ -179,6 +196,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
     train = overlap_keys(cfg, catalog)
     labels = grader_labels(cfg, records)
     methods = {lb: _method(records, lb) for lb in labels}
+    specs = {g.label: g.spec for g in graders}
 
     metric_rows, cat_rows, fail_rows, agree_rows = [], [], [], []
     pooled: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -197,6 +215,7 @@ def write_metric_tables(cfg: StudyConfig) -> dict[str, Path]:
             metric_rows.append({**head, "base_model": recs[0].model, "adapter": recs[0].adapter or "",
                                 "train_data": _train_data(cfg, student),
                                 "grader": label, "grader_method": method,
+                                "grader_model": specs.get(label, ""),
                                 **{c: m[c] for c in ["n_combinations"] + METRIC_COLUMNS
                                    + ["n_excluded_generations", "n_excluded_combinations"]},
                                 "n_parse_failures": statuses.count("parse_failed"),

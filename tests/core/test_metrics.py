@@ -9,6 +9,7 @@ import pytest
 
 from skillmix_utils.core.metrics import (
     cohen_kappa,
+    constant_labels,
     generation_scores,
     grader_agreement,
     majority_vote,
@@ -207,8 +208,11 @@ def test_cohen_kappa_by_hand():
 
 
 def test_cohen_kappa_degenerate_and_nan():
-    assert cohen_kappa([1, 1, 1], [1, 1, 1]) == 1.0        # all one label, perfect agreement
-    assert cohen_kappa([0, 0], [0, 0]) == 1.0
+    # Both raters give one constant label: no chance to disagree, kappa is 0/0, undefined (it
+    # was reported as 1.0, perfect agreement).
+    assert math.isnan(cohen_kappa([1, 1, 1], [1, 1, 1]))
+    assert math.isnan(cohen_kappa([0, 0], [0, 0]))
+    assert constant_labels([0, 0], [0, 0]) and not constant_labels([1, 1], [1, 0])
     assert cohen_kappa([1, 0], [0, 1]) == -1.0
     assert math.isnan(cohen_kappa([], []))
     assert cohen_kappa([1, nan, 0], [1, 0, 0]) == 1.0      # the NaN pair is dropped
@@ -227,7 +231,8 @@ def test_grader_agreement_table6():
     assert g["full_marks_a"] == pytest.approx(3 / 5) and g["full_marks_b"] == pytest.approx(4 / 5)
     # skill column: a = [1,1,1,0,1], b = [1,1,0,1,1]: po = 3/5, pe = .8*.8 + .2*.2 = .68
     assert g["kappa_skill_1"] == pytest.approx((0.6 - 0.68) / (1 - 0.68))
-    assert g["kappa_topic"] == 1.0 and g["kappa_sense"] == 1.0
+    # Both graders gave every topic and sense point: kappa undefined there, not 1.0.
+    assert math.isnan(g["kappa_topic"]) and math.isnan(g["kappa_sense"])
     for key in ("kappa_skills", "kappa_length", "kappa_full_marks"):
         assert key in g
 

@@ -53,6 +53,8 @@ def test_yes_no_probabilities(embedded_model):
     assert len(p) == 3 and all(0.0 < x < 1.0 for x in p)
     p1 = [be.yes_no_probabilities([c], batch_size=1)[0] for c in convs]
     assert p == pytest.approx(p1, abs=1e-4)  # left padding does not change the answer
+    again, tokens = be.yes_no_probabilities(convs, with_tokens=True)
+    assert again == pytest.approx(p) and len(tokens) == 3 and all(t > 5 for t in tokens)
 
 
 @pytest.mark.slow

@@ -48,7 +48,9 @@ def test_metric_table_uses_the_first_grader_and_sems(study):
     df = metrics_frame()
     t = paper_tables.metric_table(df, "ratio_full_marks")
     first = df[(df.grader == "gpt-4") & (df.student == "llama-2-13b-chat") & (df.setting == "train") & (df.k == 1)].iloc[0]
-    assert t.iloc[0]["k=1"] == f"{first.ratio_full_marks:.2f} ± {first.ratio_full_marks_sem:.2f}"
+    assert t.iloc[0]["k=1"] == (f"{first.ratio_full_marks:.2f} ± {first.ratio_full_marks_sem:.2f}"
+                                f" (n={first.n_combinations}) [{first.ratio_full_marks_ci_low:.2f},"
+                                f" {first.ratio_full_marks_ci_high:.2f}]")
 
 
 def test_data_efficiency_table_from_a_grid_frame():
@@ -148,10 +150,10 @@ def test_paper_comparison_takes_the_run_with_the_paper_data_mix():
         runs.append(df)
     comp = paper_tables.paper_comparison_table(pd.concat(runs, ignore_index=True))
     held = comp[(comp["setting"] == "held_out") & (comp["k"] == 3)].iloc[0]
-    assert held["ours tuned"] == "0.30 ± 0.01"
+    assert held["ours tuned"].startswith("0.30 ± 0.01 (n=20) [")
     assert held["ours tuned from"] == "data_mix=1-2-3 / llama-2-13b-chat-ft"
     k1 = comp[comp["k"] == 1].iloc[0]                       # the paper's D(1) number
-    assert k1["ours tuned"] == "0.10 ± 0.01" and k1["ours tuned from"].startswith("data_mix=1 /")
+    assert k1["ours tuned"].startswith("0.10 ± 0.01 (n=") and k1["ours tuned from"].startswith("data_mix=1 /")
     only_d1 = paper_tables.paper_comparison_table(runs[0])
     row = only_d1[(only_d1["setting"] == "held_out") & (only_d1["k"] == 3)].iloc[0]
     assert row["ours tuned"] == "–" and row["ours tuned from"] == "no run trained on D(1,2,3)"

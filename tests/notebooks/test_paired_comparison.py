@@ -34,5 +34,5 @@ def test_without_a_tuned_student_there_is_nothing_to_pair(tmp_path):
 
 def test_an_interval_above_zero_is_said_to_be_one_and_an_api_grader_is_not_called_local():
     says = what_it_says(100, {"gain": 0.3, "gain_ci_low": 0.2, "gain_ci_high": 0.4}, [],
-                        "gpt-4", local=False)
-    assert "above 0" in says and "cannot tell" not in says and "local model" not in says
+                        "graded by gpt-4 (openai:gpt-4-0613, table)", local=False)
+    assert "above 0" in says and "cannot tell" not in says and "not the paper's GPT-4" not in says

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,9 +49,13 @@ def _metrics_rows(out: Path) -> list[dict]:
         row.update(study="push-small", student=student, base_model="hf:smollm2-135m-instruct",
                    adapter=str(out / "train" / "lora-k1-2" / "adapter") if data else "",
                    train_data=data, setting="held_out", k=2, grader="smollm2-yes-no",
-                   grader_method="yes_no_logprob", n_combinations=4, ratio_full_marks=full,
+                   grader_method="yes_no_logprob", grader_model="hf:smollm2-135m-instruct",
+                   n_combinations=4, ratio_full_marks=full,
                    ratio_full_marks_sem=0.25, ratio_all_skills=0.75, ratio_all_skills_sem=0.25,
                    skills_fraction=0.875, skills_fraction_sem=0.125)
+        for metric, (lo, hi) in {"ratio_full_marks": (0.15, 0.85), "ratio_all_skills": (0.3, 0.95),
+                                 "skills_fraction": (0.625, 1.0)}.items():
+            row.update({f"{metric}_ci_low": lo, f"{metric}_ci_high": hi})
         rows.append(row)
     return rows
 
@@ -149,8 +154,11 @@ def test_push_uploads_model_and_dataset(study, hub):
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert meta["datasets"] == [dataset_id] and meta["library_name"] == "peft"
-    assert "| tuned | D(1,2) | held_out | 2 | smollm2-yes-no | 0.500 ± 0.250 | 0.750 ± 0.250 | " \
-           "0.875 ± 0.125 | 4 |" in card
+    # Every number with its n and interval, and the judge named as what it is.
+    assert "| tuned | D(1,2) | held_out | 2 | smollm2-yes-no | 0.500 ± 0.250 (n=4) [0.150, 0.850] | " \
+           "0.750 ± 0.250 (n=4) [0.300, 0.950] | 0.875 ± 0.125 (n=4) [0.625, 1.000] | 4 |" in card
+    assert "Numbers graded by smollm2-yes-no (hf:smollm2-135m-instruct, yes_no_logprob): a small " \
+           "local judge asked yes/no per criterion, not the paper's GPT-4." in card
     assert "blank template" not in card
     pushed_config = yaml.safe_load(model["study/config.yaml"])
     assert pushed_config["output_dir"] == "outputs/push-small" and pushed_config["name"] == "push-small"
@@ -166,6 +174,10 @@ def test_push_uploads_model_and_dataset(study, hub):
     assert dmeta["configs"][1]["data_files"] == [{"split": "train", "path": "data/k1-2.parquet"}]
     assert dmeta["task_categories"] == ["text-generation"] and dmeta["license"] == "apache-2.0"
     assert "Keep rule" in dcard and "hf:smollm2-135m-instruct" in dcard
+    # The dataset card names its judge as a local one and gives each keep rate its n and interval.
+    assert "graded by `smollm2-yes-no` (hf:smollm2-135m-instruct, yes_no_logprob, 1 round): a " \
+           "small local judge asked yes/no per criterion, not the paper's GPT-4" in dcard
+    assert re.search(r"\| \d+\.\d{3} \(n=\d+\) \[\d\.\d{3}, \d\.\d{3}\] \|", dcard)
 
     everything = [c for repo in hub.repos.values() for c in repo["files"].values()]
     assert not any(TOKEN.encode() in c for c in everything)

@@ -82,8 +82,9 @@ def test_import_reference_writes_records_and_metric_tables(tmp_path):
     out = tmp_path / "imported"
     res = _cli("import-reference", ref, out, "--scoring", "improved")
     assert res.returncode == 0, res.stderr
-    assert "1 graded folder(s) of text_0 skipped" not in res.stdout   # skipped per round: 2
-    assert "6 texts of 1 student(s), 6 gradings by 1 grader(s); 2 graded folder(s) of text_0 skipped" in res.stdout
+    assert "1 graded folder of text_0 skipped" not in res.stdout   # skipped per round: 2
+    assert "6 texts of 1 student, 6 gradings by 1 grader; 2 graded folders of text_0 skipped" in res.stdout
+    assert "0.667 [0.208, 0.939]" in res.stdout      # 2 of 3 with its Wilson interval
 
     recs = RecordStore(out / "eval" / "records.jsonl").load()
     assert len(recs) == 6

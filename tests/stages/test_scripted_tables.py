@@ -200,8 +200,13 @@ def test_metrics_put_the_table_in_the_trained_runs_model_card(api_env, scripted_
     run_evaluation(cfg)       # ends with the metric tables
     card = (run / "adapter" / "README.md").read_text()
     assert card == (run / "model_card.md").read_text()
-    # gpt on the scripted texts: full marks 1/3 ± 1/3, all skills 1/3 ± 1/3, fraction 1/2 ± 0.289
-    assert "| stud | not tuned | held_out | 2 | gpt | 0.333 ± 0.333 | 0.333 ± 0.333 | " \
-           "0.500 ± 0.289 | 3 |" in card
+    # gpt on the scripted texts: full marks 1/3 ± 1/3, all skills 1/3 ± 1/3, fraction 1/2 ± 0.289,
+    # each with its n and 95% interval (Wilson for 1 of 3, a bootstrap for the fraction), and
+    # the card says who graded.
+    line = next(l for l in card.splitlines() if l.startswith("| stud | not tuned | held_out | 2 | gpt |"))
+    assert line.startswith("| stud | not tuned | held_out | 2 | gpt | 0.333 ± 0.333 (n=3) [0.061, 0.792] | "
+                           "0.333 ± 0.333 (n=3) [0.061, 0.792] | 0.500 ± 0.289 (n=3) [0.")
+    assert line.endswith("] | 3 |")
+    assert "Numbers graded by gpt (openai:gpt-4o, table)." in card
     assert yaml.safe_load(card.split("---\n")[1])["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert str(api_env) not in card

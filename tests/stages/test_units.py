@@ -88,9 +88,10 @@ def test_local_judge_reads_yes_probabilities_and_makes_one_round(tmp_path):
     grader = GraderSpec(spec="hf:smollm2-135m-instruct", name="j", method="yes_no_logprob", rounds=3)
     asked = []
 
-    def yes_no_probabilities(conversations):
+    def yes_no_probabilities(conversations, with_tokens=False):
         asked.extend(conversations)
-        return [0.9, 0.2, 0.7, 0.51, 0.1][:len(conversations)]
+        probs = [0.9, 0.2, 0.7, 0.51, 0.1][:len(conversations)]
+        return (probs, [100 + i for i in range(len(conversations))]) if with_tokens else probs
 
     run._backends[run._key(grader, None)] = SimpleNamespace(yes_no_probabilities=yes_no_probabilities)
     rec = _rec()
@@ -99,6 +100,8 @@ def test_local_judge_reads_yes_probabilities_and_makes_one_round(tmp_path):
     (g,) = rec.gradings
     assert (g.method, g.round, g.points) == ("yes_no_logprob", 0, [1.0, 0.0, 1.0, 1.0, 0.0])
     assert '"p_yes": [0.9, 0.2' in g.raw_reply
+    # The judge read k + 3 prompts: the cost table must not say it read 0 tokens.
+    assert (g.usage.input_tokens, g.usage.output_tokens) == (100 + 101 + 102 + 103 + 104, 0)
     assert rec.derived.voted_points["j"] == [1.0, 0.0, 1.0, 1.0, 1.0]   # length by count
 
 

@@ -6,6 +6,7 @@ documented field by field in README.md ("Study config"); configs/*.yaml are the 
 """
 from __future__ import annotations
 
+from skillmix_utils.core.config.cluster import ClusterSpec
 from skillmix_utils.core.config.fields import (
                                              API_KINDS,
                                              PROTOCOL_PRESETS,
@@ -40,6 +41,7 @@ from skillmix_utils.core.config.sections import (
 from skillmix_utils.core.config.study import StudyConfig
 
 __all__ = ["API_KINDS", "PROTOCOL_PRESETS", "REFERENCE_SYSTEM_MESSAGE", "SCORING_PRESETS", "CatalogSpec",
+           "ClusterSpec",
            "DataSpec", "EvaluationSpec", "GraderSpec", "HumanSpec", "LoraSpec", "ModelSpec", "PartitionSpec",
            "PoolSpec", "PretrainSpec", "ProtocolSpec", "ScoringSpec", "SkillSubsetSpec", "StudentSpec",
            "StudyConfig", "SubsampleSpec", "TrainSpec", "load_study_config", "project_root",

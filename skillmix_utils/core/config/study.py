@@ -10,6 +10,7 @@ from pydantic import (
     model_validator,
 )
 
+from skillmix_utils.core.config.cluster import ClusterSpec
 from skillmix_utils.core.config.fields import StrictModel, safe_name
 from skillmix_utils.core.config.sections import (
     CatalogSpec,
@@ -39,6 +40,7 @@ class StudyConfig(StrictModel):
     evaluation: EvaluationSpec | None = None
     grid: dict[str, list] = Field(default_factory=dict)   # dotted field -> values: one run each
     human: HumanSpec = Field(default_factory=HumanSpec)
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
 
     @model_validator(mode="before")
     @classmethod

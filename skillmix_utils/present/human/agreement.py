@@ -9,6 +9,10 @@ points) — over the texts both graded: `n` (labels compared: texts, or skill po
 interval over texts (a text's skill points are resampled together), raw agreement, and the
 confusion counts `yes_yes`, `yes_no`, `no_yes`, `no_no` (a's label first).
 
+Kappa is undefined (NaN, with a `note`) when both gave one and the same label to every text:
+there was no chance to disagree, and 100% agreement says nothing of the raters. Resamples
+where that happens are left out of the interval (they would pull it towards 1).
+
 What is compared: the human's own yes/no, and the LLM grader's points **as the metric tables
 use them** (majority vote over rounds, the length point replaced by the sentence counter, the
 explicit-name rule applied; `stages/tables.voted_by_text`). So `length` against an LLM grader
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skillmix_utils.core.metrics import cohen_kappa
+from skillmix_utils.core.metrics import cohen_kappa, constant_labels
 from skillmix_utils.present.human.access import human_dir
 from skillmix_utils.present.human.sample import grades_dir, human_items, source_records
 from skillmix_utils.present.human.store import GradeStore, raters
@@ -32,7 +36,7 @@ from skillmix_utils.stages.tables import grader_labels, voted_by_text
 CRITERIA = ("skills", "topic", "sense", "length", "full_marks")
 COLUMNS = ["pair", "a", "b", "criterion", "n", "n_texts", "kappa", "kappa_ci_low",
            "kappa_ci_high", "agreement", "yes_yes", "yes_no", "no_yes", "no_no", "rate_a",
-           "rate_b"]
+           "rate_b", "note"]
 
 
 def _labels(points: np.ndarray, k: int, criterion: str) -> np.ndarray:
@@ -42,6 +46,10 @@ def _labels(points: np.ndarray, k: int, criterion: str) -> np.ndarray:
     if criterion == "full_marks":
         return np.array([np.nan if np.isnan(points).any() else float((points == 1).all())])
     return points[[k + ("topic", "sense", "length").index(criterion)]]
+
+
+def _label(value) -> str:
+    return "yes" if value == 1 else "no" if value == 0 else f"{value:g}"
 
 
 def pair_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ks: dict[str, int],
@@ -77,8 +85,13 @@ def pair_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ks: dict[str, 
                 idx = rng.integers(0, len(per_text), len(per_text))
                 kappas.append(cohen_kappa(np.concatenate([per_text[i][0] for i in idx]),
                                           np.concatenate([per_text[i][1] for i in idx])))
-            kappas = np.array([v for v in kappas if not np.isnan(v)])
-            row.update(n=len(x), kappa=cohen_kappa(x, y),
+            kappas = np.array([v for v in kappas if not np.isnan(v)])   # undefined resamples out
+            kappa = cohen_kappa(x, y)
+            if np.isnan(kappa):       # one constant label: no interval for an undefined kappa
+                kappas = np.array([])
+            row.update(n=len(x), kappa=kappa,
+                       note=(f"kappa undefined: both gave every text {_label(x[0])}"
+                             if constant_labels(x, y) else ""),
                        kappa_ci_low=float(np.quantile(kappas, 0.025)) if len(kappas) else np.nan,
                        kappa_ci_high=float(np.quantile(kappas, 0.975)) if len(kappas) else np.nan,
                        agreement=float((x == y).mean()),
@@ -88,7 +101,7 @@ def pair_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray], ks: dict[str, 
         else:
             row.update(n=0, kappa=np.nan, kappa_ci_low=np.nan, kappa_ci_high=np.nan,
                        agreement=np.nan, yes_yes=0, yes_no=0, no_yes=0, no_no=0,
-                       rate_a=np.nan, rate_b=np.nan)
+                       rate_a=np.nan, rate_b=np.nan, note="no text graded by both")
         rows.append(row)
     return rows
 
@@ -170,7 +183,9 @@ def summary_frame(df):
 
     def fmt(r):
         if pd.isna(r["kappa"]):
-            return "-"
+            note = r.get("note")
+            return "undefined (one label throughout)" if isinstance(note, str) and \
+                note.startswith("kappa undefined") else "-"
         lo, hi = r["kappa_ci_low"], r["kappa_ci_high"]
         ci = "" if pd.isna(lo) else f" [{lo:.2f}, {hi:.2f}]"
         return f"{r['kappa']:.2f}{ci}"
@@ -180,4 +195,5 @@ def summary_frame(df):
         "agreement": df["agreement"].map(lambda v: "-" if pd.isna(v) else f"{v:.0%}"),
         "yes/yes, yes/no, no/yes, no/no": df.apply(
             lambda r: f"{r['yes_yes']}, {r['yes_no']}, {r['no_yes']}, {r['no_no']}", axis=1),
-        "n": df["n"], "texts": df["n_texts"]})
+        "n": df["n"], "texts": df["n_texts"],
+        "note": df["note"].fillna("") if "note" in df.columns else ""})

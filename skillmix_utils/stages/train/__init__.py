@@ -18,6 +18,7 @@ from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.stages.progress import in_kernel
 from skillmix_utils.stages.train.launch import launch
+from skillmix_utils.stages.train.preflight import check_mix
 from skillmix_utils.stages.train.run import run_dir as _run_dir
 from skillmix_utils.stages.train.run import settings_fingerprint
 
@@ -65,6 +66,7 @@ def run_training(cfg: StudyConfig, resume: bool = True, *, subprocess: bool | No
             return _paths(root)
         print(f"[train] {root} was trained with other settings or steps; training again")
         resume = False   # its checkpoints belong to the old settings
+    check_mix(cfg)         # an empty mix is said before a model loads
     if subprocess is None:
         subprocess = in_kernel() or t.launcher != "none" or t.num_processes > 1
     if subprocess:

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from skillmix_utils.core.config import StudyConfig
+from skillmix_utils.core.numbers import CELL_NOTE, judge_phrase, plural, row_estimate
 from skillmix_utils.llm.models import model_aliases
 
 
@@ -67,30 +68,24 @@ def read_metrics(path: str | Path) -> list[dict]:
     return pd.read_csv(path, keep_default_na=False, na_values=[""]).to_dict("records")
 
 
-def _pm(row: dict, metric: str) -> str:
-    """"0.250 ± 0.112" for a metric and its SEM; "–" where the cell has no value."""
-    import math
-
-    v, sem = row.get(metric), row.get(f"{metric}_sem")
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if sem is None or (isinstance(sem, float) and math.isnan(sem)):
-        return f"{v:.3f}"
-    return f"{v:.3f} ± {sem:.3f}"
-
-
 def metrics_markdown(rows: list[dict]) -> str:
-    """The card's evaluation section: one line per student x setting x k x grader with the three
-    SKILL-MIX metrics as mean ± SEM over n combinations ("" when there are no rows).
+    """The card's evaluation section: who graded (`numbers.judge_phrase`, a local judge named as
+    such) and one line per student x setting x k x grader with the three SKILL-MIX metrics, each
+    "mean ± SEM (n=N) [95% interval]" (`numbers.row_estimate`; "" when there are no rows).
 
     >>> print(metrics_markdown([{"student": "tuned", "train_data": "D(1,2,3)", "setting": "held_out",
-    ...     "k": 3, "grader": "gpt-4", "n_combinations": 2, "ratio_full_marks": 0.5,
-    ...     "ratio_full_marks_sem": 0.5, "ratio_all_skills": 1.0, "ratio_all_skills_sem": 0.0,
-    ...     "skills_fraction": 1.0, "skills_fraction_sem": float("nan")}]).splitlines()[-1])
-    | tuned | D(1,2,3) | held_out | 3 | gpt-4 | 0.500 ± 0.500 | 1.000 ± 0.000 | 1.000 | 2 |
+    ...     "k": 3, "grader": "gpt-4", "grader_model": "openai:gpt-4-0613", "grader_method": "table",
+    ...     "n_combinations": 2, "ratio_full_marks": 0.5, "ratio_full_marks_sem": 0.5,
+    ...     "ratio_full_marks_ci_low": 0.09, "ratio_full_marks_ci_high": 0.91,
+    ...     "ratio_all_skills": 1.0, "ratio_all_skills_sem": 0.0, "ratio_all_skills_ci_low": 0.34,
+    ...     "ratio_all_skills_ci_high": 1.0, "skills_fraction": 1.0,
+    ...     "skills_fraction_sem": float("nan")}]).splitlines()[-1])
+    | tuned | D(1,2,3) | held_out | 3 | gpt-4 | 0.500 ± 0.500 (n=2) [0.090, 0.910] | 1.000 ± 0.000 (n=2) [0.340, 1.000] | 1.000 (n=2) | 2 |
     """
     if not rows:
         return ""
+    judges = list(dict.fromkeys(judge_phrase(r["grader"], r.get("grader_model"), r.get("grader_method"))
+                                for r in rows))
     lines = ["## Evaluation: SKILL-MIX", "",
              "The study's metrics table (`eval/tables/metrics.csv`, docs/protocol.md §5): the student "
              "writes texts for n combinations of k skills and a topic, drawn from the training "
@@ -98,16 +93,17 @@ def metrics_markdown(rows: list[dict]) -> str:
              "rubric (majority vote over its rounds). Per text, **full marks**: all k + 3 points; "
              "**all skills**: all k skill points and at least 2 of the other 3; **skills "
              "fraction**: the mean skill point when the other 3 are all earned, else 0. Per "
-             "combination the best generation counts; each cell is the mean over the n "
-             "combinations ± one standard error.", "",
+             "combination the best generation counts; each cell is the " + CELL_NOTE + ".", "",
+             *[f"Numbers {j}." for j in judges], "",
              "| student | trained on | setting | k | grader | full marks | all skills | "
              "skills fraction | n |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         data = r.get("train_data")
         data = data if isinstance(data, str) and data else "not tuned"
         lines.append(f"| {r['student']} | {data} | {r['setting']} | {r['k']} | {r['grader']} | "
-                     f"{_pm(r, 'ratio_full_marks')} | {_pm(r, 'ratio_all_skills')} | "
-                     f"{_pm(r, 'skills_fraction')} | {r['n_combinations']} |")
+                     + " | ".join(row_estimate(r, m, digits=3) for m in
+                                  ("ratio_full_marks", "ratio_all_skills", "skills_fraction"))
+                     + f" | {r['n_combinations']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -133,7 +129,7 @@ Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only 
 
 {evaluation}
 ## Data
-- training mix: `{summary['data']}`{where}: {summary['rows']} rows, {summary['skillmix_examples']} kept,
+- training mix: `{summary['data']}`{where}: {plural(summary['rows'], 'row')}, {summary['skillmix_examples']} kept,
   {summary['truncated']} truncated on a turn boundary, {summary['dropped']} dropped (max_length {t.max_length})
 - pre-training mix: corpus `{summary['pretrain_corpus']}`, ratio {t.pretrain.ratio},
   {summary['pretrain_examples']} chunks, {summary['pretrain_tokens']} tokens
@@ -142,7 +138,7 @@ Adam, {t.warmup_steps} warm-up steps then constant {t.learning_rate}, loss only 
 ## Run
 - effective batch {summary['effective_batch']} = {summary['per_device_batch_size']} per device x
   {summary['accumulation_steps']} accumulation x {summary['processes']} process(es)
-- {summary['steps']} steps on {summary['device']} ({summary['distributed_type']}), attention {summary['attention']},
+- {plural(summary['steps'], 'step')} on {summary['device']} ({summary['distributed_type']}), attention {summary['attention']},
   optimiser {summary['optimizer']}; final loss {summary['final_loss']}
 - code version (git): `{summary['code_version']}`
 

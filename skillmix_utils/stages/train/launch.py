@@ -32,6 +32,7 @@ from skillmix_utils.core.config import StudyConfig
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.provenance import CHECKOUT
 from skillmix_utils.llm.models import resolve_model
+from skillmix_utils.stages.train.nodes import across_nodes
 from skillmix_utils.stages.train.run import run_dir
 
 CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp.yaml", "deepspeed": "deepspeed_zero3.yaml",
@@ -113,9 +114,10 @@ def launch_command(cfg: StudyConfig, config_json: Path, *, resume: bool = True,
         return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
                 str(t.num_processes), "--master_addr", "127.0.0.1", "--master_port",
                 str(_free_port())] + tail
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(yaml_path),
-            "--num_processes", str(t.num_processes), "--main_process_port",
-            str(_free_port())] + tail
+    # In a SLURM job of several nodes: once per node, one process group (nodes.py).
+    return across_nodes([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                         str(yaml_path), "--num_processes", str(t.num_processes),
+                         "--main_process_port", str(_free_port())] + tail)
 
 
 def _require_deepspeed() -> None:

@@ -108,6 +108,25 @@ LLAMA2_13B = ModelShape("LLaMA-2-13B", hidden=5120, layers=40, vocab=32000, inte
 MISTRAL_7B = ModelShape("Mistral-7B", hidden=4096, layers=32, vocab=32000, intermediate=14336,
                         heads=32, kv_heads=8, head_dim=128)
 
+# The Qwen2.5 family (configs/model-scale.yaml), from the hub's config.json files of
+# Qwen/Qwen2.5-<size>-Instruct (the biases of q, k and v, under 0.1% of the weights, left out).
+QWEN25_SHAPES = {
+    "0.5B": ModelShape("Qwen2.5-0.5B", hidden=896, layers=24, vocab=151936, intermediate=4864,
+                       heads=14, kv_heads=2, head_dim=64, tied=True),
+    "1.5B": ModelShape("Qwen2.5-1.5B", hidden=1536, layers=28, vocab=151936, intermediate=8960,
+                       heads=12, kv_heads=2, head_dim=128, tied=True),
+    "3B": ModelShape("Qwen2.5-3B", hidden=2048, layers=36, vocab=151936, intermediate=11008,
+                     heads=16, kv_heads=2, head_dim=128, tied=True),
+    "7B": ModelShape("Qwen2.5-7B", hidden=3584, layers=28, vocab=152064, intermediate=18944,
+                     heads=28, kv_heads=4, head_dim=128),
+    "14B": ModelShape("Qwen2.5-14B", hidden=5120, layers=48, vocab=152064, intermediate=13824,
+                      heads=40, kv_heads=8, head_dim=128),
+    "32B": ModelShape("Qwen2.5-32B", hidden=5120, layers=64, vocab=152064, intermediate=27648,
+                      heads=40, kv_heads=8, head_dim=128),
+    "72B": ModelShape("Qwen2.5-72B", hidden=8192, layers=80, vocab=152064, intermediate=29568,
+                      heads=64, kv_heads=8, head_dim=128),
+}
+
 
 def model_shape(config, name: str = "") -> ModelShape:
     """The shape of a transformers config (LLaMA-style)."""
@@ -281,6 +300,6 @@ def format_estimate(e: dict, device_gib: float | None = None) -> str:
             f"{e['context']:.1f} + fragmentation {e['fragmentation']:.1f}")
 
 
-__all__ = ["ModelShape", "LLAMA2_13B", "MISTRAL_7B", "model_shape", "estimate_memory",
+__all__ = ["ModelShape", "LLAMA2_13B", "MISTRAL_7B", "QWEN25_SHAPES", "model_shape", "estimate_memory",
            "estimate_for_model", "format_estimate", "fits", "usable_gib", "device_text",
            "optimizer_step_bytes", "activation_bytes_per_token_layer"]

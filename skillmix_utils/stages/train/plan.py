@@ -21,6 +21,7 @@ from skillmix_utils.stages.train.formatting import find_mix
 from skillmix_utils.stages.train.memory import (
     LLAMA2_13B,
     MISTRAL_7B,
+    QWEN25_SHAPES,
     ModelShape,
     device_text,
     estimate_memory,
@@ -34,6 +35,9 @@ KNOWN_SHAPES = {"llama-2-13b-chat": LLAMA2_13B, "meta-llama/Llama-2-13b-chat-hf"
                 "mistral-7b-instruct-v0.2": MISTRAL_7B,
                 "mistralai/Mistral-7B-Instruct-v0.2": MISTRAL_7B,
                 "mistralai/Mistral-7B-v0.1": MISTRAL_7B}
+# The Qwen2.5 ladder (configs/model-scale.yaml): alias (data/models.yaml) and hub id.
+KNOWN_SHAPES.update({name: shape for size, shape in QWEN25_SHAPES.items()
+                     for name in (f"qwen2.5-{size.lower()}-instruct", f"Qwen/Qwen2.5-{size}-Instruct")})
 DEFAULT_MFU = 0.4
 A100_TFLOPS = 312.0   # dense bf16, the paper's hardware class
 
@@ -97,6 +101,19 @@ def time_estimate(cfg: StudyConfig, shape: ModelShape, *, tflops: float = A100_T
     return {"tokens": tokens, "tokens_per_example": per_token, "tokens_source": source,
             "flops": tokens * flops_per_token, "hours": seconds / 3600, "tflops": tflops,
             "mfu": mfu, "processes": t.num_processes}
+
+
+def gpu_hours(cfg: StudyConfig, shape: ModelShape, *, tflops: float = A100_TFLOPS,
+              mfu: float = DEFAULT_MFU) -> float:
+    """GPU-hours of cfg.train: its hours (time_estimate) on each of its processes.
+
+    >>> from skillmix_utils.core.config import StudyConfig
+    >>> cfg = StudyConfig(name="x", train={"base_model": "llama-2-13b-chat", "mode": "full",
+    ...                   "steps": 4000, "num_processes": 4, "gradient_checkpointing": True})
+    >>> round(gpu_hours(cfg, LLAMA2_13B))
+    61
+    """
+    return time_estimate(cfg, shape, tflops=tflops, mfu=mfu)["hours"] * cfg.train.num_processes
 
 
 def dry_run_report(cfg: StudyConfig, *, device_gib: float = 80.0,

@@ -93,8 +93,12 @@ def test_agreement_human_vs_llm_and_human_vs_human(study_config):
     ab = row("alice", "bob", "skills")
     assert ab.pair == "human-human" and ab.n == sum(it.k for it in items)
     assert "kappa [95% CI]" in paths["human_agreement_md"].read_text()
+    # bob and the judge both said yes to every topic: kappa is undefined, not a perfect 1.0,
+    # and has no interval; the Markdown says why.
     topic = row("bob", "llm-judge", "topic")
-    assert topic.kappa == 1.0 and np.isfinite(topic.kappa_ci_low)
+    assert np.isnan(topic.kappa) and np.isnan(topic.kappa_ci_low) and topic.agreement == 1.0
+    assert topic.note == "kappa undefined: both gave every text yes"
+    assert "undefined (one label throughout)" in paths["human_agreement_md"].read_text()
 
 
 def test_cli_serves_the_page_and_writes_agreement(study_config, tmp_path):
