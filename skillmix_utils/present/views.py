@@ -17,7 +17,8 @@ METRIC_DEFINITIONS = {
     "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in parentheses",
     "[low, high]": "95% interval: Wilson's score interval where each combination scores 0 or 1 (honest at 0 of n, where the SEM is 0), else a bootstrap over combinations",
     "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
-             "deterministic sentence count, and naming a skill verbatim loses that skill's point",
+             "deterministic sentence count, naming a skill verbatim loses that skill's point, and an "
+             "empty answer earns neither the makes-sense nor the length point",
 }
 METRIC_DEFINITIONS_MD = "\n".join(f"* **{k}**: {v}" for k, v in METRIC_DEFINITIONS.items())
 # The study's own words (docs/protocol.md §1, §4, §8), shown where the report uses them.
