@@ -45,6 +45,9 @@ from skillmix_utils.stages.current import STORES, current_records
 from skillmix_utils.stages.export import card_markdown
 
 SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
+# Texts per stage whose transcript and grader prompts travel in the page: each adds some 10 kB
+# (the turn-1 prompt, a grader prompt per round), so a paper-sized study stays a few MB.
+TRANSCRIPT_LIMIT = 500
 
 
 def _criteria(rec: TextRecord) -> list[str]:
@@ -93,13 +96,16 @@ def _parse_status(rec: TextRecord) -> str:
     return "ok"
 
 
-def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | None = None) -> list[dict]:
+def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | None = None,
+                transcripts: int = TRANSCRIPT_LIMIT) -> list[dict]:
     """Records as small dicts for the page's sample browser (text, combination, the two-turn
     transcript and why each reply ended, gradings with their prompts and replies, the score in
     `grader`'s vote (default: each record's first grader), parse status, grader disagreement,
-    where each voted point came from)."""
+    where each voted point came from); transcripts and grader prompts for the first
+    `transcripts` records only."""
     out = []
-    for rec in list(records)[:limit]:
+    for i, rec in enumerate(list(records)[:limit]):
+        full = i < transcripts
         c = rec.combination
         first = (rec.derived.voted_points.get(grader) if grader
                  else next(iter(rec.derived.voted_points.values()), None))
@@ -111,14 +117,14 @@ def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | No
             "k": c.k, "skills": list(c.skills), "categories": list(c.categories), "topic": c.topic,
             "round": rec.generation_round, "answer": rec.answer, "status": rec.status, "error": rec.error,
             "conversation": [{"role": m.get("role"), "content": m.get("content")}
-                             for m in rec.conversation],
+                             for m in rec.conversation] if full else None,
             "finish": list(rec.finish_reasons), "truncated": truncated(rec),
             "rule": rec.extraction_rule, "kept": rec.kept, "criteria": _criteria(rec),
             "sentences": rec.derived.sentence_count, "length_point": rec.derived.length_point,
             "explicit": list(rec.derived.explicit_names), "voted": rec.derived.voted_points,
             "gradings": [{"grader": g.grader, "method": g.method, "round": g.round, "status": g.status,
                           "points": g.points, "total": g.stated_total, "reply": g.raw_reply,
-                          "prompt": g.prompt, "finish": g.finish_reason,
+                          "prompt": g.prompt if full else None, "finish": g.finish_reason,
                           "error": g.error} for g in rec.gradings],
         })
     return out

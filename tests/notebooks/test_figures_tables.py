@@ -181,3 +181,14 @@ def test_figure2_always_draws_an_interval_and_the_papers_marks_for_any_student(t
     segments = base_bar.lines[2][0].get_segments()
     (_, y0), (_, y1) = segments[0]
     assert (y0, y1) == (0.0, pytest.approx(0.2425, abs=1e-3))
+
+
+def test_the_page_carries_transcripts_for_the_first_texts_only(tmp_path):
+    """A paper-sized study must not make a report of tens of MB: past the limit a card keeps
+    its answer, points and finish reasons, and says where the transcript is."""
+    from synthetic import paired_records
+
+    rows = report.sample_rows(paired_records(), "eval", transcripts=2)
+    assert [r["conversation"] is not None for r in rows[:3]] == [True, True, False]
+    assert rows[2]["gradings"][0]["prompt"] is None and rows[2]["finish"] == ["stop", "stop"]
+    assert rows[0]["conversation"][1]["content"].startswith("Answer:")
