@@ -8,8 +8,9 @@ the data card and training summaries as text, the paired comparison of base and 
 on the same combinations (`comparison.py`), the metric and paper tables with the study's terms
 defined beside them, the figures (PNG as base64) captioned in words, and a sample browser over
 the evaluation (and data-generation) records, filtered in the page by stage, student, setting,
-k and skill, showing each text with its two-turn transcript, why each reply ended (a reply cut
-off by max_tokens is flagged), and every grader's prompt, reply and points.
+k and skill, showing each text with why each reply ended (a reply cut off by max_tokens is
+flagged), every grader's reply and points, and (for the first TRANSCRIPT_LIMIT texts of a
+stage) its two-turn transcript and each grader's prompt.
 The template is `data/templates/report.html.j2`; its CSS and JavaScript are inline.
 
 Every part made from records (sample browser, criterion and skill tables, failure gallery,
