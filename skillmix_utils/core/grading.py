@@ -61,9 +61,15 @@ from skillmix_utils.core.grader_replies import (
     read_value,
 )
 from skillmix_utils.core.prompts import rubric_items  # noqa: F401  (re-exported: the rubric lives with the prompts)
-from skillmix_utils.core.text_rules import count_sentences, mentions_skill_name, name_patterns  # noqa: F401  (re-exported)
+from skillmix_utils.core.text_rules import (  # noqa: F401  (re-exported)
+    count_sentences,
+    is_empty_text,
+    mentions_skill_name,
+    name_patterns,
+)
 
-__all__ = ["GradeParse", "rubric_items", "parse_grade", "count_sentences", "mentions_skill_name"]
+__all__ = ["GradeParse", "rubric_items", "parse_grade", "count_sentences", "mentions_skill_name",
+           "is_empty_text"]
 
 
 @dataclass

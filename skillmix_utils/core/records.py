@@ -56,6 +56,7 @@ class Grading(BaseModel):
     round: int = 0
     prompt: str | None = None        # the rendered grading prompt (no secrets: text only)
     raw_reply: str | None = None
+    finish_reason: str | None = None # why the reply ended ("stop", "length": cut off); None: unknown
     points: list[float | None] | None = None   # k + 3, rubric order; None entries = unreadable
     status: Literal["ok", "parse_failed", "error"] = "ok"
     stated_total: float | None = None
@@ -97,6 +98,10 @@ class TextRecord(BaseModel):
     generation_round: int = 0
     sampling: dict = Field(default_factory=dict)  # temperature, max_tokens, seed, ...
     conversation: list[dict] = Field(default_factory=list)  # both turns, both replies
+    # why each reply of `conversation` ended, in order ("stop"; "length": max_tokens cut it
+    # off; None: not known). [] in a record written before skillmix kept it: read as unknown.
+    # Not part of the identity: a stored text is reused whatever this says.
+    finish_reasons: list[str | None] = Field(default_factory=list)
     answer: str | None = None
     extraction_rule: str | None = None
     status: Literal["ok", "error"] = "ok"
@@ -105,6 +110,17 @@ class TextRecord(BaseModel):
     gradings: list[Grading] = Field(default_factory=list)
     derived: Derived = Field(default_factory=Derived)
     kept: bool | None = None                      # data generation: passed the full-marks filter
+
+
+def truncated(rec: TextRecord) -> bool:
+    """True when max_tokens cut off one of the record's replies (finish reason "length").
+
+    >>> r = TextRecord(id="x", stage="eval", model="m", finish_reasons=["stop", "length"],
+    ...                combination=Combination(skills=("metaphor",), topic="Knots", k=1))
+    >>> truncated(r), truncated(r.model_copy(update={"finish_reasons": []}))
+    (True, False)
+    """
+    return "length" in rec.finish_reasons
 
 
 def record_id(stage: str, setting: str, k: int, index: int, generation_round: int,

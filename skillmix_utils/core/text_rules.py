@@ -8,7 +8,11 @@
   harder variant): a skill earns no point if its name appears verbatim in the text, matched on
   whole words; `match="reference"` matches as the reference code did (`scoring.explicit_name_match`).
 
-`skillmix_utils.core.grading` re-exports both; call them from there.
+- `is_empty_text(text)`: an empty or whitespace-only answer says nothing, so it earns neither
+  the "makes sense" point nor the length point, whatever a grader (or the sentence counter,
+  which counts the empty text as one sentence) says.
+
+`skillmix_utils.core.grading` re-exports them; call them from there.
 """
 from __future__ import annotations
 
@@ -112,6 +116,17 @@ def count_sentences(text: str, rule: Literal["reference", "improved"] = "referen
     if rule == "improved":
         return _count_improved(text) if text and text.strip() else 0
     raise ValueError(f"unknown sentence rule {rule!r}: use 'reference' or 'improved'")
+
+
+def is_empty_text(text: str | None) -> bool:
+    """True for an answer with nothing in it (empty, or only whitespace): scoring gives it no
+    "makes sense" and no length point (a small judge said yes to such texts; the reference
+    sentence counter counts them as one sentence).
+
+    >>> is_empty_text(""), is_empty_text(" \\n\\t"), is_empty_text("Bees."), is_empty_text(None)
+    (True, True, False, False)
+    """
+    return text is not None and not text.strip()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from skillmix_utils.core.model_identity import base_url_of
-from skillmix_utils.llm.messages import MalformedReply, Reply
+from skillmix_utils.llm.messages import MalformedReply, Reply, normal_finish
 from skillmix_utils.llm.sdk_base import SDKBackend
 
 
@@ -54,7 +54,7 @@ class AnthropicBackend(SDKBackend):
         except (KeyError, TypeError, AttributeError) as exc:
             raise MalformedReply("no content blocks in the reply") from exc
         return Reply(text, int(usage.get("input_tokens") or 0),
-                     int(usage.get("output_tokens") or 0))
+                     int(usage.get("output_tokens") or 0), normal_finish(data.get("stop_reason")))
 
     async def _call(self, messages, *, temperature, max_tokens, seed) -> Reply:
         p = self.request_params(messages, temperature=temperature, max_tokens=max_tokens)

@@ -41,6 +41,17 @@ log = logging.getLogger("skillmix.llm")
 current_ticket: contextvars.ContextVar = contextvars.ContextVar("skillmix_ticket", default=None)
 
 
+def finish_of_old_entry(value: dict, max_tokens: int) -> str | None:
+    """Why a reply cached before skillmix kept the reason ended, as far as its usage tells:
+    "length" when it used every one of the request's max_tokens (the key holds max_tokens, so
+    they are this request's), else None (not known).
+
+    >>> finish_of_old_entry({"output_tokens": 32}, 32), finish_of_old_entry({"output_tokens": 7}, 32)
+    ('length', None)
+    """
+    return "length" if max_tokens > 0 and value.get("output_tokens", 0) >= max_tokens else None
+
+
 class Backend:
     """Common machinery; subclasses set `kind` and implement `_call` or `_run_jobs`."""
 
@@ -157,6 +168,8 @@ class Backend:
                     res.cached = False
                     continue
                 res.texts.append(o["text"])
+                res.finish_reasons.append(o["finish_reason"] if "finish_reason" in o
+                                          else finish_of_old_entry(o, max_tokens))
                 res.input_tokens += o.get("input_tokens", 0)
                 res.output_tokens += o.get("output_tokens", 0)
                 res.cost_usd = round(res.cost_usd + o.get("cost_usd", 0.0), 10)
@@ -186,8 +199,10 @@ class Backend:
         usd = request_cost(self.price, reply.input_tokens, reply.output_tokens, batch)
         # Charged first: the money is spent whatever happens to this call afterwards.
         self.budget.charge(usd)
+        # The finish reason goes in the cached value, never the key: old entries stay valid.
         value = {"text": reply.text, "input_tokens": reply.input_tokens,
-                 "output_tokens": reply.output_tokens, "cost_usd": usd, "model": self.spec}
+                 "output_tokens": reply.output_tokens, "cost_usd": usd, "model": self.spec,
+                 "finish_reason": reply.finish_reason}
         self.cache.put(job.key, value)
         return {**value, "cached": False}
 

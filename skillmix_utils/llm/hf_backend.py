@@ -125,7 +125,9 @@ class HFBackend(Backend):
                 ids = gen[row, width:].tolist()
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
                 text = tok.decode(ids[:cut], skip_special_tokens=True).strip()
-                out[i] = Reply(text, len(enc[i]), min(cut + 1, len(ids)) if ids else 0)
+                # No end-of-turn token within max_tokens: the reply was cut off.
+                finish = "length" if cut == len(ids) and len(ids) >= max_tokens else "stop"
+                out[i] = Reply(text, len(enc[i]), min(cut + 1, len(ids)) if ids else 0, finish)
             if on_batch:
                 on_batch(len(idx))
         return out

@@ -7,6 +7,25 @@ from skillmix_utils.core.errors import SkillmixError
 
 BUDGET_EXCEEDED = "budget_exceeded"
 
+# Each provider's word for why a reply ended, as one vocabulary: "stop" (the model ended it),
+# "length" (max_tokens cut it off: the text may be unfinished). Other words pass through as
+# they are ("content_filter", "tool_calls", "abort"); None where nobody said (a cache entry
+# or a record from before skillmix kept the reason).
+FINISH_WORDS = {"stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "eos": "stop",
+                "length": "length", "max_tokens": "length", "model_length": "length"}
+
+
+def normal_finish(reason) -> str | None:
+    """A provider's stop or finish reason in skillmix's words ("stop", "length", ...).
+
+    >>> normal_finish("end_turn"), normal_finish("max_tokens"), normal_finish(None)
+    ('stop', 'length', None)
+    """
+    if reason is None or reason == "":
+        return None
+    return FINISH_WORDS.get(str(reason), str(reason))
+
+
 @dataclass
 class ChatResult:
     """One conversation's replies: n texts, usage, cost, cache flag and error (None when ok)."""
@@ -17,11 +36,18 @@ class ChatResult:
     cached: bool = False
     error: str | None = None
     params: dict = field(default_factory=dict)
+    # why each reply ended ("stop", "length", ...; None: not known), one per text
+    finish_reasons: list[str | None] = field(default_factory=list)
 
     @property
     def text(self) -> str | None:
         """The first reply, or None."""
         return self.texts[0] if self.texts else None
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the first reply ended ("length": cut off by max_tokens), or None if not known."""
+        return self.finish_reasons[0] if self.finish_reasons else None
 
     @property
     def ok(self) -> bool:
@@ -34,6 +60,7 @@ class Reply:
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
+    finish_reason: str | None = None     # normalised (`normal_finish`)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import json
 
 from skillmix_utils.core.errors import SkillmixError
 from skillmix_utils.core.model_identity import base_url_of
-from skillmix_utils.llm.messages import MalformedReply, Reply
+from skillmix_utils.llm.messages import MalformedReply, Reply, normal_finish
 from skillmix_utils.llm.sdk_base import SDKBackend
 
 
@@ -47,6 +47,7 @@ class OpenAIBackend(SDKBackend):
             # An answer with no choice or null content is a reply, an empty one: recorded once
             # as "" (and paid once), not retried as if the body were broken.
             text = (choices[0]["message"].get("content") or "") if choices else ""
+            finish = normal_finish(choices[0].get("finish_reason")) if choices else None
             usage = data.get("usage") or {}
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise MalformedReply(f"no choices[0].message.content in the reply "
@@ -54,7 +55,7 @@ class OpenAIBackend(SDKBackend):
         if not isinstance(text, str):
             raise MalformedReply("the reply's content is not text")
         return Reply(text, int(usage.get("prompt_tokens") or 0),
-                     int(usage.get("completion_tokens") or 0))
+                     int(usage.get("completion_tokens") or 0), finish)
 
     async def _call(self, messages, *, temperature, max_tokens, seed) -> Reply:
         body = self.request_body(messages, temperature=temperature, max_tokens=max_tokens,

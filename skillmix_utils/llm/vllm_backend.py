@@ -38,7 +38,7 @@ from skillmix_utils.core.redact import describe_error
 from skillmix_utils.llm import loaded
 from skillmix_utils.llm.base import Backend
 from skillmix_utils.llm.hf_backend import HFBackend
-from skillmix_utils.llm.messages import GreedyTrace, Job, Reply
+from skillmix_utils.llm.messages import GreedyTrace, Job, Reply, normal_finish
 from skillmix_utils.llm.models import load_tokenizer, resolve_dtype, resolve_model
 
 log = logging.getLogger("skillmix.llm")
@@ -225,7 +225,8 @@ class VLLMBackend(Backend):
         outs = self._chat(conversations, temperature=temperature, max_tokens=max_tokens,
                           seed=seed)
         return [Reply(o.outputs[0].text, len(o.prompt_token_ids or []),
-                      len(o.outputs[0].token_ids)) for o in outs]
+                      len(o.outputs[0].token_ids),
+                      normal_finish(getattr(o.outputs[0], "finish_reason", None))) for o in outs]
 
     def greedy_traces(self, conversations, *, max_tokens: int, top_k: int) -> list[GreedyTrace]:
         """Greedy replies with each step's `top_k` log-probabilities."""

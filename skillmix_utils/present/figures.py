@@ -5,15 +5,17 @@
 
 | function | what |
 |---|---|
-| `figure2_full_marks` | Figure 2: Ratio of Full Marks by k, base vs fine-tuned, one panel per setting, error bars = SEM; the paper's quoted numbers as reference marks when a student is a paper model |
+| `figure2_full_marks` | Figure 2: Ratio of Full Marks by k, base vs fine-tuned, one panel per setting, error bars = SEM (the 95% Wilson interval where the SEM is 0: a point is never drawn as certain); the paper's quoted numbers for the same setting and k as reference marks, whatever the student |
 | `category_heatmap` | per skill category (rows) x student and k (columns), each cell with its n skill points |
 | `loss_curve` | training loss per step, one line per run |
 
-Each returns the paths it wrote. Inputs are DataFrames or CSV/JSON paths.
+Each returns the paths it wrote. Inputs are DataFrames or CSV/JSON paths. What each figure
+shows in words (the report's captions) is `views.FIGURE_CAPTIONS`.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -25,12 +27,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from skillmix_utils.core.metrics import wilson_interval  # noqa: E402
 from skillmix_utils.present.paper_tables import (  # noqa: E402
     METRIC_LABELS,
     is_tuned,
     main_grader,
     ordered_settings,
-    paper_reference,
+    paper_numbers,
     read_table,
     student_label,
 )
@@ -38,6 +41,31 @@ from skillmix_utils.present.paper_tables import (  # noqa: E402
 # Plain text, not mathtext: "$_{held-out}$" renders a minus sign, not a hyphen.
 SETTING_TITLES = {"train": "SKILL-MIX (train)", "held_out": "SKILL-MIX (held-out)",
                   "all": "SKILL-MIX (all)", "custom": "custom"}
+# The paper's models as marks: one shape each, hollow for the base model, filled when tuned.
+PAPER_MARKERS = ("*", "D", "P", "X")
+
+def interval_bars(rows: pd.DataFrame, metric: str) -> list[list[float]]:
+    """Lower and upper error-bar lengths of each row: ±1 SEM, or where the SEM is 0 or missing
+    (every combination scored alike, or n = 1) the 95% Wilson interval of the mean over
+    n_combinations, so that no point is drawn as if it were certain.
+
+    >>> interval_bars(pd.DataFrame({"m": [0.0, 0.5], "m_sem": [0.0, 0.1], "n_combinations": [12, 12]}), "m")
+    [[0.0, 0.1], [0.2425, 0.1]]
+    """
+    low, high = [], []
+    for r in rows.to_dict("records"):
+        mean, sem, n = r.get(metric), r.get(f"{metric}_sem"), r.get("n_combinations")
+        if sem is not None and sem == sem and sem > 0:
+            low.append(sem)
+            high.append(sem)
+        elif n is not None and n == n and n > 0 and mean == mean:
+            lo, hi = wilson_interval(mean * n, int(n))
+            low.append(round(mean - lo, 4))
+            high.append(round(hi - mean, 4))
+        else:
+            low.append(math.nan)
+            high.append(math.nan)
+    return [low, high]
 
 
 def _legend_labels(df: pd.DataFrame) -> pd.Series:
@@ -76,10 +104,12 @@ def save_figure(fig, out_dir, name: str) -> list[Path]:
 
 def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str = "ratio_full_marks",
                        paper_marks: bool = True, name: str = "figure2_full_marks") -> list[Path]:
-    """Figure 2: `metric` against k for every student, one panel per setting, SEM error bars.
+    """Figure 2: `metric` against k for every student, one panel per setting, SEM error bars
+    (`interval_bars`: the Wilson interval where the SEM is 0).
 
-    Base students are drawn dashed, fine-tuned ones solid. Where a student is a paper model,
-    the paper's quoted base / fine-tuned numbers appear as hollow / filled stars.
+    Base students are drawn dashed, fine-tuned ones solid. The paper's quoted base / fine-tuned
+    numbers for the panel's setting and the figure's k appear as hollow / filled black marks,
+    one shape per paper model, labelled "paper (LLaMA-2-13B-Chat)", whatever the students are.
     """
     df = read_table(metrics)
     if df.empty:
@@ -94,7 +124,8 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
     fig, axes = plt.subplots(1, len(settings), figsize=(3.6 * len(settings), 3.2), sharey=True, squeeze=False)
     labels = list(dict.fromkeys(df["_label"]))
     palette = dict(zip(labels, sns.color_palette("colorblind", len(labels))))
-    ref = paper_reference(df) if paper_marks and metric == "ratio_full_marks" else pd.DataFrame()
+    ref = paper_numbers() if paper_marks and metric == "ratio_full_marks" else pd.DataFrame()
+    shapes = dict(zip(dict.fromkeys(ref.get("label", [])), PAPER_MARKERS * 2))
     for ax, setting in zip(axes[0], settings):
         part = df[df["setting"] == setting]
         for i, label in enumerate(labels):
@@ -103,16 +134,17 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
                 continue
             tuned = bool(rows["_tuned"].iloc[0])
             dodge = (i - (len(labels) - 1) / 2) * 0.05     # keep overlapping error bars apart
-            ax.errorbar(rows["k"] + dodge, rows[metric], yerr=rows.get(f"{metric}_sem"), label=label,
+            ax.errorbar(rows["k"] + dodge, rows[metric], yerr=interval_bars(rows, metric), label=label,
                         color=palette[label], marker="o", ms=4, capsize=3, lw=1.5,
                         ls="-" if tuned else "--")
         if not ref.empty:
             here = ref[(ref["setting"] == setting) & ref["k"].isin(df["k"].unique())]
-            for i, r in enumerate(here.itertuples()):
-                ax.scatter([r.k], [r.base], marker="*", s=110, facecolors="none", edgecolors="black",
-                           zorder=5, label=f"paper {r.label}, base" if i == 0 else None)
-                ax.scatter([r.k], [r.tuned], marker="*", s=110, color="black",
-                           zorder=5, label=f"paper {r.label}, fine-tuned" if i == 0 else None)
+            for r in here.itertuples():
+                size = 110 if shapes[r.label] == "*" else 45
+                ax.scatter([r.k + 0.12], [r.base], marker=shapes[r.label], s=size, facecolors="none",
+                           edgecolors="black", zorder=5, label=f"paper ({r.label}), base")
+                ax.scatter([r.k + 0.12], [r.tuned], marker=shapes[r.label], s=size, color="black",
+                           zorder=5, label=f"paper ({r.label}), fine-tuned")
         ax.set_title(SETTING_TITLES.get(setting, setting))
         ax.set_xlabel("k")
         ks = sorted(df["k"].unique())
@@ -121,8 +153,8 @@ def figure2_full_marks(metrics, out_dir, grader: str | None = None, metric: str 
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric) + (f"\n(grader: {g})" if g else ""))
     note = _n_note(df)
-    fig.suptitle(f"error bars: ±1 SEM over combinations{', ' + note if note else ''}", fontsize=8,
-                 y=1.0, color="0.35")
+    fig.suptitle(f"error bars: ±1 SEM over combinations (95% Wilson interval where the SEM is 0)"
+                 f"{', ' + note if note else ''}", fontsize=8, y=1.0, color="0.35")
     handles, names = {}, []
     for ax in axes[0]:
         for h, n in zip(*ax.get_legend_handles_labels()):
@@ -263,8 +295,9 @@ def catalog_counts(catalog, out_dir, name: str = "catalog_counts") -> list[Path]
 
 
 def keep_rate(data_card: dict, out_dir, name: str = "keep_rate") -> list[Path]:
-    """The keep rate (kept / graded teacher texts) per k with ±1 SEM, each bar labelled with
-    its counts, from data/data_card.json (as a dict)."""
+    """The keep rate (kept / graded teacher texts) per k with its 95% Wilson interval (never
+    empty: 0 kept of 2 is not a certain 0), each bar labelled with its counts, from
+    data/data_card.json (as a dict)."""
     per_k = pd.DataFrame(data_card.get("per_k", {})).T
     if per_k.empty or "graded" not in per_k.columns:
         return []
@@ -273,16 +306,20 @@ def keep_rate(data_card: dict, out_dir, name: str = "keep_rate") -> list[Path]:
     df["graded"] = df["graded"].astype(int)
     df["kept"] = df["kept"].astype(int)
     df["rate"] = [k / g if g else float("nan") for k, g in zip(df["kept"], df["graded"])]
-    df["sem"] = [(r * (1 - r) / g) ** 0.5 if g else float("nan") for r, g in zip(df["rate"], df["graded"])]
+    bounds = [wilson_interval(k, g) if g else (math.nan, math.nan)
+              for k, g in zip(df["kept"], df["graded"])]
+    yerr = [[r - lo for r, (lo, _) in zip(df["rate"], bounds)],
+            [hi - r for r, (_, hi) in zip(df["rate"], bounds)]]
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(4.5, 3))
     colour = sns.color_palette("colorblind")[0]
-    ax.bar(df["k"].astype(str), df["rate"], yerr=df["sem"], capsize=3, color=colour)
+    ax.bar(df["k"].astype(str), df["rate"], yerr=yerr, capsize=3, color=colour)
     for i, r in df.iterrows():
-        ax.annotate(f"{r['kept']}/{r['graded']}", (i, (r["rate"] if r["rate"] == r["rate"] else 0) + 0.03),
-                    ha="center", fontsize=8)
+        # beside the bar's interval line, not on it
+        ax.annotate(f"{r['kept']}/{r['graded']}", (i + 0.06, (r["rate"] if r["rate"] == r["rate"] else 0) + 0.03),
+                    ha="left", fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.set_xlabel("k")
     ax.set_ylabel("keep rate (kept / graded)")
-    ax.set_title("teacher texts kept (full marks), ±1 SEM")
+    ax.set_title("teacher texts kept (full marks), 95% Wilson interval")
     return save_figure(fig, out_dir, name)

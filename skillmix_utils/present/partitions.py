@@ -46,7 +46,9 @@ def combination_scores(recs, label: str, cfg, k: int, metric: str = "ratio_full_
             for i, c in enumerate(combos) if usable[i].any()}
 
 
-def _students(cfg, base: str | None, tuned: str | None) -> tuple[str, str]:
+def base_and_tuned(cfg, base: str | None = None, tuned: str | None = None) -> tuple[str, str]:
+    """The names of the base student (the first with no adapter) and the tuned one (the first
+    with an adapter), unless given; SkillmixError when the config lacks either."""
     students = cfg.evaluation.students if cfg.evaluation else []
     base = base or next((s.name for s in students if not s.adapter), None)
     tuned = tuned or next((s.name for s in students if s.adapter), None)
@@ -57,15 +59,18 @@ def _students(cfg, base: str | None, tuned: str | None) -> tuple[str, str]:
 
 
 def gain_rows(cfg, setting: str = "held_out", metric: str = "ratio_full_marks",
-              base: str | None = None, tuned: str | None = None, n_boot: int = 1000) -> list[dict]:
+              base: str | None = None, tuned: str | None = None, n_boot: int = 1000,
+              records=None) -> list[dict]:
     """Per k and grader: base and tuned means on the same combinations of `setting`, their
     difference, and a paired bootstrap interval over combinations (current records only, as in
-    the metric tables)."""
+    the metric tables; `records`: the study's current evaluation records, when the caller has
+    them already)."""
 
     if not (cfg.out / "eval" / "records.jsonl").exists():
         return []
-    base, tuned = _students(cfg, base, tuned)
-    records = [r for r in current_records(cfg, "eval") if r.combination.setting == setting]
+    base, tuned = base_and_tuned(cfg, base, tuned)
+    records = [r for r in (current_records(cfg, "eval") if records is None else records)
+               if r.combination.setting == setting]
     part = cfg.catalog.partition.name if cfg.catalog.partition else None
     rows = []
     rng = np.random.default_rng(cfg.evaluation.seed)

@@ -4,9 +4,13 @@
     build_report("outputs/demo")          # -> outputs/demo/report.html
 
 One file that opens from disk with no network: the resolved config, costs (from the records),
-the data card, training summaries, the metric and paper tables, the figures (PNG as base64) and
-a sample browser over the evaluation (and data-generation) records, filtered in the page by
-stage, student, setting, k and skill, showing each text with every grader's reply and points.
+the data card and training summaries as text, the paired comparison of base and tuned students
+on the same combinations (`comparison.py`), the metric and paper tables with the study's terms
+defined beside them, the figures (PNG as base64) captioned in words, and a sample browser over
+the evaluation (and data-generation) records, filtered in the page by stage, student, setting,
+k and skill, showing each text with why each reply ended (a reply cut off by max_tokens is
+flagged), every grader's reply and points, and (for the first TRANSCRIPT_LIMIT texts of a
+stage) its two-turn transcript and each grader's prompt.
 The template is `data/templates/report.html.j2`; its CSS and JavaScript are inline.
 
 Every part made from records (sample browser, criterion and skill tables, failure gallery,
@@ -26,14 +30,25 @@ import pandas as pd
 
 from skillmix_utils.core.config import load_study_config
 from skillmix_utils.core.provenance import git_commit
-from skillmix_utils.core.records import TextRecord
+from skillmix_utils.core.records import TextRecord, truncated
 from skillmix_utils.present import paper_tables as pt
 from skillmix_utils.present.beyond_report import beyond_sections
-from skillmix_utils.present.html import html_table
-from skillmix_utils.present.views import METRIC_DEFINITIONS, judge_banner
+from skillmix_utils.present.comparison import paired_comparison
+from skillmix_utils.present.html import html_table, markdown_html, summary_rows
+from skillmix_utils.present.views import (
+    METRIC_DEFINITIONS,
+    SENTENCE_NOTE,
+    STUDY_DEFINITIONS,
+    figure_caption,
+    judge_banner,
+)
 from skillmix_utils.stages.current import STORES, current_records
+from skillmix_utils.stages.export import card_markdown
 
 SAMPLE_LIMIT = 2000   # per stage; a bigger study shows the first ones (the JSONL has them all)
+# Texts per stage whose transcript and grader prompts travel in the page: each adds some 10 kB
+# (the turn-1 prompt, a grader prompt per round), so a paper-sized study stays a few MB.
+TRANSCRIPT_LIMIT = 500
 
 
 def _criteria(rec: TextRecord) -> list[str]:
@@ -82,12 +97,16 @@ def _parse_status(rec: TextRecord) -> str:
     return "ok"
 
 
-def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | None = None) -> list[dict]:
-    """Records as small dicts for the page's sample browser (text, combination, gradings, the
-    score in `grader`'s vote (default: each record's first grader), parse status, grader
-    disagreement, where each voted point came from)."""
+def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | None = None,
+                transcripts: int = TRANSCRIPT_LIMIT) -> list[dict]:
+    """Records as small dicts for the page's sample browser (text, combination, the two-turn
+    transcript and why each reply ended, gradings with their prompts and replies, the score in
+    `grader`'s vote (default: each record's first grader), parse status, grader disagreement,
+    where each voted point came from); transcripts and grader prompts for the first
+    `transcripts` records only."""
     out = []
-    for rec in list(records)[:limit]:
+    for i, rec in enumerate(list(records)[:limit]):
+        full = i < transcripts
         c = rec.combination
         first = (rec.derived.voted_points.get(grader) if grader
                  else next(iter(rec.derived.voted_points.values()), None))
@@ -98,11 +117,15 @@ def sample_rows(records, stage: str, limit: int = SAMPLE_LIMIT, grader: str | No
             "id": rec.id, "stage": stage, "student": rec.student or rec.model, "setting": c.setting,
             "k": c.k, "skills": list(c.skills), "categories": list(c.categories), "topic": c.topic,
             "round": rec.generation_round, "answer": rec.answer, "status": rec.status, "error": rec.error,
+            "conversation": [{"role": m.get("role"), "content": m.get("content")}
+                             for m in rec.conversation] if full else None,
+            "finish": list(rec.finish_reasons), "truncated": truncated(rec),
             "rule": rec.extraction_rule, "kept": rec.kept, "criteria": _criteria(rec),
             "sentences": rec.derived.sentence_count, "length_point": rec.derived.length_point,
             "explicit": list(rec.derived.explicit_names), "voted": rec.derived.voted_points,
             "gradings": [{"grader": g.grader, "method": g.method, "round": g.round, "status": g.status,
                           "points": g.points, "total": g.stated_total, "reply": g.raw_reply,
+                          "prompt": g.prompt if full else None, "finish": g.finish_reason,
                           "error": g.error} for g in rec.gradings],
         })
     return out
@@ -235,7 +258,8 @@ def _json_for_script(obj) -> str:
 
 
 def _figures(folder: Path) -> list[dict]:
-    return [{"name": p.stem, "data": base64.b64encode(p.read_bytes()).decode("ascii")}
+    return [{"name": p.stem, "caption": figure_caption(p.stem),
+             "data": base64.b64encode(p.read_bytes()).decode("ascii")}
             for p in sorted(folder.glob("*.png"))] if folder.is_dir() else []
 
 
@@ -246,14 +270,38 @@ def _read_json(path: Path):
         return None
 
 
-def report_records(out_dir) -> dict[str, list[TextRecord]]:
-    """{stage: its current records} of the study in `out_dir`, judged by the config.yaml there
-    (read as if the folder were its output_dir, so a moved folder still reads its own records);
-    {} without a config. Why a student's texts are left out goes to stderr, as for the tables."""
+def data_card_html(out_dir) -> str:
+    """The data card as readable HTML: data/data_card.md (or the card's JSON rendered the same
+    way), else its fields as a two-column table; "" without a card."""
+    data = Path(out_dir) / "data"
+    if (data / "data_card.md").exists():
+        return markdown_html((data / "data_card.md").read_text())
+    card = _read_json(data / "data_card.json")
+    if not card:
+        return ""
+    try:
+        return markdown_html(card_markdown(card))
+    except (KeyError, TypeError):     # a card from another version: its fields as they are
+        return html_table(pd.DataFrame(summary_rows(card), columns=["what", "value"]), "data summary")
+
+
+def report_config(out_dir):
+    """The study config in `out_dir`'s config.yaml, read as if the folder were its output_dir
+    (so a moved folder still reads its own records); None without one."""
     out_dir = Path(out_dir)
     if not (out_dir / "config.yaml").exists():
+        return None
+    return load_study_config(out_dir / "config.yaml", overrides={"output_dir": str(out_dir)})
+
+
+def report_records(out_dir) -> dict[str, list[TextRecord]]:
+    """{stage: its current records} of the study in `out_dir`, judged by the config.yaml there
+    (`report_config`); {} without a config. Why a student's texts are left out goes to stderr,
+    as for the tables."""
+    out_dir = Path(out_dir)
+    cfg = report_config(out_dir)
+    if cfg is None:
         return {}
-    cfg = load_study_config(out_dir / "config.yaml", overrides={"output_dir": str(out_dir)})
     notes: list[str] = []
     stages = [st for st in STORES if (out_dir / STORES[st] / "records.jsonl").exists()]
     catalog = cfg.catalog.load() if stages else None
@@ -295,7 +343,8 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     for summary in sorted(out_dir.glob("train/*/train_summary.json")):
         data = _read_json(summary)
         if data is not None:
-            train.append({"run": summary.parent.name, "json": json.dumps(data, indent=2, default=str)})
+            rows = pd.DataFrame(summary_rows(data), columns=["what", "value"])
+            train.append({"run": summary.parent.name, "table": html_table(rows, "data summary")})
     samples = [row for stage, recs in stores.items()
                for row in sample_rows(recs, stage, sample_limit, grader=g if stage == "eval" else None)]
     eval_recs = stores.get("eval", [])
@@ -310,7 +359,10 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     labels = sorted({gr.grader for recs in stores.values() for r in recs for gr in r.gradings
                      if gr.method == "yes_no_logprob"})
     config_text = (out_dir / "config.yaml").read_text() if (out_dir / "config.yaml").exists() else ""
-    card = _read_json(out_dir / "data" / "data_card.json")
+    cfg = report_config(out_dir) if eval_recs else None
+    paired = paired_comparison(cfg, eval_recs, g) if cfg is not None else []
+    terms = ["k", *(f"{p['setting']} (setting)" for p in paired), "rubric", "base / tuned"]
+    paired_terms = {t: STUDY_DEFINITIONS[t] for t in dict.fromkeys(terms) if t in STUDY_DEFINITIONS}
     from jinja2 import FileSystemLoader
 
 
@@ -327,7 +379,10 @@ def build_report(out_dir, out_path=None, grader: str | None = None,
     html = env.from_string(template).render(
         study=study, generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         grader=g, config_text=config_text, costs=html_table(cost_table(stores), "data costs"),
-        data_card=json.dumps(card, indent=2, default=str) if card is not None else "",
+        data_card=data_card_html(out_dir), paired=paired, study_terms=STUDY_DEFINITIONS,
+        paired_terms=paired_terms,
+        sentence_note=SENTENCE_NOTE,
+        n_truncated=sum(s["truncated"] for s in samples),
         train=train, sections=sections, figures=_figures(out_dir / "figures"),
         samples_json=_json_for_script(samples), n_samples=len(samples),
         banner=(judge_banner(labels) or "").replace("> ", "").replace("**", "").replace("`", "").replace("\n", " "), definitions=METRIC_DEFINITIONS, analysis=analysis,

@@ -1,5 +1,6 @@
-"""What the notebooks show: records, catalog and combinations as tables, the metric definitions,
-the local-judge banner, the data card's counts."""
+"""What the notebooks and the report show: records, catalog and combinations as tables, the
+metric and study definitions, figure captions in words, the local-judge banner, the data card's
+counts."""
 from __future__ import annotations
 
 import pandas as pd
@@ -16,20 +17,82 @@ METRIC_DEFINITIONS = {
     "± (SEM)": "one standard error of the mean over the n combinations of the cell; n is in parentheses",
     "[low, high]": "95% interval: Wilson's score interval where each combination scores 0 or 1 (honest at 0 of n, where the SEM is 0), else a bootstrap over combinations",
     "point": "the majority vote of a grader's rounds per criterion; the length point is always the "
-             "deterministic sentence count, and naming a skill verbatim loses that skill's point",
+             "deterministic sentence count, naming a skill verbatim loses that skill's point, and an "
+             "empty answer earns neither the makes-sense nor the length point",
 }
 METRIC_DEFINITIONS_MD = "\n".join(f"* **{k}**: {v}" for k, v in METRIC_DEFINITIONS.items())
+# The study's own words (docs/protocol.md §1, §4, §8), shown where the report uses them.
+STUDY_DEFINITIONS = {
+    "k": "how many skills one text must show at once; a combination is k skills and one topic, "
+         "drawn at random from the setting's pools",
+    "train (setting)": "SKILL-MIX(train): training skills and training topics, the pools the "
+                       "fine-tuning texts were drawn from (in the paper: the 53 literary and "
+                       "rhetorical skills, half of the topics)",
+    "held_out (setting)": "SKILL-MIX(held-out): held-out skills and held-out topics, never seen "
+                          "in the fine-tuning texts (in the paper: the 48 skills of every other "
+                          "category, the other half of the topics); the paper's main test of "
+                          "whether composing skills generalises",
+    "all (setting)": "SKILL-MIX(all): every skill and every topic",
+    "rubric": "a text can earn k + 3 points, one per criterion: each of the k skills correctly "
+              "illustrated, on the topic, the text makes sense, and at most max(1, k − 1) "
+              "sentences; a grader grades each text, rounds are majority-voted per point",
+    "base / tuned": "the same model before and after fine-tuning on the teacher's full-mark "
+                    "texts (the tuned student has an adapter); compared on the same combinations",
+}
+# What each figure file shows, in words (the report's captions; a name not here is shown as is).
+FIGURE_CAPTIONS = {
+    "figure2_full_marks": "Figure 2: Ratio of Full Marks (share of combinations whose best text "
+                          "earned all k + 3 points) against k, base students dashed, fine-tuned "
+                          "solid, one panel per setting; black marks are the paper's numbers for "
+                          "the same setting and k",
+    "figure2_skills_fraction": "Figure 2, Skills Fraction: the mean share of skill points earned "
+                               "(0 unless the topic, sense and length points are all earned) "
+                               "against k, base dashed, fine-tuned solid",
+    "category_heatmap": "Share of skill points earned per skill category (rows) for each student "
+                        "and k (columns)",
+    "loss_curve": "Training loss on the answer tokens against the optimiser step, one line per "
+                  "training run",
+    "catalog_counts": "How many skills each category holds, coloured by split (training skills "
+                      "vs held-out skills)",
+    "keep_rate": "Share of the teacher's graded texts kept for training (full marks) per k, with "
+                 "the kept / graded counts and a 95% Wilson interval",
+    "partition_gain": "Held-out gain (tuned minus base) per partition of skills and topics, 95% "
+                      "paired bootstrap interval",
+    "scaling_success_vs_k": "Ratio of Full Marks on held-out skills and topics against k, one "
+                            "line per training mix",
+    "scaling_data_efficiency": "Ratio of Full Marks against the number of training texts",
+    "uncommon_skills": "Uncommon skills at k = 5 against the stochastic-parrot line",
+}
+
+
+def figure_caption(name: str) -> str:
+    """The words under a figure file `name` (its stem) in the report.
+
+    >>> figure_caption("loss_curve").split(" on ")[0], figure_caption("my_plot")
+    ('Training loss', 'my plot')
+    """
+    for stem, words in FIGURE_CAPTIONS.items():
+        if name == stem or name.endswith("_" + stem):     # grid_figure2_full_marks too
+            return words
+    return name.replace("_", " ")
+
+
+SENTENCE_NOTE = ("sentences: the reference counter's count (docs/protocol.md §4), which splits "
+                 "only at . ! or ? followed by one space and a capital letter: it does not split "
+                 "on line breaks, so a text of several lines can count as 1 sentence")
 
 
 def records_frame(records, limit: int | None = None) -> pd.DataFrame:
     """Records as a table for a notebook: id, student, setting, k, skills, topic, answer, kept,
-    and each grader's voted points."""
+    why each reply ended ("finish": "stop", "length" when max_tokens cut it off, "unknown" for
+    a record from before skillmix kept it), and each grader's voted points."""
     rows = []
     for rec in list(records)[:limit]:
         c = rec.combination
         row = {"id": rec.id, "student": rec.student or rec.model, "setting": c.setting, "k": c.k,
                "skills": ", ".join(c.skills), "topic": c.topic, "answer": rec.answer,
-               "status": rec.status, "kept": rec.kept, "sentences": rec.derived.sentence_count}
+               "status": rec.status, "kept": rec.kept, "sentences": rec.derived.sentence_count,
+               "finish": ", ".join(f or "unknown" for f in rec.finish_reasons) or "unknown"}
         for grader, points in rec.derived.voted_points.items():
             row[f"points: {grader}"] = " ".join("?" if p is None else f"{p:g}" for p in points)
         rows.append(row)

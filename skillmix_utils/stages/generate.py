@@ -150,11 +150,13 @@ def generate_texts(run: StageRun, spec: ModelSpec, items: list[Pending], catalog
                     rec.status, rec.error = "error", f"turn 1: {r1.error}"
                 else:
                     rec.conversation.append({"role": "assistant", "content": r1.text or ""})
+                    rec.finish_reasons.append(r1.finish_reason)
                     rec.conversation.append({"role": "user", "content": turn2[i]})
                     if not r2.ok:
                         rec.status, rec.error = "error", f"turn 2: {r2.error}"
                     else:
                         rec.conversation.append({"role": "assistant", "content": r2.text or ""})
+                        rec.finish_reasons.append(r2.finish_reason)
                         extraction = extract_answer_with_rule(r2.text or "", spec.answer_rule)
                         rec.answer, rec.extraction_rule = extraction.text, extraction.rule
                 recs.append(rec)

@@ -133,7 +133,8 @@ def _chat_gradings(grader: GraderSpec, backend, catalog, pairs) -> list[Grading]
     def grading(i, r, p, res, attempt: int) -> Grading:
         rec = pairs[i][0]
         g = Grading(grader=grader.label, method=grader.method, round=r, prompt=p,
-                    raw_reply=res.text, identity=grading_identity(grader, round_seed(grader, r), p),
+                    raw_reply=res.text, finish_reason=res.finish_reason,
+                    identity=grading_identity(grader, round_seed(grader, r), p),
                     usage=Usage(input_tokens=res.input_tokens or 0,
                                 output_tokens=res.output_tokens or 0,
                                 cost_usd=res.cost_usd or 0.0, cached=bool(res.cached)))

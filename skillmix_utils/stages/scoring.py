@@ -22,7 +22,9 @@ What `score` does, per text:
    too, as the reference did); with `scoring.explicit_name_rule` (the paper's harder variant, on
    in the `improved` preset) a skill whose name appears in the text
    (`grading.mentions_skill_name`, matched as `scoring.explicit_name_match` says: whole words,
-   or as the reference code matched) earns no point whatever the grader said. Which rule set which point
+   or as the reference code matched) earns no point whatever the grader said; an empty (or
+   whitespace-only) answer earns neither the "makes sense" nor the length point
+   (`text_rules.is_empty_text`). Which rule set which point
    (`point_rules`) is stored with the points (`Derived.point_rules`), so the report names a rule
    only where it acted.
 4. **Vote**: per grader, the majority vote over its counted rounds (`metrics.majority_vote`: a
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from skillmix_utils.core.config import ScoringSpec
 from skillmix_utils.core.grader_methods import rounds_of
-from skillmix_utils.core.grading import count_sentences, mentions_skill_name
+from skillmix_utils.core.grading import count_sentences, is_empty_text, mentions_skill_name
 from skillmix_utils.core.identity import grading_identity
 from skillmix_utils.core.metrics import majority_vote
 from skillmix_utils.core.prompts import method_prompt, sentence_limit
@@ -86,7 +88,9 @@ def corrections(rec: TextRecord, scoring: ScoringSpec) -> tuple[int | None, floa
     if rec.answer is None:
         return None, None, []
     n = count_sentences(rec.answer, rule=scoring.sentence_counter)
-    length_point = 1.0 if n <= sentence_limit(rec.combination.k) else 0.0
+    # an empty text is not "at most N sentences" of anything: no length point
+    length_point = 1.0 if n <= sentence_limit(rec.combination.k) and not is_empty_text(rec.answer) \
+        else 0.0
     named = [s for s in rec.combination.skills
              if mentions_skill_name(s, rec.answer, scoring.explicit_name_match)]
     return n, length_point, named
@@ -94,10 +98,11 @@ def corrections(rec: TextRecord, scoring: ScoringSpec) -> tuple[int | None, floa
 
 LENGTH_RULE = "length"            # the sentence count gives the length point
 NAME_RULE = "names the skill"     # a skill named verbatim earns no point
+EMPTY_RULE = "empty text"         # an empty answer earns no "makes sense" and no length point
 
 
 def point_rules(k: int, length_point: float | None, named: list[str], skills,
-                scoring: ScoringSpec) -> list[str | None]:
+                scoring: ScoringSpec, empty: bool = False) -> list[str | None]:
     """Per rubric point (k skills, topic, sense, length): the rule that sets it over every
     grader's verdict, or None where the graders' vote stands. `adjusted_points` applies exactly
     these rules, and `score` stores them, so what the report attributes is what was done.
@@ -106,6 +111,8 @@ def point_rules(k: int, length_point: float | None, named: list[str], skills,
     [None, 'names the skill', None, None, 'length']
     >>> point_rules(2, 1.0, ["irony"], ("metaphor", "irony"), ScoringSpec(explicit_name_rule=False))
     [None, None, None, None, 'length']
+    >>> point_rules(1, 0.0, [], ("metaphor",), ScoringSpec(), empty=True)
+    [None, None, 'empty text', 'empty text']
     """
     rules: list[str | None] = [None] * (k + 3)
     if length_point is not None:
@@ -114,11 +121,14 @@ def point_rules(k: int, length_point: float | None, named: list[str], skills,
         for i, skill in enumerate(skills):
             if skill in named:
                 rules[i] = NAME_RULE
+    if empty:
+        rules[k + 1] = rules[k + 2] = EMPTY_RULE
     return rules
 
 
 def adjusted_points(grading: Grading, k: int, length_point: float | None,
-                    named: list[str], skills, scoring: ScoringSpec) -> list[float | None] | None:
+                    named: list[str], skills, scoring: ScoringSpec, empty: bool = False
+                    ) -> list[float | None] | None:
     """A grading's k + 3 points after the length and explicit-name corrections (None when the
     grading does not count: a failed call, or a reply with no readable point under
     `unreadable: exclude`); None entries are points the reply does not give.
@@ -146,10 +156,10 @@ def adjusted_points(grading: Grading, k: int, length_point: float | None,
         pts = [0.0 if p is None else p for p in pts]
     elif all(p is None for p in pts):
         return None                  # nothing readable: left out of the vote, counted
-    for i, rule in enumerate(point_rules(k, length_point, named, skills, scoring)):
+    for i, rule in enumerate(point_rules(k, length_point, named, skills, scoring, empty)):
         if rule == LENGTH_RULE:
             pts[i] = length_point
-        elif rule == NAME_RULE:
+        elif rule in (NAME_RULE, EMPTY_RULE):
             pts[i] = 0.0
     return pts
 
@@ -161,14 +171,16 @@ def score(rec: TextRecord, scoring: ScoringSpec, graders=None, catalog=None) -> 
 
     n, length_point, named = corrections(rec, scoring)
     k = rec.combination.k
+    empty = is_empty_text(rec.answer)
     d = Derived(sentence_count=n, length_point=length_point, explicit_names=named,
-                point_rules=point_rules(k, length_point, named, rec.combination.skills, scoring),
+                point_rules=point_rules(k, length_point, named, rec.combination.skills, scoring,
+                                        empty),
                 scoring=scoring.model_dump(mode="json"))
     if rec.status != "ok" or rec.answer is None:
         return d
     for spec, g in current_gradings(rec, graders, catalog):
         rounds = d.round_points.setdefault(g.grader, {})
-        pts = adjusted_points(g, k, length_point, named, rec.combination.skills, scoring)
+        pts = adjusted_points(g, k, length_point, named, rec.combination.skills, scoring, empty)
         if pts is not None:
             rounds[g.round] = pts
     for label, rounds in d.round_points.items():

@@ -50,3 +50,22 @@ def test_move_out_keeps_every_record_somewhere(tmp_path):
     assert [r.id for r in store.records()] == ["r0", "r2"]
     assert [r.id for r in RecordStore(tmp_path / "aside.jsonl").records()] == ["r1"]
     assert store.move_out(["r0"], None) == 1 and [r.id for r in store.records()] == ["r2"]
+
+
+def test_a_record_from_before_finish_reasons_reads_as_unknown(tmp_path):
+    """Old stores stay readable: no finish reasons means "not known", never "cut off"."""
+    import json
+
+    from skillmix_utils.core.records import truncated
+
+    old = json.loads(make(0, answer="Bees hum.").model_dump_json())
+    old.pop("finish_reasons")
+    for g in old["gradings"]:
+        g.pop("finish_reason", None)
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(old) + "\n")
+    rec = RecordStore(path).records()[0]
+    assert rec.answer == "Bees hum." and rec.finish_reasons == [] and not truncated(rec)
+    cut = make(1, answer="Bees hum and", finish_reasons=["stop", "length"])
+    RecordStore(path).append(cut)
+    assert truncated(RecordStore(path).load()[cut.id])

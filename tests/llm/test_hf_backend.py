@@ -112,3 +112,14 @@ def test_an_adapter_is_merged_for_decoding_and_answers_as_unmerged(embedded_mode
         torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, rtol=1e-3, atol=1e-3)
         base = load_causal_lm(embedded_model).eval()(ids).logits
     assert (base - unmerged(ids).logits).abs().max() > 1e-2      # the adapter does change it
+
+
+@pytest.mark.slow
+def test_a_reply_cut_off_by_max_tokens_says_length(embedded_model):
+    backend = get_backend(f"hf:{embedded_model}", use_cache=False, progress=False)
+    cut = backend.chat(CONVS[:1], temperature=0, max_tokens=2)[0]
+    ended = backend.chat([[{"role": "user", "content": "Answer with one word: is the sky blue?"}]],
+                         temperature=0, max_tokens=48)[0]
+    backend.close()
+    assert cut.finish_reason == "length"
+    assert ended.finish_reason == "stop" and ended.output_tokens < 48

@@ -138,3 +138,76 @@ def make_study(root: Path, name: str = "synthetic") -> Path:
                        "generation_rounds": 1}}))
     (out / "eval" / IMPORTED).write_text("{}")
     return out
+
+
+# --- a paired study: base and tuned on the same combinations, as the demo made them ----------
+PAIRED_STUDENTS = [("smol-base", None), ("smol-tuned", "outputs/x/train/run/adapter")]
+JUDGE = "smollm2-yes-no"
+FOUR_LINES = "Stars wheel over the harbour.\nThe tide obeys the moon.\nSailors read the sky.\nNight ends."
+CUT = "Comet comet comet comet comet"     # the tuned student's one different text, cut off
+
+
+def paired_records() -> list[TextRecord]:
+    """Held-out k = 3, five combinations: three answers the same for both students, one empty
+    for both, one where the tuned student wrote something else, cut off by max_tokens. The
+    local judge says yes to everything but "makes sense", except on the cut-off text and on
+    the empty ones (every point, as the demo's judge did)."""
+    from skillmix_utils.core.catalog import load_catalog
+    from skillmix_utils.core.sampling import sample_combinations
+
+    combos = sample_combinations(load_catalog(), 3, 5, seed=0, skills="held_out",
+                                 topics="held_out", purpose="eval")
+    out = []
+    for student, adapter in PAIRED_STUDENTS:
+        for c in combos:
+            same = {0: f"The {c.topic} club met at dawn.", 1: FOUR_LINES,
+                    2: f"Nobody at the {c.topic} fair doubted the forecast.", 4: "  "}
+            tuned_other = adapter and c.index == 3
+            text = CUT if tuned_other else same.get(c.index, f"A quiet {c.topic} evening.")
+            full = tuned_other or c.index == 4
+            points = [1.0] * 6 if full else [1.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+            finish = ["stop", "length" if tuned_other else "stop"]
+            out.append(TextRecord(
+                id=record_id("eval", "held_out", 3, c.index, 0, student=student), stage="eval",
+                study="paired", model="hf:smollm2-135m-instruct", adapter=adapter, student=student,
+                combination=c, answer=text, extraction_rule="answer_marker",
+                finish_reasons=finish,
+                conversation=[{"role": "user", "content": f"Greetings! Write about {c.topic}."},
+                              {"role": "assistant", "content": "Answer: a first draft"},
+                              {"role": "user", "content": "Thanks very much. Could you please look over your answer and improve it?"},
+                              {"role": "assistant", "content": "Answer: " + text}],
+                gradings=[Grading(grader=JUDGE, method="yes_no_logprob", round=0,
+                                  prompt=f"Does this text pertain to {c.topic}? Answer Yes or No.",
+                                  raw_reply=json.dumps({"p_yes": points, "threshold": 0.5}),
+                                  points=points)]))
+    return out
+
+
+def make_paired_study(root: Path, name: str = "paired") -> Path:
+    """A study folder whose students are no paper model, graded by a local judge, with its
+    metric tables made by the real path (`write_metric_tables`, which scores the records)."""
+    from skillmix_utils.core.config import load_study_config
+    from skillmix_utils.stages.tables import write_metric_tables
+
+    out = Path(root) / name
+    (out / "eval").mkdir(parents=True, exist_ok=True)
+    RecordStore(out / "eval" / "records.jsonl").append(paired_records())
+    (out / "eval" / IMPORTED).write_text("{}")
+    (out / "config.yaml").write_text(yaml.safe_dump({
+        "name": name, "output_dir": str(out),
+        "evaluation": {"students": [{"name": s, "model": {"spec": "hf:smollm2-135m-instruct"},
+                                     "adapter": a} for s, a in PAIRED_STUDENTS],
+                       "graders": [{"spec": "hf:smollm2-135m-instruct", "name": JUDGE,
+                                    "method": "yes_no_logprob", "rounds": 1}],
+                       "settings": ["held_out"], "ks": [3], "n_combinations": 5,
+                       "generation_rounds": 1}}))
+    (out / "data").mkdir(exist_ok=True)
+    (out / "data" / "data_card.md").write_text(
+        "# Data card: D_SKILL-MIX for study `paired`\n\nKeep rule: full marks.\n\n"
+        "| k | kept |\n|---|---|\n| 3 | 1 |\n")
+    run = out / "train" / "lora-k1-2-3"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "train_summary.json").write_text(json.dumps(
+        {"steps": 3, "final_loss": 2.524871, "settings": {"lora": {"r": 8}, "data_mix": [1, 2, 3]}}))
+    write_metric_tables(load_study_config(out / "config.yaml"))
+    return out

@@ -157,3 +157,38 @@ def test_paper_comparison_takes_the_run_with_the_paper_data_mix():
     only_d1 = paper_tables.paper_comparison_table(runs[0])
     row = only_d1[(only_d1["setting"] == "held_out") & (only_d1["k"] == 3)].iloc[0]
     assert row["ours tuned"] == "–" and row["ours tuned from"] == "no run trained on D(1,2,3)"
+
+
+def test_figure2_always_draws_an_interval_and_the_papers_marks_for_any_student(tmp_path, monkeypatch):
+    """The demo's base point (0 of 12, SEM 0) had no error bar and looked certain; its students
+    are no paper model, so the paper's numbers were not drawn at all."""
+    drawn = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, out, name: drawn.setdefault(name, fig) and [])
+    students = [("smol-base", "hf:smollm2-135m-instruct", None),
+                ("smol-tuned", "hf:smollm2-135m-instruct", "outputs/x/train/run/adapter")]
+    df = metrics_frame(students=students, graders=["smollm2-yes-no"])
+    df = df[(df["setting"] == "held_out") & (df["k"] == 3)].assign(n_combinations=12)
+    base = df["adapter"].isna()
+    df.loc[base, ["ratio_full_marks", "ratio_full_marks_sem"]] = 0.0
+    figures.figure2_full_marks(df, tmp_path)
+    fig = drawn["figure2_full_marks"]
+    ax = fig.axes[0]
+    labels = fig.legends[0].get_texts()
+    assert {"paper (LLaMA-2-13B-Chat), base", "paper (Mistral-7B-Instruct-v0.2), fine-tuned"} <= \
+        {t.get_text() for t in labels}
+    # the base line's error bar: from 0 up to Wilson's 0.24 for 0 of 12
+    base_bar = ax.containers[0]
+    segments = base_bar.lines[2][0].get_segments()
+    (_, y0), (_, y1) = segments[0]
+    assert (y0, y1) == (0.0, pytest.approx(0.2425, abs=1e-3))
+
+
+def test_the_page_carries_transcripts_for_the_first_texts_only(tmp_path):
+    """A paper-sized study must not make a report of tens of MB: past the limit a card keeps
+    its answer, points and finish reasons, and says where the transcript is."""
+    from synthetic import paired_records
+
+    rows = report.sample_rows(paired_records(), "eval", transcripts=2)
+    assert [r["conversation"] is not None for r in rows[:3]] == [True, True, False]
+    assert rows[2]["gradings"][0]["prompt"] is None and rows[2]["finish"] == ["stop", "stop"]
+    assert rows[0]["conversation"][1]["content"].startswith("Answer:")

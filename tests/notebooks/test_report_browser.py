@@ -79,9 +79,9 @@ def test_report_renders_and_filters(driver, report_path):
 
     # A grader's reply and points open from the card; user text is shown as text, not HTML.
     card = cards[0]
-    summary = card.find_element(By.CSS_SELECTOR, "details summary")
+    summary = card.find_element(By.CSS_SELECTOR, "details.grading summary")
     summary.click()
-    assert "Here's the grading table" in card.find_element(By.CSS_SELECTOR, "details pre").text
+    assert "Here's the grading table" in card.find_element(By.CSS_SELECTOR, "details.grading pre.grader-reply").text
     assert "<b>bold</b>" in card.find_element(By.CSS_SELECTOR, ".answer").text
 
     Select(driver.find_element(By.ID, "filter-k")).select_by_value("")

@@ -64,6 +64,9 @@ def test_datagen_keeps_full_marks_by_every_grader(api_env, server):
     recs = RecordStore(paths["records"]).records()
     assert len(recs) == 16 and all(r.status == "ok" for r in recs)
     assert all(r.extraction_rule == "bold_answer_marker" for r in recs)
+    # the server said why each reply ended: both turns, and every grading, in the record
+    assert all(r.finish_reasons == ["stop", "stop"] for r in recs)
+    assert all(g.finish_reason == "stop" for r in recs for g in r.gradings)
     expected_kept = {r.id for r in recs if _tag(", ".join(r.combination.skills)) % 2 == 0}
     assert {r.id for r in recs if r.kept} == expected_kept
     assert all(r.kept is False for r in recs if r.id not in expected_kept)

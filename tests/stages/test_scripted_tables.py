@@ -175,6 +175,7 @@ def test_a_scoring_change_rewrites_the_stored_points_every_view_reads(api_env, s
     # The report's per-text view reads the same stored votes as the table.
     frame = views.records_frame(RecordStore(paths["records"]).records()).set_index("id")
     assert frame.loc[c1g0, "points: gpt"] == "1 1 1 1 1"
+    assert frame.loc[c1g0, "finish"] == "stop, stop"
 
 
 def test_metrics_put_the_table_in_the_trained_runs_model_card(api_env, scripted_server):
