@@ -116,7 +116,7 @@ def _positive(args, *names) -> None:
     """Numeric options that must be more than 0, checked before anything loads."""
     for name in names:
         value = getattr(args, name)
-        if not value > 0:      # also NaN
+        if value is not None and not value > 0:      # also NaN; None: the option's default
             raise SkillmixError(f"must be more than 0, got {value:g}",
                                 field="--" + name.replace("_", "-"))
 
@@ -290,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     t.add_argument("--dry-run", action="store_true",
                    help="print memory per device and time, exit 1 if it will not fit")
-    t.add_argument("--device-gib", type=float, default=80.0,
-                   help="memory of one GPU for --dry-run (default 80)")
+    t.add_argument("--device-gib", type=float, default=None,
+                   help="memory of one GPU for --dry-run (default: the config's train.device_gib, "
+                        "else 80)")
     t.add_argument("--device-tflops", type=float, default=312.0,
                    help="dense bf16 TFLOP/s of one GPU for --dry-run (default 312, A100)")
     e = with_config("evaluate", cmd_evaluate, "evaluate students with SKILL-MIX")
