@@ -17,7 +17,7 @@
 
 Every error is one line on stderr naming the file and field; the exit status says what kind
 (0 finished, 1 failed items left, 2 bad input, 3 budget spent, 4 request refused, 5 output folder
-in use, 130 interrupted: see errors.py and README "Exit status").
+in use, 130 interrupted: see errors.py and README "Failures, exit status, budgets").
 """
 from __future__ import annotations
 

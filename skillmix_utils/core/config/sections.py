@@ -1,5 +1,5 @@
 """The study config's sections: models and graders, scoring and protocol, catalog, data, training,
-evaluation, human grading (pydantic, unknown keys rejected; README "Study config" documents each)."""
+evaluation, human grading (pydantic, unknown keys rejected; README "Study configs" documents each)."""
 from __future__ import annotations
 
 import copy
