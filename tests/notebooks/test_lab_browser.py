@@ -73,6 +73,7 @@ def lab_url(tmp_path_factory):
                              "--ServerApp.password=", "--ServerApp.ip=127.0.0.1",
                              "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"])
     assert cmd[0] == sys.executable and "--ContentsManager.pre_save_hook=skillmix_utils.lab.clean_notebook" in cmd
+    assert "$(BIN)/python -m skillmix_utils.lab" in (ROOT / "Makefile").read_text()   # make lab's entry
     log = open(tmp / "server.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
