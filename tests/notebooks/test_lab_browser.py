@@ -195,6 +195,8 @@ def _run_and_save(lab_url, headless_chromium) -> None:
         assert "study 'demo', outputs in" in text       # the first code cell's line
         images = driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
         assert images, "the notebook's figure is not on screen"
+        driver.execute_script("arguments[0].scrollIntoView()", images[0])
+        _shot(driver, "21c-lab-figure")
         assert driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output table")
 
         _menu(driver, "File", "docmanager:save")
