@@ -30,13 +30,14 @@ def _tests_cache(user_cache: Path) -> Path:
     return folder
 
 
-from skillmix_utils.llm.models import cache_dir  # noqa: E402  (light: no torch, no transformers)
-
-os.environ["SKILLMIX_CACHE"] = str(_tests_cache(cache_dir()))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+from skillmix_utils.llm.models import cache_dir  # noqa: E402  (light: no torch, no transformers)
+
+os.environ["SKILLMIX_CACHE"] = str(_tests_cache(cache_dir()))
 
 
 @pytest.fixture(scope="session")
