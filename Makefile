@@ -3,12 +3,14 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-export SKILLMIX_CACHE ?= $(CURDIR)/.cache
+# The cache (converted model, paid replies) is wherever the package says (llm/models.py
+# cache_dir: SKILLMIX_CACHE, else this checkout's .cache/), the same for make, the CLI, the API
+# and JupyterLab; make does not pick one of its own.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-all test-fast bench bench-full clean
+.PHONY: setup model demo test test-all test-fast lab bench bench-full clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,12 +25,12 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 # The embedded model, converted once from its GGUF file to a plain transformers folder in the
-# cache (about 30 s), so that neither the demo's first notebook nor the tests pay for it.
-EMBEDDED := $(SKILLMIX_CACHE)/models/smollm2-135m-instruct/config.json
-$(EMBEDDED): $(BIN)/.installed
+# cache (about 30 s), so that neither the demo's first notebook nor the tests pay for it. Asked
+# of the package every time (under a second once converted): only it knows where the cache is.
+model: $(BIN)/.installed
 	$(BIN)/python -c "from skillmix_utils.llm.models import resolve_model as r; print('embedded model:', r('smollm2-135m-instruct'))"
 
-setup: $(BIN)/.installed $(EMBEDDED)
+setup: $(BIN)/.installed model
 
 demo: setup
 	$(BIN)/skillmix run configs/demo.yaml
@@ -44,6 +46,12 @@ test-all: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not browser and not long"
+
+# JupyterLab on the notebooks with the project's kernel (.venv's python3) and the same cache as
+# make and the CLI; notebooks/jupyter_server_config.py keeps saved notebooks output-free.
+LAB_PORT ?= 8888
+lab: setup
+	$(BIN)/python -m skillmix_utils.lab --port $(LAB_PORT)
 
 # Short runs of every benchmark (bounded time on 2 cores); bench-full for the longer ones.
 # Both print one table and write benchmarks/RESULTS.md.

@@ -1,6 +1,6 @@
 """Training throughput, three ways, same model, data, steps, batch, LoRA and learning rate:
 
-    SKILLMIX_CACHE=.cache .venv/bin/python benchmarks/bench_training.py --steps 3 --batch 4
+    .venv/bin/python benchmarks/bench_training.py --steps 3 --batch 4
 
 1. packed: this project's trainer (padding-free packing; a block-diagonal mask on the CPU);
 2. padded: the same trainer without packing: one row per example, each micro-batch padded to
@@ -35,7 +35,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("SKILLMIX_CACHE", str(ROOT / ".cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -17,7 +17,7 @@
 
 Every error is one line on stderr naming the file and field; the exit status says what kind
 (0 finished, 1 failed items left, 2 bad input, 3 budget spent, 4 request refused, 5 output folder
-in use, 130 interrupted: see errors.py and README "Exit status").
+in use, 130 interrupted: see errors.py and README "Failures, exit status, budgets").
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def _positive(args, *names) -> None:
     """Numeric options that must be more than 0, checked before anything loads."""
     for name in names:
         value = getattr(args, name)
-        if not value > 0:      # also NaN
+        if value is not None and not value > 0:      # also NaN; None: the option's default
             raise SkillmixError(f"must be more than 0, got {value:g}",
                                 field="--" + name.replace("_", "-"))
 
@@ -294,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     t.add_argument("--dry-run", action="store_true",
                    help="print memory per device and time, exit 1 if it will not fit")
-    t.add_argument("--device-gib", type=float, default=80.0,
-                   help="memory of one GPU for --dry-run (default 80)")
+    t.add_argument("--device-gib", type=float, default=None,
+                   help="memory of one GPU for --dry-run (default: the config's train.device_gib, "
+                        "else 80)")
     t.add_argument("--device-tflops", type=float, default=312.0,
                    help="dense bf16 TFLOP/s of one GPU for --dry-run (default 312, A100)")
     e = with_config("evaluate", cmd_evaluate, "evaluate students with SKILL-MIX")

@@ -1,7 +1,8 @@
 """Shared test fixtures.
 
-The embedded model is converted once per machine into SKILLMIX_CACHE (default: .cache/ in the
-repository, so a CI run converts it once and every test reuses it). The tests' responses go to a
+The embedded model is converted once per machine into the cache the package resolves
+(llm/models.cache_dir: SKILLMIX_CACHE, else .cache/ in this checkout, as for make and the CLI),
+so a CI run converts it once and every test reuses it. The tests' responses go to a
 cache of their own (`<cache>/tests/`, its `models/` a link to the converted model): sampled
 texts depend on the batch they were made in, so a response cached by a test must never become
 the answer `make demo` gets for the same request.
@@ -29,11 +30,14 @@ def _tests_cache(user_cache: Path) -> Path:
     return folder
 
 
-os.environ["SKILLMIX_CACHE"] = str(_tests_cache(Path(os.environ.get("SKILLMIX_CACHE") or ROOT / ".cache")))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+from skillmix_utils.llm.models import cache_dir  # noqa: E402  (light: no torch, no transformers)
+
+os.environ["SKILLMIX_CACHE"] = str(_tests_cache(cache_dir()))
 
 
 @pytest.fixture(scope="session")

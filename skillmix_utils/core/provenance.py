@@ -1,7 +1,7 @@
 """Where this code lives and which version it is: the checkout root and its git commit.
 
-Reports, model cards and run summaries name the commit; launched training processes and the
-notebook runner find the checkout from here.
+Reports, model cards and run summaries name the commit; launched training processes, the
+notebook runner and the cache location (llm/models.cache_dir) find the checkout from here.
 """
 from __future__ import annotations
 
@@ -11,6 +11,19 @@ from pathlib import Path
 # skillmix_utils/core/provenance.py -> the folder holding skillmix_utils/ (the checkout, or
 # site-packages for an installed copy).
 CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def in_checkout() -> bool:
+    """True when the package runs from skillmix's own source checkout (an editable install or
+    PYTHONPATH), not from an installed copy in site-packages.
+
+    >>> isinstance(in_checkout(), bool)
+    True
+    """
+    try:
+        return 'name = "skillmix"' in (CHECKOUT / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def git_commit() -> str:

@@ -17,13 +17,24 @@ from pathlib import Path
 import yaml
 
 from skillmix_utils.core.errors import SkillmixError
+from skillmix_utils.core.provenance import CHECKOUT, in_checkout
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def cache_dir() -> Path:
-    """The skillmix cache folder (env SKILLMIX_CACHE, default ~/.cache/skillmix)."""
-    return Path(os.environ.get("SKILLMIX_CACHE", Path.home() / ".cache" / "skillmix"))
+    """The skillmix cache folder: converted models (`models/`) and paid replies (`llm/`).
+
+    The one rule, for make, the CLI, the Python API and JupyterLab alike: `SKILLMIX_CACHE` when
+    set; else the checkout's `.cache/` when the package runs from its source checkout (so
+    `make demo`, `skillmix doctor` and a notebook kernel started anywhere share one converted
+    model and one response cache); else `~/.cache/skillmix` for an installed copy.
+    """
+    if os.environ.get("SKILLMIX_CACHE"):
+        return Path(os.environ["SKILLMIX_CACHE"]).expanduser()
+    if in_checkout():
+        return CHECKOUT / ".cache"
+    return Path.home() / ".cache" / "skillmix"
 
 
 @lru_cache(maxsize=1)

@@ -59,12 +59,17 @@ def notebook_config(config_path: str, overrides="", output_dir: str = "") -> Stu
 
 
 def quiet_notebook(log_path: Path) -> None:
-    """Inside a Jupyter kernel: library warnings and logs go to `log_path`, and the libraries'
-    own progress bars (weights loading, dataset saving, GGUF conversion) are off, so a notebook
-    shows one compact progress display per stage (progress.py) and nothing else on stderr.
-    Outside a kernel (the command line, tests) nothing changes."""
-    import logging
+    """Inside a Jupyter kernel (JupyterLab's as well as papermill's): every library's warnings and
+    log lines, and skillmix's own info lines ("writing 20 texts"), go to `log_path`, and the
+    libraries' own progress bars (weights loading, dataset saving, GGUF conversion) are off, so
+    a notebook shows one compact progress display per stage (progress.py), its tables and plots,
+    and nothing on stderr. Outside a kernel (the command line, tests) nothing changes.
 
+    The file handler sits on the root logger, so a library nobody listed (bitsandbytes' "Failed
+    to load CPU gemm_4bit_forward ... kernels" at import) lands in the log too; the libraries
+    that print through a handler of their own (transformers, datasets) lose it. Calling it
+    again (a re-run cell, another study) moves the log to the new path."""
+    import logging
 
     if not in_kernel():
         return
@@ -80,12 +85,21 @@ def quiet_notebook(log_path: Path) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    handler._skillmix_notebook_log = True
     logging.captureWarnings(True)
-    for name in ("py.warnings", "transformers", "datasets", "peft", "accelerate", "skillmix"):
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_skillmix_notebook_log", False):
+            root.removeHandler(h)
+            h.close()
+        elif isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            root.removeHandler(h)
+    root.addHandler(handler)
+    # Loggers that print through a stream handler of their own and do not propagate.
+    for name in ("py.warnings", "transformers", "datasets", "peft", "accelerate", "bitsandbytes"):
         logger = logging.getLogger(name)
-        if not any(getattr(h, "baseFilename", None) == str(log_path) for h in logger.handlers):
-            for h in list(logger.handlers):
-                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-                    logger.removeHandler(h)
-            logger.addHandler(handler)
-        logger.propagate = False
+        for h in list(logger.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                logger.removeHandler(h)
+        logger.propagate = True
+    logging.getLogger("skillmix").setLevel(logging.INFO)   # StageRun.say's lines

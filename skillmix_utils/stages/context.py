@@ -10,6 +10,7 @@ across runs and grid runs, and `run_budget_usd` one run. `StageRun.conclude` end
 """
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from skillmix_utils.core.numbers import plural
 from skillmix_utils.core.records import RecordStore
 from skillmix_utils.llm import get_backend
 from skillmix_utils.llm.cost import Budget, BudgetLedger, format_usd
-from skillmix_utils.stages.progress import StageProgress
+from skillmix_utils.stages.progress import StageProgress, in_kernel
 
 
 class BudgetExhausted(Exception):
@@ -192,4 +193,10 @@ class StageRun:
         return None
 
     def say(self, message: str) -> None:
-        print(f"skillmix: {message}", file=self.log, flush=True)
+        """A line about what the stage does next: on the terminal from the command line; in a
+        notebook the progress display says it, so the line goes to the study's log instead
+        (logger "skillmix.stage", which runner/notebook_config.quiet_notebook routes there)."""
+        if self.log is sys.stderr and in_kernel():
+            logging.getLogger("skillmix.stage").info(message)
+        else:
+            print(f"skillmix: {message}", file=self.log, flush=True)

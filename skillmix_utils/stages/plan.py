@@ -128,13 +128,21 @@ class Plan:
         return sum(c or 0.0 for c in costs), any(c is None for c in costs)
 
     def render(self) -> str:
-        """The plan as a plain-text table with a total line."""
-        lines = [self.title, f"{'model':40s} {'purpose':28s} {'calls':>8s} {'in tok':>10s} "
+        """The plan as a plain-text table with a total line.
+
+        The text columns are as wide as their longest entry, so a row stays one line and the
+        numbers stay in their columns in a terminal and in a notebook's output (a fixed 40 + 28
+        wrapped the cost column of "student mistral-7b-base: write (2 turns)" in JupyterLab).
+        """
+        rows = list(self.rows.values())
+        mw = max([len("model")] + [len(r.model) for r in rows])
+        pw = max([len("purpose")] + [len(r.purpose) for r in rows])
+        lines = [self.title, f"{'model':{mw}s} {'purpose':{pw}s} {'calls':>8s} {'in tok':>10s} "
                              f"{'out tok (max)':>13s} {'est. USD':>10s}"]
-        for row in self.rows.values():
+        for row in rows:
             c = row.cost()
             usd = "unpriced" if c is None else format_usd(c).lstrip("$")
-            lines.append(f"{row.model:40s} {row.purpose:28s} {row.calls:8d} {row.input_tokens:10d} "
+            lines.append(f"{row.model:{mw}s} {row.purpose:{pw}s} {row.calls:8d} {row.input_tokens:10d} "
                          f"{row.output_tokens:13d} {usd:>10s}")
         total, unknown = self.total()
         lines.append(f"estimated total: {format_usd(total)}" + (" + unpriced models" if unknown else "")

@@ -41,7 +41,14 @@ def test_every_notebook_ran_and_kept_its_executed_copy(study):
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, (nb_path.name, errors)
+        # Library warnings and a stage's info lines go to the log, not onto the page as
+        # stderr boxes (bitsandbytes' import warning and "writing 4 texts" did).
+        stderr = [o.get("text") for c in nb.cells if c.cell_type == "code"
+                  for o in c.get("outputs", []) if o.get("name") == "stderr"]
+        assert not stderr, (nb_path.name, stderr)
         assert (out / ".runner" / f"{nb_path.stem}.done.json").exists()
+    log = (out / "logs" / "notebooks.log").read_text()
+    assert "writing" in log and "grading" in log, log
 
 
 def test_01_catalog(study):

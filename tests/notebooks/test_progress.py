@@ -19,8 +19,13 @@ pytestmark = pytest.mark.timeout(300)
 BODY = """
 import time
 from skillmix_utils.stages.progress import StageProgress
-import warnings
+import logging, warnings
 warnings.warn("a library's FutureWarning", FutureWarning)
+# A library nobody listed, warning at import (bitsandbytes on a CPU does exactly this).
+logging.getLogger("bitsandbytes.backends.cpu.ops").warning("Failed to load CPU gemm_4bit_forward")
+import sys, types
+from skillmix_utils.stages.context import StageRun
+StageRun.say(types.SimpleNamespace(log=sys.stderr), "teacher fixture: writing 4 texts")  # a stage's info line
 p = StageProgress("07", out)
 i = p.phase("teacher fixture: write", 4)
 for _ in range(4):
@@ -71,7 +76,10 @@ def test_non_tty_run_log_shows_counts_cost_and_eta(tmp_path):
     displays = [o for o in outputs if o.output_type == "display_data"]
     assert len(displays) == 1 and "4/4 texts" in displays[0].data["text/plain"]
     assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"], outputs
-    assert "FutureWarning" in (out / "logs" / "notebooks.log").read_text()
+    notebook_log = (out / "logs" / "notebooks.log").read_text()
+    assert "FutureWarning" in notebook_log
+    assert "Failed to load CPU gemm_4bit_forward" in notebook_log
+    assert "teacher fixture: writing 4 texts" in notebook_log
 
 
 def test_progress_file_and_lines(tmp_path, capsys, monkeypatch):

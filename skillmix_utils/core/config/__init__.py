@@ -2,7 +2,7 @@
 
 `load_study_config("configs/demo.yaml", overrides={"evaluation.n_combinations": 2})` returns a
 `StudyConfig`; a bad file raises SkillmixError naming the file and the field. The schema is
-documented field by field in README.md ("Study config"); configs/*.yaml are the examples.
+documented field by field in README.md ("Study configs"); configs/*.yaml are the examples.
 """
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def _pydantic_message(err: ValidationError) -> tuple[str, str]:
     field = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling against README.md, 'Study config')"
+        msg = "unknown field (check the spelling against README.md, 'Study configs')"
     more = len(err.errors()) - 1
     return field, msg + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 

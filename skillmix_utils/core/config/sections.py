@@ -1,5 +1,5 @@
 """The study config's sections: models and graders, scoring and protocol, catalog, data, training,
-evaluation, human grading (pydantic, unknown keys rejected; README "Study config" documents each)."""
+evaluation, human grading (pydantic, unknown keys rejected; README "Study configs" documents each)."""
 from __future__ import annotations
 
 import copy
@@ -386,6 +386,10 @@ class TrainSpec(StrictModel):
     eval_examples: int = Field(0, ge=0)     # skill-mix examples kept out of training for that loss
     launcher: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
     num_processes: int = 1
+    # Memory of the one GPU this config is written for, in GiB as sold (24 for an A10, L4 or
+    # 4090): what `skillmix train --dry-run` judges the fit against unless --device-gib says
+    # otherwise (no value: an 80 GiB A100/H100). Changes no weights.
+    device_gib: float | None = Field(None, gt=0)
     seed: int = 0
 
 

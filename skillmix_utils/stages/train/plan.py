@@ -2,6 +2,8 @@
 
     skillmix train configs/paper-llama2-13b.yaml --dry-run [--device-gib 80] [--device-tflops 989]
 
+The card is --device-gib, else the config's `train.device_gib`, else an 80 GiB A100/H100.
+
 Memory comes from memory.estimate_memory (derivation in docs/memory.md). Time: a step costs
 about 6 x P FLOPs per token for full fine-tuning (forward 2P, backward 4P) and 4 x P for
 LoRA / QLoRA (no weight gradients), plus 2 x P again when gradient checkpointing recomputes the
@@ -40,20 +42,27 @@ KNOWN_SHAPES.update({name: shape for size, shape in QWEN25_SHAPES.items()
                      for name in (f"qwen2.5-{size.lower()}-instruct", f"Qwen/Qwen2.5-{size}-Instruct")})
 DEFAULT_MFU = 0.4
 A100_TFLOPS = 312.0   # dense bf16, the paper's hardware class
+DEFAULT_DEVICE_GIB = 80.0   # an A100/H100, the paper's hardware class
 
 
 def shape_for(base_model: str) -> ModelShape:
-    """The model's shape: its config.json when it can be read offline, else a known shape."""
-    try:
-        from transformers import AutoConfig
+    """The model's shape, asking the hub last: its config.json from a folder or the local hub
+    cache, else a known shape, else the hub. A dry run must answer at once on a machine
+    without network (the hub client retries for about 30 s before it gives up)."""
+    from transformers import AutoConfig
 
-
-        return model_shape(AutoConfig.from_pretrained(resolve_model(base_model)), base_model)
-    except (OSError, ValueError, SkillmixError):
-        if base_model in KNOWN_SHAPES:
+    for local_only in (True, False):
+        if not local_only and base_model in KNOWN_SHAPES:
             return KNOWN_SHAPES[base_model]
-        raise SkillmixError(f"cannot read the config of {base_model!r} offline to size it",
-                            field="train.base_model") from None
+        try:
+            config = AutoConfig.from_pretrained(resolve_model(base_model),
+                                                local_files_only=local_only)
+            return model_shape(config, base_model)
+        except (OSError, ValueError, SkillmixError):
+            continue
+    raise SkillmixError(f"cannot read the config of {base_model!r} to size it (not a local "
+                        "folder, not in the hub cache, hub not reachable)",
+                        field="train.base_model")
 
 
 def estimate_for_config(cfg: StudyConfig, *, processes: int | None = None,
@@ -116,14 +125,16 @@ def gpu_hours(cfg: StudyConfig, shape: ModelShape, *, tflops: float = A100_TFLOP
     return time_estimate(cfg, shape, tflops=tflops, mfu=mfu)["hours"] * cfg.train.num_processes
 
 
-def dry_run_report(cfg: StudyConfig, *, device_gib: float = 80.0,
+def dry_run_report(cfg: StudyConfig, *, device_gib: float | None = None,
                    tflops: float = A100_TFLOPS) -> tuple[str, bool]:
     """The lines `skillmix train --dry-run` prints, and whether the run fits the device.
 
     `device_gib` is the card's size as sold (24 for an A10, L4 or 4090) or the memory CUDA
-    reports for it (memory.usable_gib turns the first into the second).
+    reports for it (memory.usable_gib turns the first into the second); None means the
+    config's `train.device_gib`, else 80.
     """
     t = cfg.train
+    device_gib = device_gib or t.device_gib or DEFAULT_DEVICE_GIB
     shape = shape_for(t.base_model)
     est = estimate_for_config(cfg, shape=shape)
     tm = time_estimate(cfg, shape, tflops=tflops)

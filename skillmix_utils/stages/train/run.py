@@ -22,9 +22,9 @@ def run_dir(cfg: StudyConfig) -> Path:
 def settings_fingerprint(cfg: StudyConfig) -> dict:
     """The training settings a checkpoint or a finished run must share with the config to be
     reused. Left out: the step count (it may grow), and what changes no weights: checkpointing,
-    merging, how the same effective batch is spread over devices and processes, and the
-    attention kernel (flash-attn and sdpa compute the same attention)."""
+    merging, how the same effective batch is spread over devices and processes, the card it is
+    planned for, and the attention kernel (flash-attn and sdpa compute the same attention)."""
     return cfg.train.model_dump(mode="json", exclude={
         "steps", "checkpoint_every", "enabled", "merge_adapter", "per_device_batch_size",
         "launcher", "num_processes", "gradient_checkpointing", "report_to", "eval_every",
-        "attention"})
+        "attention", "device_gib"})

@@ -130,3 +130,23 @@ def test_foreach_adamw_moves_the_peak_to_the_optimizer_step():
     assert fused["peak_allocated"] == pytest.approx(56.2, abs=0.05)
     # The 8-bit paged AdamW of QLoRA updates in place too.
     assert estimate_memory(LLAMA2_13B, "qlora", fused_optimizer=False)["optimizer_step"] == 0
+
+
+def test_dry_run_judges_the_configs_card_and_does_not_wait_on_the_hub():
+    """repro-budget.yaml is planned for one 24 GB card (`train.device_gib`): its dry run judges
+    the fit on that card, not on an 80 GiB one, and answers at once without HF_HUB_OFFLINE (a
+    known model's shape, no ~30 s of hub retries on a machine without network)."""
+    import os
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env["PYTHONPATH"] = str(ROOT)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "skillmix_utils.cli", "train",
+                           "configs/repro-budget.yaml", "--dry-run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - start
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "usable of a 24 GiB card" in done.stdout, done.stdout
+    assert "huggingface.co" not in done.stderr and "Retry" not in done.stderr, done.stderr
+    assert took < 20, f"the dry run took {took:.0f} s"
