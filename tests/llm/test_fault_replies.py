@@ -65,7 +65,7 @@ def test_a_stalled_server_shows_in_the_progress_line_and_times_out(tmp_path, srv
     waiting = [ln for ln in proc.stderr.splitlines() if "for a reply" in ln]
     assert waiting and "ETA ?" in waiting[0] and "waiting 0:0" in waiting[0], proc.stderr
     (line,) = error_lines(proc)
-    assert "1 of 1 texts" in line and "timed out" in line.lower()
+    assert "1 of 1 text " in line and "timed out" in line.lower()
 
 
 def test_dry_run_shows_the_request_timeout(tmp_path, srv):
