@@ -36,7 +36,7 @@ demo: setup
 	$(BIN)/skillmix run configs/demo.yaml
 
 # One worker per core (at most 4); a file's tests stay on one worker (tests/conftest.py).
-XDIST := -n auto --maxprocesses 4 --dist loadgroup
+XDIST := -n auto --maxprocesses 4 --dist loadfile
 test: setup
 	$(BIN)/python -m pytest $(XDIST) -m "not long"
 

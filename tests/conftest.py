@@ -10,6 +10,7 @@ the answer `make demo` gets for the same request.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -81,12 +82,20 @@ def headless_chromium():
 
 
 def pytest_collection_modifyitems(config, items):
-    """For `make test` (pytest-xdist, `--dist loadgroup`): a file's tests run on one worker, so a
-    module's shared set-up (an end-to-end study, a trained run, a cluster) is made once; files
-    marked with one `xdist_group` share a worker (they touch the same thing, e.g. the checkout).
-    Slow files go first, so that the longest work starts while the quick files fill the gaps."""
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    """Slow files first: under `make test` (pytest-xdist, `--dist loadfile`: a file's tests run on
+    one worker, so a module's shared set-up is made once) the longest work starts while the quick
+    files fill the gaps. (pytest 9 ignores the test-id suffix by which xdist's `loadgroup` puts
+    marked tests together, so files are the unit.)"""
     slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)   # stable
+
+
+@pytest.fixture
+def notebooks_lock():
+    """Held while a test reads the committed notebooks as committed or edits them in place (the
+    JupyterLab test): under `make test`'s workers the two never overlap."""
+    from filelock import FileLock
+
+    tag = hashlib.sha1(str(ROOT).encode()).hexdigest()[:12]
+    with FileLock(Path(tempfile.gettempdir()) / f"skillmix-tests-notebooks-{tag}.lock"):
+        yield

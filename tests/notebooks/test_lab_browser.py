@@ -136,7 +136,7 @@ def _menu(driver, menu: str, command: str) -> None:
         (By.CSS_SELECTOR, f"li.lm-Menu-item[data-command='{command}']"))).click()
 
 
-def test_notebook_runs_and_saves_clean_in_jupyterlab(lab_url, headless_chromium):
+def test_notebook_runs_and_saves_clean_in_jupyterlab(lab_url, headless_chromium, notebooks_lock):
     before = _git_status()
     pair = {p: p.read_bytes() for p in (ROOT / NOTEBOOK, (ROOT / NOTEBOOK).with_suffix(".py"))}
     try:

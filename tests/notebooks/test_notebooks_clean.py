@@ -8,6 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+# The JupyterLab test edits a notebook in place for a moment: not while these read them.
+pytestmark = pytest.mark.usefixtures("notebooks_lock")
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 

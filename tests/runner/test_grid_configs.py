@@ -41,9 +41,7 @@ CASES = {
 }
 
 
-# Each config its own xdist group: they share nothing, and together they are the longest file.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"grid-config-{n}"))
-                                  for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_the_config_runs_end_to_end(name, tmp_path, embedded_model):
     more, stages, outputs = CASES[name]
     out = tmp_path / name
