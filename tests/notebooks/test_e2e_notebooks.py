@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -98,6 +99,12 @@ def test_05_figures_tables_report(study):
         assert _png(out / "figures" / f"{name}.png"), name
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and '"stage": "eval"' in html
+    # What a reader needs on a real run: base and tuned side by side with the count of identical
+    # answers, the rubric defined where it is used, each reply's finish reason (the browser test
+    # tests/notebooks/test_report_cannot_mislead.py checks how they read).
+    assert "tuned answers are byte-identical to the base answer" in html
+    assert "k + 3 points" in html
+    assert re.search(r'"finish": \[\s*"(stop|length)"', html), "no finish reason in the samples"
 
 
 def test_05_beyond_the_paper_section(study):
