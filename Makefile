@@ -40,7 +40,7 @@ XDIST := -n auto --maxprocesses 4 --dist loadfile
 test: setup
 	$(BIN)/python -m pytest $(XDIST) -m "not long"
 
-# Everything, with every shipped grid config run end to end (about half an hour on 2 cores).
+# Everything, with every shipped grid config run end to end (about an hour more of CPU on 2 cores).
 test-all: setup
 	$(BIN)/python -m pytest $(XDIST)
 
