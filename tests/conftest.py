@@ -57,7 +57,12 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def headless_chromium():
     """A context manager giving a Selenium driver on Debian's headless Chromium with a
-    throw-away profile (the flags keep it off this machine's closed network)."""
+    throw-away profile (the flags keep it off this machine's closed network); the test is skipped,
+    saying why, where Chromium is missing."""
+    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()) or not (
+            shutil.which("chromedriver") or Path("/usr/bin/chromedriver").exists()):
+        pytest.skip("needs Debian's chromium and chromium-driver "
+                    "(apt-get install -y chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
