@@ -222,9 +222,15 @@ class FakeServer:
                 "usage": {"input_tokens": _words(body.get("messages")) + _words(body.get("system")),
                           "output_tokens": len(text.split())}}
 
-    def count_success(self, body: dict) -> None:
+    def count_success(self, body: dict, n: int = 1) -> None:
+        """Counted before the reply is written (and taken back if writing fails): counted after,
+        a loaded machine let the client read the reply and the test read the count before this
+        thread ran again (99 of 100 seen)."""
+        key = fingerprint(body)
         with self.lock:
-            self.success_counts[fingerprint(body)] += 1
+            self.success_counts[key] += n
+            if self.success_counts[key] <= 0:
+                del self.success_counts[key]
 
     def batch_object(self, b: dict) -> dict:
         return {k: v for k, v in b.items() if not k.startswith("_")}
@@ -322,8 +328,12 @@ class _Handler(BaseHTTPRequestHandler):
                 {**payload["choices"][0], "message": {"role": "assistant", "content": None}}]
         else:
             payload["content"] = [] if fault == "no-choices" else None
-        self._send(200, payload)
         self.state.count_success(body)
+        try:
+            self._send(200, payload)
+        except OSError:
+            self.state.count_success(body, -1)
+            raise
 
     def _completion(self, body: dict, make) -> None:
         s = self.state
@@ -349,11 +359,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         payload = make(body)
+        s.count_success(body)
         try:
             self._send(200, payload, rate_headers)
         except OSError:
+            s.count_success(body, -1)
             return
-        s.count_success(body)
 
     # --- routes ---------------------------------------------------------------------------
     def do_POST(self):

@@ -12,13 +12,14 @@ DATA = Path(__file__).resolve().parents[2] / "data"
 pytestmark = pytest.mark.slow
 
 
-def test_two_gloo_processes_end_identical_and_evaluate(make_study, tmp_path):
+def test_two_gloo_processes_end_identical_and_evaluate(make_study, tmp_path, tiny_model):
     """`skillmix train` with launcher ddp on 2 processes and a held-out loss every step: the
     evaluation runs on the DDP-wrapped model's bare module (it has the config), and both ranks
-    end identical to one process taking the same steps, held-out losses included."""
+    end identical to one process taking the same steps, held-out losses included. The runs are
+    compared with each other, so on the tests' tiny model (conftest.tiny_model)."""
     from skillmix_utils.stages.train.trainer import train
 
-    settings = dict(steps=2, batch_size=2, per_device_batch_size=1, checkpoint_every=0,
+    settings = dict(base_model=tiny_model, steps=2, batch_size=2, per_device_batch_size=1, checkpoint_every=0,
                     eval_every=1, eval_examples=2)
     cfg = make_study(launcher="ddp", num_processes=2, **settings)   # puts the mix in place
     sets = [f"output_dir={cfg.out}", "train.launcher=ddp", "train.num_processes=2"]

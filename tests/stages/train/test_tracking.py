@@ -30,10 +30,11 @@ def read_scalars(folder) -> dict[str, list[tuple[int, float]]]:
 
 
 @pytest.mark.slow
-def test_tensorboard_by_default_with_lr_used_and_heldout_loss(make_study):
+def test_tensorboard_by_default_with_lr_used_and_heldout_loss(make_study, tiny_model):
     from skillmix_utils.stages.train.trainer import run_dir, train
 
-    cfg = make_study(steps=4, batch_size=2, per_device_batch_size=2, warmup_steps=2,
+    # What is logged, not what the model learns: the tests' tiny model (conftest.tiny_model).
+    cfg = make_study(base_model=tiny_model, steps=4, batch_size=2, per_device_batch_size=2, warmup_steps=2,
                      checkpoint_every=0, eval_every=2, eval_examples=2, learning_rate=1e-3)
     assert cfg.train.report_to == ["tensorboard"]
     train(cfg)
