@@ -153,12 +153,15 @@ def test_doctor_on_the_cpu(capsys, embedded_model):
 
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
-def test_the_acceptance_run_on_the_cpu_hook(tmp_path, embedded_model):
+def test_the_acceptance_run_on_the_cpu_hook(tmp_path, tiny_model):
     """The trainer in every mode (QLoRA saved and resumed), NF4, generation and throughput,
-    through the same code as on a GPU, at the CPU hook's small sizes."""
+    through the same code as on a GPU, at the CPU hook's small sizes. On the tests' tiny model
+    (`--model`; conftest.tiny_model): the code paths are the embedded model's, and what the
+    embedded model learns in each mode is tests/stages/train/test_modes.py's."""
     target = tmp_path / "cpu.json"
-    # five short training runs and a few model loads: minutes on two cores
-    done = _cli("--gpu", "--device", "cpu", "--steps", "2", "--out", str(target), timeout=3000)
+    # five short training runs and a few model loads
+    done = _cli("--gpu", "--device", "cpu", "--steps", "2", "--model", tiny_model,
+                "--out", str(target), timeout=3000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     checks = {c["name"]: c for c in json.loads(target.read_text())["checks"]}
     for name in ("trainer lora", "trainer qlora", "trainer full", "NF4 round trip",
