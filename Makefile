@@ -35,7 +35,8 @@ setup: $(BIN)/.installed model
 demo: setup
 	$(BIN)/skillmix run configs/demo.yaml
 
-# One worker per core (at most 4); a file's tests stay on one worker (tests/conftest.py).
+# One worker more than cores (at most 4), each with its share of the cores' threads; a file's
+# tests stay on one worker (tests/conftest.py).
 XDIST := -n auto --maxprocesses 4 --dist loadfile
 test: setup
 	$(BIN)/python -m pytest $(XDIST) -m "not long"
