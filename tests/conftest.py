@@ -134,6 +134,7 @@ def headless_chromium():
     return start
 
 
+@pytest.hookimpl(optionalhook=True)   # an xdist hook: pytest without xdist must not refuse it
 def pytest_xdist_auto_num_workers(config):
     """`-n auto` (make test): one worker more than there are cores, at most 4. A quarter of the
     suite's time is spent waiting (on loopback servers, retry back-off, Chromium, SLURM, the
