@@ -51,7 +51,11 @@ from skillmix_utils.stages.train import checkpoint as ckpt
 from skillmix_utils.stages.train import nf4, tracking
 from skillmix_utils.stages.train.attention import FLASH, broken_error, choose_attention
 from skillmix_utils.stages.train.dataset import build_examples
-from skillmix_utils.stages.train.deepspeed_setup import deepspeed_settings, exact_master_weights
+from skillmix_utils.stages.train.deepspeed_setup import (
+    deepspeed_settings,
+    exact_master_weights,
+    gloo_collectives_on_cpu,
+)
 from skillmix_utils.stages.train.formatting import Example
 from skillmix_utils.stages.train.memory import format_estimate, model_shape
 from skillmix_utils.stages.train.outputs import merge_adapter, write_outputs
@@ -176,6 +180,8 @@ def make_accelerator(cfg: StudyConfig, accum: int):
         # when not cpu; the gloo group and the CPU device set up above stay as they are.
         state.distributed_type = (DistributedType.DEEPSPEED if deepspeed
                                   else DistributedType.MULTI_GPU)
+        if deepspeed:
+            gloo_collectives_on_cpu()
     kwargs = {}
     if fsdp and cuda and precision != "fp32":
         from accelerate import FullyShardedDataParallelPlugin

@@ -60,7 +60,7 @@ def single(tmp_path_factory, tiny_model, new_study):
 
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("launcher,kind", [("fsdp", "FSDP"), ("deepspeed", "DEEPSPEED")])
-def test_sharded_run_matches_one_process(launcher, kind, single, tmp_path, new_study):
+def test_sharded_run_matches_one_process(launcher, kind, single, tmp_path, new_study, monkeypatch):
     if launcher == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
         pytest.skip("deepspeed is not installed here: `pip install --no-build-isolation "
                     "deepspeed` (make setup tries it) to run the ZeRO-3 test")
@@ -70,7 +70,12 @@ def test_sharded_run_matches_one_process(launcher, kind, single, tmp_path, new_s
 
     cfg = new_study(tmp_path, launcher=launcher, num_processes=2, checkpoint_every=1,
                     base_model=single["base"], **SPEC)
+    extensions = tmp_path / "torch_extensions"
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(extensions))
     run_training(cfg)
+    # DeepSpeed on a CPU compiled its shared-memory all-reduce op first (1 to 5 minutes of
+    # C++ compiler); gloo does the collectives instead (deepspeed_setup.gloo_collectives_on_cpu).
+    assert not list(extensions.rglob("*.so")), "a C++ op was compiled for the run"
     root = run_dir(cfg)
     summary = json.loads((root / "train_summary.json").read_text())
     assert summary["distributed_type"] == kind and summary["processes"] == 2
