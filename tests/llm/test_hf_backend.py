@@ -123,3 +123,27 @@ def test_a_reply_cut_off_by_max_tokens_says_length(embedded_model):
     backend.close()
     assert cut.finish_reason == "length"
     assert ended.finish_reason == "stop" and ended.output_tokens < 48
+
+
+def test_questions_sharing_a_text_score_as_if_each_were_scored_whole(tiny_model):
+    """The judge runs the k + 3 questions' shared beginning once (hf_backend._last_logits_shared):
+    the probabilities equal a plain forward pass over each whole prompt."""
+    import torch
+
+    be = get_backend(f"hf:{tiny_model}", use_cache=False, progress=False)
+    text = "A story about a lighthouse keeper who counts the waves every night. " * 6
+    convs = [[{"role": "user", "content": f"{text}\nQuestion {i}: {q} Answer Yes or No."}]
+             for i, q in enumerate(("Is it about the sea?", "Is there a metaphor?",
+                                    "Is it under five sentences?", "Is it funny?"))]
+    shared = be.yes_no_probabilities(convs)
+    lm, tok, _ = be.load()
+    yes = list({tok(w, add_special_tokens=False)["input_ids"][0] for w in ("Yes", " Yes")})
+    no = list({tok(w, add_special_tokens=False)["input_ids"][0] for w in ("No", " No")})
+    whole = []
+    for c in convs:
+        ids = tok(be.render(c), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            p = torch.softmax(lm(input_ids=ids).logits[0, -1].float(), dim=-1)
+        whole.append((p[yes].sum() / (p[yes].sum() + p[no].sum())).item())
+    assert shared == pytest.approx(whole, abs=1e-5)
+    assert len(set(round(x, 6) for x in whole)) > 1       # the questions are told apart
