@@ -26,11 +26,14 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
 from skillmix_utils.core.numbers import CELL_NOTE, judge_phrase, row_estimate
+
+if TYPE_CHECKING:    # annotations only; pandas loads with the first table (the CLI starts without it)
+    import pandas as pd
 
 SETTING_ORDER = ["train", "held_out", "all", "custom"]
 METRIC_LABELS = {"ratio_full_marks": "Ratio of Full Marks", "ratio_all_skills": "Ratio of All Skills",
@@ -39,6 +42,7 @@ METRIC_LABELS = {"ratio_full_marks": "Ratio of Full Marks", "ratio_all_skills": 
 
 def read_table(data) -> pd.DataFrame:
     """A DataFrame from a DataFrame or a CSV path (a missing or empty file gives an empty frame)."""
+    import pandas as pd  # heavy
     if isinstance(data, pd.DataFrame):
         return data.copy()
     path = Path(data)
@@ -92,6 +96,7 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
     """Wide table: one row per (student or `rows` column, setting), one column per k, each cell
     "0.08 ± 0.08 (n=12) [0.01, 0.35]" (`numbers.row_estimate`: a SEM of 0 alone would look
     certain). `with_n=False` leaves out n and the interval."""
+    import pandas as pd  # heavy
     df = read_table(metrics)
     if df.empty:
         return pd.DataFrame()
@@ -117,6 +122,7 @@ def metric_table(metrics, metric: str = "ratio_full_marks", grader: str | None =
 def grader_table(metrics, metric: str = "ratio_full_marks") -> pd.DataFrame:
     """Table 5: one column per grader (mean ± SEM (n) [interval]), rows student x setting x k;
     empty if one grader."""
+    import pandas as pd  # heavy
     df = read_table(metrics)
     if df.empty or "grader" not in df.columns or df["grader"].nunique() < 2:
         return pd.DataFrame()
@@ -132,6 +138,7 @@ def data_efficiency_table(metrics, metric: str = "ratio_full_marks",
                           grader: str | None = None) -> pd.DataFrame:
     """Table 4: fine-tuned students by training data (`train_data` column, e.g. "D(1,2,3)" or
     "sub8000"), with the number of training texts when known; empty unless two kinds exist."""
+    import pandas as pd  # heavy
     df = read_table(metrics)
     if df.empty or "train_data" not in df.columns:
         return pd.DataFrame()
@@ -146,6 +153,7 @@ def data_efficiency_table(metrics, metric: str = "ratio_full_marks",
 
 def agreement_table(agreement) -> pd.DataFrame:
     """Table 6: the agreement CSV with numbers rounded to 3 places."""
+    import pandas as pd  # heavy
     df = read_table(agreement)
     if df.empty:
         return df
@@ -162,6 +170,7 @@ def _paper_yaml() -> dict:
 def paper_numbers() -> pd.DataFrame:
     """The paper's quoted results (docs/protocol.md §8): columns model, label, setting, k, base,
     tuned, data_mix."""
+    import pandas as pd  # heavy
     doc = _paper_yaml()
     df = pd.DataFrame(doc["results"])
     df["label"] = df["model"].map(lambda m: doc["models"][m]["label"])
@@ -193,6 +202,7 @@ def match_paper_model(names) -> str | None:
 
 def paper_reference(metrics) -> pd.DataFrame:
     """The quoted numbers for the paper models among a study's students (empty if none)."""
+    import pandas as pd  # heavy
     df = read_table(metrics)
     if df.empty:
         return pd.DataFrame()
@@ -238,6 +248,7 @@ def paper_comparison_table(metrics, grader: str | None = None) -> pd.DataFrame:
     `train_data`; in a grid, the run that trained on that mix). The columns "ours base from" and
     "ours tuned from" name the run and student each number was taken from; "–" where the study
     has no such row (e.g. no run trained on D(1,2,3))."""
+    import pandas as pd  # heavy
     df = read_table(metrics)
     ref = paper_reference(df)
     if ref.empty:
@@ -282,6 +293,7 @@ def paper_comparison_table(metrics, grader: str | None = None) -> pd.DataFrame:
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table.
 
+    >>> import pandas as pd
     >>> print(to_markdown(pd.DataFrame({"a": [1], "b": ["x|y"]})))
     | a | b |
     |---|---|
@@ -330,6 +342,7 @@ def write_paper_tables(metrics, out_dir, agreement=None, grader: str | None = No
     `metrics` is metrics.csv (path or DataFrame); tables whose inputs are missing are skipped
     (Table 4 needs a grid over training data, Table 5 two graders, Table 6 an agreement file).
     """
+    import pandas as pd  # heavy
     df = read_table(metrics)
     g = main_grader(df, grader)
     by = "; " + judge_of(df, g) if g else ""

@@ -8,8 +8,7 @@ three SKILL-MIX metrics, each with its 95% interval), who graded it, and the rep
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from skillmix_utils.core.numbers import INTERVAL_NOTE, row_estimate
 from skillmix_utils.present.paper_tables import (
@@ -18,6 +17,9 @@ from skillmix_utils.present.paper_tables import (
     read_table,
     student_label,
 )
+
+if TYPE_CHECKING:    # annotations only; pandas loads with the first table (the CLI starts without it)
+    import pandas as pd
 
 
 SHORT_LABELS = {"ratio_full_marks": "full marks", "ratio_all_skills": "all skills",
@@ -35,6 +37,7 @@ def metrics_path(out) -> Path:
 def results_table(metrics, grader: str | None = None) -> pd.DataFrame:
     """One row per student (grid run / student in a grid) x setting x k of the main grader:
     n (combinations) and each metric as "mean [low, high]" (`numbers.row_estimate`)."""
+    import pandas as pd  # heavy
     df = read_table(metrics)
     g = main_grader(df, grader)
     if g is None:
@@ -51,6 +54,7 @@ def results_table(metrics, grader: str | None = None) -> pd.DataFrame:
 def plain_table(df: pd.DataFrame) -> str:
     """A table as left-aligned text columns, two spaces apart (a terminal's table).
 
+    >>> import pandas as pd
     >>> print(plain_table(pd.DataFrame({"student": ["base"], "k": [3]})))
     student  k
     base     3
