@@ -48,13 +48,18 @@ class Catalog:
     def __post_init__(self):
         object.__setattr__(self, "skills", tuple(self.skills))
         object.__setattr__(self, "topics", tuple(self.topics))
+        # Looked up by name for every skill of every planned text (375,000 times in the paper
+        # config's dry run, where a scan of the catalog each time took 9 of its 20 s).
+        by_name: dict[str, Skill] = {}
+        for s in self.skills:
+            by_name.setdefault(s.name.casefold(), s)
+        object.__setattr__(self, "_by_name", by_name)
 
     def skill(self, name: str) -> Skill:
         """The skill called `name` (case and surrounding spaces ignored); SkillmixError if none."""
-        key = name.strip().casefold()
-        for s in self.skills:
-            if s.name.casefold() == key:
-                return s
+        found = self._by_name.get(name.strip().casefold())
+        if found is not None:
+            return found
         raise SkillmixError(f"no skill named {name!r} in the catalog ({self.source})",
                             field="skill")
 
