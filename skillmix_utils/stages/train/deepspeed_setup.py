@@ -34,12 +34,12 @@ def deepspeed_settings(ds: dict, cfg: StudyConfig, accum: int) -> dict:
 
 
 def gloo_collectives_on_cpu() -> None:
-    """On a CPU (the tests, the doctor), let DeepSpeed's collectives go through torch.distributed
-    on gloo instead of JIT-compiling its shared-memory all-reduce op with the host's C++ compiler
-    on first use: 70 s of two compilers on an idle 2-core machine and up to 5 minutes beside other
-    work (measured), again in every fresh environment, for a speed-up that a CPU run of this
-    trainer (a check, never a study) does not need. The op is only ever built for a CPU
-    accelerator; GPU runs are unaffected. DeepSpeed skips an op marked incompatible."""
+    """On a CPU, let DeepSpeed's collectives go through torch.distributed on gloo instead of
+    JIT-compiling its shared-memory all-reduce op with the host's C++ compiler on first use:
+    71 to 312 s per build on a 2-core machine (its ninja log), again in every fresh environment,
+    for a speed-up that a CPU run of this trainer (a check, never a study) does not need. The op
+    is only ever built for a CPU accelerator; GPU runs are unaffected. DeepSpeed skips an op
+    marked incompatible."""
     import deepspeed.ops  # heavy
 
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
