@@ -10,6 +10,7 @@ tests/notebooks/test_e2e_notebooks.py and tests/llm/test_hf_backend.py."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -50,14 +51,15 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _lora_adapter(base, folder):
-    """A freshly initialised LoRA adapter (B = 0): loads and runs like a trained one."""
+def _lora_adapter(base, folder, trained: bool = False):
+    """A LoRA adapter saved to `folder`: freshly initialised (B = 0), which loads and runs like a
+    trained one, or with random B (`trained`), which changes what the model writes."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base)
     peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                            task_type="CAUSAL_LM"))
+                                            init_lora_weights=not trained, task_type="CAUSAL_LM"))
     peft.save_pretrained(folder)
     return folder
 
@@ -123,14 +125,8 @@ def test_both_stages_through_the_cli(private_cache, one_thread, tiny_model, conf
     # Retraining the adapter in place: the lora student's texts are rewritten by the new
     # weights (and regraded); the base student's are left alone.
     old = {r.id: r for r in RecordStore(out / "eval" / "records.jsonl").records()}
-    import shutil
     shutil.rmtree(adapter)
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                     init_lora_weights=False, task_type="CAUSAL_LM")
-                   ).save_pretrained(adapter)
+    _lora_adapter(tiny_model, adapter, trained=True)
     assert cli.main(["evaluate", config, *lora]) == 0
     assert "were made otherwise" in capsys.readouterr().err
     new = {r.id: r for r in RecordStore(out / "eval" / "records.jsonl").records()}
